@@ -1,0 +1,45 @@
+# vd_ros: every target creates or reuses .venv itself, so `make demo` and `make test` are
+# all a fresh machine needs (with ../shared beside the repo for the real sample data).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.vd_ros-installed
+REQUIREMENTS := requirements/runtime.txt requirements/training.txt requirements/test.txt
+SHARED ?= $(abspath ../shared)
+THIRD_PARTY := $(SHARED)/third_party
+
+# Fast DDS drops large images between processes with its default transports; LARGE_DATA
+# (TCP for data, shared memory when local) delivers them. Discovery stays on this host.
+export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
+export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export VD_ROS_SHARED := $(SHARED)
+export PYTHONPATH := $(CURDIR):$(THIRD_PARTY)/launch_pkgs:$(THIRD_PARTY)/shims:$(THIRD_PARTY)
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): $(REQUIREMENTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m vd_ros.demo --out demo_out
+
+# pytest exits 5 when it selects no test: that is not a failure.
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+lint: $(STAMP)
+	$(PY) -m pytest -q -m linter
+
+bench: $(STAMP)
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) build install log demo_out .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

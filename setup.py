@@ -1,0 +1,33 @@
+"""Install the vd_ros runtime package (not training/)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'vd_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE}/rviz', glob('rviz/*.rviz')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='vd_ros developers',
+    maintainer_email='vd_ros@example.com',
+    description='Vanishing Depth RGB-D perception node (segmentation, depth, pose features).',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            f'perception_node = {PACKAGE}.perception_node:main',
+            f'vd_ros_replay = {PACKAGE}.replay:main',
+        ],
+    },
+)

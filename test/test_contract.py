@@ -1,0 +1,52 @@
+"""Model contract metadata: round trip and refusal of what the node cannot use."""
+
+import json
+
+import pytest
+
+from vd_ros.core.contract import CONTRACT_VERSION, ContractError, ModelContract, parse_metadata
+from vd_ros.core.pde import PDEConfig
+
+
+def make_contract(**overrides):
+    fields = {'encoder': 'vit_small_patch14_dinov2', 'patch_size': 14,
+              'input_size': (336, 448), 'mean': (0.485, 0.456, 0.406),
+              'std': (0.229, 0.224, 0.225), 'pde': PDEConfig(), 'feature_dim': 384,
+              'class_names': ('background', 'mug'), 'trained': False,
+              'outputs': ('features', 'depth', 'seg_logits')}
+    fields.update(overrides)
+    return ModelContract(**fields)
+
+
+def test_round_trip():
+    contract = make_contract()
+    assert parse_metadata(contract.to_json()) == contract
+
+
+def test_wrong_version_names_file_and_versions():
+    meta = json.loads(make_contract().to_json())
+    meta['contract_version'] = CONTRACT_VERSION + 1
+    with pytest.raises(ContractError) as error:
+        parse_metadata(json.dumps(meta), 'model.onnx')
+    text = str(error.value)
+    assert 'model.onnx' in text and str(CONTRACT_VERSION + 1) in text
+    assert f'version {CONTRACT_VERSION} expected' in text
+
+
+@pytest.mark.parametrize('mutate, message', [
+    (lambda m: m.pop('pde'), 'lacks'),
+    (lambda m: m.update(input_size=[335, 448]), 'multiples'),
+    (lambda m: m.update(outputs=['depth']), 'features'),
+    (lambda m: m.update(class_names=[]), 'class_names'),
+    (lambda m: m['pde'].update(channels=7), 'even'),
+])
+def test_invalid_metadata_is_refused(mutate, message):
+    meta = json.loads(make_contract().to_json())
+    mutate(meta)
+    with pytest.raises(ContractError, match=message):
+        parse_metadata(json.dumps(meta), 'm.onnx')
+
+
+def test_not_json_is_refused():
+    with pytest.raises(ContractError, match='not valid JSON'):
+        parse_metadata('{nope', 'm.onnx')
