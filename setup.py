@@ -18,12 +18,12 @@ setup(
         (f'share/{PACKAGE}/rviz', glob('rviz/*.rviz')),
     ],
     install_requires=['setuptools'],
+    extras_require={'test': ['pytest']},
     zip_safe=True,
     maintainer='vd_ros developers',
     maintainer_email='vd_ros@example.com',
     description='Vanishing Depth RGB-D perception node (segmentation, depth, pose features).',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             f'perception_node = {PACKAGE}.perception_node:main',

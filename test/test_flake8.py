@@ -6,7 +6,7 @@ from ament_flake8.main import main_with_errors
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOURCES = ['vd_ros', 'training', 'test', 'launch', 'bench', 'setup.py', 'conftest.py']
+SOURCES = ['vd_ros', 'training', 'test', 'launch', 'bench', 'tools', 'setup.py', 'conftest.py']
 
 
 @pytest.mark.flake8

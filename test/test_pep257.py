@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.linter
 @pytest.mark.pep257
 def test_pep257():
-    paths = [os.path.join(ROOT, p) for p in ('vd_ros', 'training', 'launch', 'bench')
+    paths = [os.path.join(ROOT, p) for p in ('vd_ros', 'training', 'launch', 'bench', 'tools')
              if os.path.exists(os.path.join(ROOT, p))]
     rc = main(argv=['--convention', 'google', *paths])
     assert rc == 0, 'Found code style errors / warnings'
