@@ -1,0 +1,1 @@
+"""Training data: RGB-D dataset readers, aligned augmentations, masking, depth randomisation."""
