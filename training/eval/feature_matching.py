@@ -1,0 +1,101 @@
+"""Local features for relative pose: ORB/SIFT keypoints, dense patch features, mutual NN.
+
+Every method yields pixel positions in the original image plus one descriptor per position;
+matching is mutual nearest neighbours in descriptor space for all of them (Hamming distance for
+ORB, Euclidean for SIFT, cosine for dense features through Euclidean distance of unit vectors).
+"""
+
+import cv2
+import numpy as np
+
+KEYPOINT_METHODS = ('orb', 'sift')
+
+
+def detect_keypoints(rgb: np.ndarray, method: str,
+                     max_keypoints: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Detect keypoints and compute descriptors with OpenCV.
+
+    Args:
+        rgb: uint8 (H, W, 3) image in RGB order.
+        method: 'orb' or 'sift'.
+        max_keypoints: Upper bound on the number of keypoints.
+
+    Returns:
+        (xy (N, 2) float pixel positions (x = column), descriptors (N, D): uint8 for ORB,
+        float32 for SIFT). N may be 0.
+
+    Raises:
+        ValueError: On an unknown method or an image that is not uint8 (H, W, 3).
+    """
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'expected a uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}')
+    if method == 'orb':
+        detector = cv2.ORB_create(nfeatures=max_keypoints)
+    elif method == 'sift':
+        detector = cv2.SIFT_create(nfeatures=max_keypoints)
+    else:
+        raise ValueError(f'unknown keypoint method {method!r}, expected one of '
+                         f'{KEYPOINT_METHODS}')
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    keypoints, descriptors = detector.detectAndCompute(gray, None)
+    xy = np.array([kp.pt for kp in keypoints], np.float64).reshape(-1, 2)
+    if descriptors is None:
+        descriptors = np.zeros((0, 32 if method == 'orb' else 128),
+                               np.uint8 if method == 'orb' else np.float32)
+    return xy, descriptors
+
+
+def dense_feature_points(features: np.ndarray,
+                         image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Turn a dense (D, h, w) feature map into patch-centre positions and unit descriptors.
+
+    Args:
+        features: (D, h, w) features covering the whole image (one per ViT patch).
+        image_size: (H, W) of the original image the positions refer to.
+
+    Returns:
+        (xy (h*w, 2) patch centres in original pixels, descriptors (h*w, D) float32 with unit
+        L2 norm).
+
+    Raises:
+        ValueError: If ``features`` is not 3-D.
+    """
+    if features.ndim != 3:
+        raise ValueError(f'expected (D, h, w) features, got shape {features.shape}')
+    dim, grid_h, grid_w = features.shape
+    height, width = image_size
+    cols, rows = np.meshgrid((np.arange(grid_w) + 0.5) * width / grid_w,
+                             (np.arange(grid_h) + 0.5) * height / grid_h)  # (h, w) each
+    xy = np.stack([cols.ravel(), rows.ravel()], axis=1) - 0.5  # (h*w, 2) pixel-centre coords
+    descriptors = features.reshape(dim, -1).T.astype(np.float32)  # (h*w, D)
+    norms = np.linalg.norm(descriptors, axis=1, keepdims=True)
+    return xy, descriptors / np.maximum(norms, 1e-12)
+
+
+def mutual_nearest_neighbours(descriptors_a: np.ndarray,
+                              descriptors_b: np.ndarray) -> np.ndarray:
+    """Match descriptors that are each other's nearest neighbour.
+
+    uint8 descriptors (ORB) use the Hamming distance, float descriptors the Euclidean one
+    (equal in ranking to cosine similarity for unit vectors).
+
+    Args:
+        descriptors_a: (Na, D) descriptors of image A.
+        descriptors_b: (Nb, D) descriptors of image B, same dtype and D.
+
+    Returns:
+        int (M, 2) index pairs (index into A, index into B).
+
+    Raises:
+        ValueError: If the descriptor dtypes or widths differ.
+    """
+    if descriptors_a.dtype != descriptors_b.dtype or \
+            descriptors_a.shape[1:] != descriptors_b.shape[1:]:
+        raise ValueError(f'descriptor mismatch: {descriptors_a.dtype} {descriptors_a.shape} vs '
+                         f'{descriptors_b.dtype} {descriptors_b.shape}')
+    if len(descriptors_a) == 0 or len(descriptors_b) == 0:
+        return np.zeros((0, 2), int)
+    norm = cv2.NORM_HAMMING if descriptors_a.dtype == np.uint8 else cv2.NORM_L2
+    matcher = cv2.BFMatcher(norm, crossCheck=True)
+    matches = matcher.match(descriptors_a, descriptors_b)
+    return np.array([(m.queryIdx, m.trainIdx) for m in matches], int).reshape(-1, 2)

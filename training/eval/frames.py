@@ -1,0 +1,110 @@
+"""The real RGB-D evaluation frames in ../shared/data: 7-Scenes redkitchen and YCB-Video."""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from training.eval.pose_estimation import Intrinsics, SEVEN_SCENES_INTRINSICS
+from vd_ros.core.depth_codec import read_depth, read_rgb
+
+SEVEN_SCENES_DIR = '7scenes_redkitchen'
+SEVEN_SCENES_NUM_FRAMES = 400
+YCBV_DIR = os.path.join('ycbv', 'frames')
+YCBV_VIDEOS = ('0000', '0001')
+YCBV_FRAME_IDS = tuple(range(1, 21))
+# YCB-Video camera 1 (data/README.md; also in every meta.mat).
+YCBV_INTRINSICS = Intrinsics(1066.778, 1067.487, 312.987, 241.311)
+
+
+@dataclasses.dataclass
+class RGBDFrame:
+    """One decoded RGB-D frame.
+
+    Attributes:
+        name: Dataset-qualified frame name, e.g. '7scenes/000120'.
+        dataset: '7scenes' or 'ycbv'.
+        rgb: uint8 (H, W, 3) RGB image.
+        depth_m: float32 (H, W) measured depth in metres, 0 = invalid.
+        intrinsics: Camera intrinsics.
+        cam_to_world: (4, 4) ground-truth camera pose, or None when not known.
+    """
+
+    name: str
+    dataset: str
+    rgb: np.ndarray
+    depth_m: np.ndarray
+    intrinsics: Intrinsics
+    cam_to_world: np.ndarray | None = None
+
+
+def seven_scenes_frame(data_root: str, index: int) -> RGBDFrame:
+    """Load 7-Scenes redkitchen frame ``index`` with its pose.
+
+    Args:
+        data_root: The ../shared/data folder.
+        index: Frame number, 0..399.
+
+    Returns:
+        The frame (depth: uint16 mm, 0 and 65535 invalid).
+
+    Raises:
+        ValueError: If ``index`` is out of range.
+        FrameReadError: If a file is missing or corrupt.
+    """
+    if not 0 <= index < SEVEN_SCENES_NUM_FRAMES:
+        raise ValueError(f'7-Scenes frame index {index} outside 0..{SEVEN_SCENES_NUM_FRAMES - 1}')
+    stem = os.path.join(data_root, SEVEN_SCENES_DIR, f'frame-{index:06d}')
+    return RGBDFrame(
+        name=f'7scenes/{index:06d}', dataset='7scenes', rgb=read_rgb(stem + '.color.jpg'),
+        depth_m=read_depth(stem + '.depth.png', '7scenes'), intrinsics=SEVEN_SCENES_INTRINSICS,
+        cam_to_world=np.loadtxt(stem + '.pose.txt').reshape(4, 4))
+
+
+def ycbv_frame(data_root: str, video: str, frame_id: int) -> RGBDFrame:
+    """Load a YCB-Video frame (depth uint16 with factor_depth 10000).
+
+    Args:
+        data_root: The ../shared/data folder.
+        video: '0000' or '0001'.
+        frame_id: 1..20.
+
+    Returns:
+        The frame (no camera pose).
+
+    Raises:
+        ValueError: If the video or frame id is not in the shared subset.
+        FrameReadError: If a file is missing or corrupt.
+    """
+    if video not in YCBV_VIDEOS or frame_id not in YCBV_FRAME_IDS:
+        raise ValueError(f'YCB-Video frame {video}/{frame_id} is not in the shared subset '
+                         f'(videos {YCBV_VIDEOS}, frames 1..20)')
+    stem = os.path.join(data_root, YCBV_DIR, video, f'{frame_id:06d}')
+    return RGBDFrame(
+        name=f'ycbv/{video}/{frame_id:06d}', dataset='ycbv', rgb=read_rgb(stem + '-color.png'),
+        depth_m=read_depth(stem + '-depth.png', 'ycbv'), intrinsics=YCBV_INTRINSICS)
+
+
+def completion_frames(data_root: str, per_dataset: int) -> list[RGBDFrame]:
+    """Evenly spaced evaluation frames: ``per_dataset`` from 7-Scenes and from YCB-Video.
+
+    Args:
+        data_root: The ../shared/data folder.
+        per_dataset: Frames per dataset (1..40; YCB-Video alternates its two videos).
+
+    Returns:
+        7-Scenes frames first, then YCB-Video frames.
+
+    Raises:
+        ValueError: If ``per_dataset`` is not in 1..40.
+    """
+    ycbv_total = len(YCBV_VIDEOS) * len(YCBV_FRAME_IDS)
+    if not 1 <= per_dataset <= ycbv_total:
+        raise ValueError(f'frames per dataset must be in 1..{ycbv_total}, got {per_dataset}')
+    scenes = np.linspace(0, SEVEN_SCENES_NUM_FRAMES - 1, per_dataset).round().astype(int)
+    frames = [seven_scenes_frame(data_root, int(index)) for index in scenes]
+    ycbv = np.linspace(0, ycbv_total - 1, per_dataset).round().astype(int)
+    for flat in ycbv:
+        video = YCBV_VIDEOS[flat % len(YCBV_VIDEOS)]
+        frames.append(ycbv_frame(data_root, video, YCBV_FRAME_IDS[flat // len(YCBV_VIDEOS)]))
+    return frames

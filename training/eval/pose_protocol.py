@@ -1,0 +1,223 @@
+"""Relative-pose evaluation of local features on 7-Scenes frame pairs with ground truth.
+
+For each frame gap, pairs (i, i + gap) are drawn evenly from the 400 redkitchen frames. Every
+method turns a frame into pixel positions with descriptors; mutual nearest neighbours are
+back-projected with the measured depth and the intrinsics, and RANSAC + Kabsch in 3-D gives
+``T_a_from_b``, compared with ``inv(T_wa) @ T_wb`` from pose.txt. Failures (too few matches or
+no RANSAC model) count as infinite error in the AUC. Colour and depth of 7-Scenes come from
+unregistered Kinect sensors, so every method sees the same small colour/depth misalignment.
+"""
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from training.eval.feature_matching import (dense_feature_points, detect_keypoints,
+                                            mutual_nearest_neighbours)
+from training.eval.frames import RGBDFrame, seven_scenes_frame, SEVEN_SCENES_NUM_FRAMES
+from training.eval.pose_estimation import estimate_relative_pose
+from training.eval.pose_metrics import (pose_auc, relative_pose_from_world, rotation_error_deg,
+                                        translation_errors)
+
+POSE_GAPS = (5, 10, 20, 40)
+AUC_THRESHOLDS_DEG = (5.0, 10.0, 20.0)
+
+
+@dataclasses.dataclass
+class FeatureSet:
+    """Positions and descriptors of one frame.
+
+    Attributes:
+        xy: (N, 2) pixel positions in the original image.
+        descriptors: (N, D) descriptors (uint8 for binary, float32 otherwise).
+        depth_radius: Window half-size for reading the depth at each position.
+    """
+
+    xy: np.ndarray
+    descriptors: np.ndarray
+    depth_radius: int
+
+
+FeatureExtractor = Callable[[RGBDFrame], FeatureSet]
+
+
+def keypoint_extractor(method: str, max_keypoints: int = 2000) -> FeatureExtractor:
+    """Return an extractor running OpenCV ORB or SIFT on the colour image."""
+    def extract(frame: RGBDFrame) -> FeatureSet:
+        xy, descriptors = detect_keypoints(frame.rgb, method, max_keypoints)
+        return FeatureSet(xy, descriptors, depth_radius=0)
+    return extract
+
+
+def dense_extractor(features_fn: Callable[[RGBDFrame], np.ndarray]) -> FeatureExtractor:
+    """Return an extractor over a dense (D, h, w) feature map, one descriptor per patch.
+
+    Args:
+        features_fn: Maps a frame to its dense features covering the whole image.
+    """
+    def extract(frame: RGBDFrame) -> FeatureSet:
+        features = features_fn(frame)  # (D, h, w)
+        height, width = frame.depth_m.shape
+        xy, descriptors = dense_feature_points(features, (height, width))
+        # Read the depth over half a patch around its centre (median of valid pixels).
+        radius = max(int(0.25 * min(height / features.shape[1], width / features.shape[2])), 0)
+        return FeatureSet(xy, descriptors, depth_radius=radius)
+    return extract
+
+
+def frame_pairs(gap: int, pairs_per_gap: int) -> list[tuple[int, int]]:
+    """Evenly spaced 7-Scenes index pairs (i, i + gap).
+
+    Args:
+        gap: Frame gap (30 Hz frames).
+        pairs_per_gap: Number of pairs.
+
+    Returns:
+        List of (i, i + gap).
+
+    Raises:
+        ValueError: If the gap leaves no room or the count is not positive.
+    """
+    last_start = SEVEN_SCENES_NUM_FRAMES - 1 - gap
+    if gap <= 0 or last_start < 0 or pairs_per_gap <= 0:
+        raise ValueError(f'cannot draw {pairs_per_gap} pairs at gap {gap} from '
+                         f'{SEVEN_SCENES_NUM_FRAMES} frames')
+    starts = np.linspace(0, last_start, pairs_per_gap).round().astype(int)
+    return [(int(start), int(start) + gap) for start in starts]
+
+
+@dataclasses.dataclass
+class PairResult:
+    """Pose errors of one method on one frame pair (errors are inf on failure).
+
+    Attributes:
+        method: Method name.
+        gap: Frame gap.
+        pair: (index A, index B).
+        rotation_error_deg: Geodesic rotation error.
+        translation_error_cm: Euclidean translation error.
+        translation_angle_deg: Angle between estimated and true translation directions.
+        num_matches: Mutual-NN matches with valid depth in both frames.
+        num_inliers: RANSAC inliers.
+    """
+
+    method: str
+    gap: int
+    pair: tuple[int, int]
+    rotation_error_deg: float
+    translation_error_cm: float
+    translation_angle_deg: float
+    num_matches: int
+    num_inliers: int
+
+    @property
+    def pose_error_deg(self) -> float:
+        """The AUC error: max(rotation error, translation angle)."""
+        return max(self.rotation_error_deg, self.translation_angle_deg)
+
+
+def evaluate_pair(frame_a: RGBDFrame, frame_b: RGBDFrame, features_a: FeatureSet,
+                  features_b: FeatureSet, rng: np.random.Generator,
+                  inlier_threshold_m: float = 0.05) -> tuple[float, float, float, int, int]:
+    """Match two frames' features, estimate the relative pose and score it.
+
+    Args:
+        frame_a: Frame A with ``cam_to_world``.
+        frame_b: Frame B with ``cam_to_world``.
+        features_a: Features of A.
+        features_b: Features of B.
+        rng: Seeded generator for RANSAC.
+        inlier_threshold_m: RANSAC 3-D inlier distance.
+
+    Returns:
+        (rotation error deg, translation error cm, translation angle deg, matches, inliers);
+        the three errors are inf when no pose could be estimated.
+
+    Raises:
+        ValueError: If a frame has no ground-truth pose.
+    """
+    if frame_a.cam_to_world is None or frame_b.cam_to_world is None:
+        raise ValueError(f'frames {frame_a.name}, {frame_b.name} need ground-truth poses')
+    matches = mutual_nearest_neighbours(features_a.descriptors, features_b.descriptors)
+    estimate = estimate_relative_pose(
+        features_a.xy[matches[:, 0]], features_b.xy[matches[:, 1]], frame_a.depth_m,
+        frame_b.depth_m, frame_a.intrinsics, rng, inlier_threshold_m,
+        depth_radius=features_a.depth_radius)
+    if estimate.transform is None:
+        return np.inf, np.inf, np.inf, estimate.num_matches, 0
+    truth = relative_pose_from_world(frame_a.cam_to_world, frame_b.cam_to_world)
+    rotation_error = rotation_error_deg(estimate.transform[:3, :3], truth[:3, :3])
+    distance_cm, angle_deg = translation_errors(estimate.transform[:3, 3], truth[:3, 3])
+    return rotation_error, distance_cm, angle_deg, estimate.num_matches, estimate.num_inliers
+
+
+def run_pose_protocol(data_root: str, extractors: dict[str, FeatureExtractor],
+                      gaps: tuple[int, ...] = POSE_GAPS, pairs_per_gap: int = 10,
+                      seed: int = 0) -> list[PairResult]:
+    """Evaluate every method on the same 7-Scenes pairs.
+
+    Args:
+        data_root: The ../shared/data folder.
+        extractors: Method name -> feature extractor.
+        gaps: Frame gaps.
+        pairs_per_gap: Pairs per gap.
+        seed: RANSAC seed (the same for every method and pair).
+
+    Returns:
+        One ``PairResult`` per method, gap and pair.
+    """
+    frames: dict[int, RGBDFrame] = {}
+    features: dict[tuple[str, int], FeatureSet] = {}
+
+    def cached(method: str, index: int) -> tuple[RGBDFrame, FeatureSet]:
+        if index not in frames:
+            frames[index] = seven_scenes_frame(data_root, index)
+        if (method, index) not in features:
+            features[method, index] = extractors[method](frames[index])
+        return frames[index], features[method, index]
+
+    results = []
+    for gap in gaps:
+        for pair in frame_pairs(gap, pairs_per_gap):
+            for method in extractors:
+                frame_a, features_a = cached(method, pair[0])
+                frame_b, features_b = cached(method, pair[1])
+                errors = evaluate_pair(frame_a, frame_b, features_a, features_b,
+                                       np.random.default_rng(seed))
+                results.append(PairResult(method, gap, pair, *errors))
+    return results
+
+
+def summarize_pose(results: list[PairResult]) -> list[dict]:
+    """Aggregate pair results per (method, gap), plus an 'all' gap row per method.
+
+    Args:
+        results: Output of ``run_pose_protocol``.
+
+    Returns:
+        Rows with keys method, gap, pairs, failures, median rotation/translation errors,
+        median matches/inliers and ``auc@T`` for each threshold in ``AUC_THRESHOLDS_DEG``.
+    """
+    rows = []
+    methods = list(dict.fromkeys(result.method for result in results))
+    gaps = list(dict.fromkeys(result.gap for result in results))
+    for method in methods:
+        for gap in gaps + ['all']:
+            group = [r for r in results if r.method == method and gap in ('all', r.gap)]
+            if not group:
+                continue
+            aucs = pose_auc(np.array([r.pose_error_deg for r in group]), AUC_THRESHOLDS_DEG)
+            row = {
+                'method': method, 'gap': gap, 'pairs': len(group),
+                'failures': sum(not np.isfinite(r.rotation_error_deg) for r in group),
+                'median_rot_deg': float(np.median([r.rotation_error_deg for r in group])),
+                'median_trans_cm': float(np.median([r.translation_error_cm for r in group])),
+                'median_trans_angle_deg': float(np.median(
+                    [r.translation_angle_deg for r in group])),
+                'median_matches': float(np.median([r.num_matches for r in group])),
+                'median_inliers': float(np.median([r.num_inliers for r in group])),
+            }
+            row.update({f'auc@{int(t)}': auc for t, auc in zip(AUC_THRESHOLDS_DEG, aucs)})
+            rows.append(row)
+    return rows
