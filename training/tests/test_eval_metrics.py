@@ -66,7 +66,7 @@ def test_confusion_matrix_miou_and_accuracy():
 
 
 def test_miou_skips_absent_classes_and_rejects_bad_labels():
-    """mIoU skips absent classes; labels out of range raise."""
+    """The mean IoU skips absent classes; labels out of range raise."""
     matrix = confusion_matrix(np.array([0, 1]), np.array([0, 1]), num_classes=4)
     assert mean_iou(matrix) == pytest.approx(1.0)
     with pytest.raises(ValueError, match='label 4'):
