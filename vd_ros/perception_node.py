@@ -1,0 +1,357 @@
+"""The vd_ros perception node: synchronized RGB-D in; segmentation, depth, features out.
+
+Thin on purpose: decoding lives in :mod:`vd_ros.image_codec`, pairing in :mod:`vd_ros.sync`,
+the model in :mod:`vd_ros.inference`, pre/post-processing in :mod:`vd_ros.core`. The
+subscription callbacks only put the newest RGB-depth pair into a one-slot mailbox; a worker
+thread runs the model on it, so a slow model drops frames (counted as ``stale``) instead of
+queueing them, and latency stays bounded.
+"""
+
+import os
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from vd_ros.core.contract import ContractError
+from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
+from vd_ros.core.postprocess import (
+    align_depth, colorize_labels, feature_pca_rgb, labels_from_logits)
+from vd_ros.core.preprocess import EmptyDepthError, prepare_inputs
+from vd_ros.diagnostics import diagnostic_status, NodeStatistics, UnsyncedFrameCounter
+from vd_ros.image_codec import array_to_image, decode_depth, decode_rgb, ImageEncodingError
+from vd_ros.inference import ModelLoadError, VDModel
+from vd_ros.latest_mailbox import LatestMailbox
+from vd_ros.messages import camera_info_with, point_cloud_xyzrgb
+from vd_ros.replay import qos_profile
+from vd_ros.sync import stamp_nanoseconds, subscribe_synchronized
+
+NODE_NAME = 'vd_perception'
+OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+
+# name: (default, description, range (min, max) or None)
+PARAMETERS = {
+    'model_path': ('', 'ONNX model exported by training/export_onnx.py (required)', None),
+    'providers': (['cuda', 'cpu'], 'ONNX Runtime execution providers in order of preference: '
+                  'tensorrt, cuda, cpu (or full ORT names)', None),
+    'tensorrt_cache_path': ('', "TensorRT engine cache folder ('' = no cache)", None),
+    'intra_op_threads': (0, 'ONNX Runtime intra-op CPU threads (0 = ORT default)', (0, 256)),
+    'qos': ('sensor_data', "input QoS: 'sensor_data' (best effort) or 'reliable'", None),
+    'sync.slop': (0.02, 'largest RGB-depth stamp difference in a pair, seconds', (0.0, 1.0)),
+    'sync.queue_size': (5, 'messages kept per input while waiting for a partner', (1, 100)),
+    'sync.use_message_filters': ('auto', "'auto', 'true' or 'false' (false = vd_ros.sync)",
+                                 None),
+    'outputs.segmentation': (True, 'publish ~/segmentation and ~/segmentation/color', None),
+    'outputs.depth': (True, 'publish ~/depth and ~/depth/camera_info', None),
+    'outputs.features': (True, 'publish ~/features, ~/features/camera_info and '
+                         '~/features/pca', None),
+    'outputs.points': (False, 'publish ~/points (PointCloud2 xyzrgb)', None),
+    'segmentation.alpha': (0.5, 'weight of the label colour over the RGB image', (0.0, 1.0)),
+    'depth.min_m': (0.1, 'nearer measured depth is invalid; nearer output depth is NaN',
+                    (0.0, 100.0)),
+    'depth.max_m': (10.0, 'farther measured depth is invalid; farther output depth is NaN',
+                    (0.01, 1000.0)),
+    'depth.fit_shift': (False, 'align the predicted depth with scale and shift (else scale)',
+                        None),
+    'points.stride': (4, 'use every stride-th pixel for ~/points', (1, 64)),
+    'diagnostics_period_s': (1.0, 'period of /diagnostics, seconds', (0.05, 3600.0)),
+    'log_throttle_s': (5.0, 'at most one log line per drop cause per period, seconds',
+                       (0.0, 3600.0)),
+}
+
+
+class FrameDropped(Exception):
+    """A frame that cannot be processed; ``cause`` is a ``vd_ros.diagnostics`` drop cause."""
+
+    def __init__(self, cause: str, message: str):
+        """Store the drop cause and the human-readable reason."""
+        super().__init__(message)
+        self.cause = cause
+
+
+def _descriptor(description: str, value_range) -> ParameterDescriptor:
+    """Return a read-only parameter descriptor with an optional numeric range."""
+    descriptor = ParameterDescriptor(description=description, read_only=True)
+    if isinstance(value_range, tuple) and isinstance(value_range[0], float):
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=value_range[0], to_value=value_range[1])]
+    elif isinstance(value_range, tuple):
+        descriptor.integer_range = [IntegerRange(
+            from_value=value_range[0], to_value=value_range[1], step=1)]
+    return descriptor
+
+
+class PerceptionNode(Node):
+    """Runs a Vanishing Depth model on synchronized RGB-D frames.
+
+    Attributes:
+        model: The :class:`VDModel`.
+        stats: Counters and latencies (also on ``/diagnostics``).
+        sync_implementation: ``'message_filters'`` or ``'vd_ros.sync'``.
+    """
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        """Declare parameters, load the model, create publishers, subscriptions, worker.
+
+        Raises:
+            ModelLoadError, ContractError: Missing, corrupt or contract-mismatched model.
+            ValueError: Empty ``model_path`` or an invalid parameter combination.
+        """
+        super().__init__(node_name, **kwargs)
+        for name, (default, description, value_range) in PARAMETERS.items():
+            self.declare_parameter(name, default, _descriptor(description, value_range))
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.params = p
+        if not p['model_path']:
+            raise ValueError('parameter model_path is empty: pass the exported ONNX model, '
+                             'e.g. --ros-args -p model_path:=models/vd.onnx')
+        if p['depth.min_m'] >= p['depth.max_m']:
+            raise ValueError(f'depth.min_m {p["depth.min_m"]} must be below depth.max_m '
+                             f'{p["depth.max_m"]}')
+        self.model = VDModel(os.path.expanduser(p['model_path']), p['providers'],
+                             os.path.expanduser(p['tensorrt_cache_path']),
+                             intra_op_threads=p['intra_op_threads'])
+        self.contract = self.model.contract
+        self.get_logger().info(
+            f'model {self.model.path}: encoder {self.contract.encoder}, input '
+            f'{list(self.contract.input_size)}, trained={self.contract.trained}, '
+            f'active provider {self.model.active_provider} '
+            f'(requested {self.model.requested_providers})')
+        if self.model.active_provider != self.model.requested_providers[0]:
+            self.get_logger().warning(
+                f'{self.model.requested_providers[0]} requested but ONNX Runtime runs on '
+                f'{self.model.active_provider}')
+        self.stats = NodeStatistics()
+        self.unsynced = UnsyncedFrameCounter(tolerance_s=p['sync.slop'])
+        self._mailbox = LatestMailbox()
+        self._camera_info = None
+        self._pca_basis = None
+        self._last_log = {}
+        self._outputs = self._create_output_publishers()
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._last_drops = {}
+        use_mf = {'auto': None, 'true': True, 'false': False}.get(
+            str(p['sync.use_message_filters']).lower(), 'invalid')
+        if use_mf == 'invalid':
+            raise ValueError("sync.use_message_filters must be 'auto', 'true' or 'false', got "
+                             f'{p["sync.use_message_filters"]!r}')
+        qos = qos_profile(p['qos'])
+        self.sync_implementation = subscribe_synchronized(
+            self, [Image, Image], ['rgb/image_raw', 'depth/image_raw'], qos,
+            p['sync.queue_size'], p['sync.slop'], self._on_pair, use_message_filters=use_mf)
+        self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, qos)
+        self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._work, name='vd_ros_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info(f'pairing RGB and depth with {self.sync_implementation}')
+
+    def _create_output_publishers(self) -> dict:
+        """Create the publishers of the enabled outputs, keyed by relative topic name."""
+        topics = {
+            'outputs.segmentation': [('segmentation', Image), ('segmentation/color', Image)],
+            'outputs.depth': [('depth', Image), ('depth/camera_info', CameraInfo)],
+            'outputs.features': [('features', Image), ('features/camera_info', CameraInfo),
+                                 ('features/pca', Image)],
+            'outputs.points': [('points', PointCloud2)],
+        }
+        if 'seg_logits' not in self.model.output_names:
+            if self.params['outputs.segmentation']:
+                self.get_logger().warning('the model has no seg_logits output: no segmentation')
+            topics.pop('outputs.segmentation')
+        return {name: self.create_publisher(msg_type, f'~/{name}', OUTPUT_QOS)
+                for key, entries in topics.items() if self.params[key]
+                for name, msg_type in entries}
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+        for _ in range(self.unsynced.note_frame(stamp_nanoseconds(msg))):
+            self._drop('unsynced', 'a camera frame got no RGB-depth pair within the slop '
+                       f'({self.params["sync.slop"]} s); check that both streams publish')
+
+    def _on_pair(self, rgb: Image, depth: Image) -> None:
+        self.stats.count_pair()
+        self.unsynced.note_pair(stamp_nanoseconds(rgb))
+        if self._mailbox.put((rgb, depth, time.monotonic())):
+            self.stats.count_drop('stale')
+
+    def _drop(self, cause: str, message: str) -> None:
+        """Count a dropped frame and log it, at most once per cause and throttle period."""
+        total = self.stats.count_drop(cause)
+        now = time.monotonic()
+        if now - self._last_log.get(cause, -np.inf) >= self.params['log_throttle_s']:
+            self._last_log[cause] = now
+            self.get_logger().warning(f'dropped frame ({cause}, {total} so far): {message}')
+
+    def _wanted(self, *names) -> bool:
+        """Return True when one of the named outputs exists and has a subscriber."""
+        return any(name in self._outputs and
+                   self._outputs[name].get_subscription_count() > 0 for name in names)
+
+    def _work(self) -> None:
+        """Worker thread: process the newest pair until the mailbox is closed."""
+        while rclpy.ok(context=self.context):
+            item = self._mailbox.take(timeout=0.5)
+            if item is None:
+                continue
+            try:
+                self.process(*item)
+            except FrameDropped as drop:
+                self._drop(drop.cause, str(drop))
+
+    def process(self, rgb_msg: Image, depth_msg: Image, received: float) -> None:
+        """Run the model on one pair and publish every output somebody subscribes to.
+
+        Raises:
+            FrameDropped: For bad input or a failed model call (counted by the caller).
+        """
+        computed = {'seg_logits': self._wanted('segmentation', 'segmentation/color'),
+                    'depth': self._wanted('depth', 'depth/camera_info', 'points'),
+                    'features': self._wanted('features', 'features/camera_info',
+                                             'features/pca')}
+        outputs = [name for name, wanted in computed.items() if wanted]
+        if not outputs:
+            self.stats.count_unobserved()
+            return
+        rgb, depth, info = self._decode(rgb_msg, depth_msg)
+        try:
+            rgb_in, pde, letterbox = prepare_inputs(rgb, depth, self.contract)
+        except EmptyDepthError as error:
+            raise FrameDropped('empty_depth', str(error))
+        except ValueError as error:
+            raise FrameDropped('size_mismatch', str(error))
+        start = time.monotonic()
+        try:
+            result = self.model.run(rgb_in, pde, outputs)
+        except Exception as error:  # ORT raises pybind classes with no common base
+            raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
+        model_s = time.monotonic() - start
+        header = rgb_msg.header
+        if 'seg_logits' in result:
+            self._publish_segmentation(result['seg_logits'][0], letterbox, rgb, header)
+        if 'depth' in result:
+            self._publish_depth(result['depth'][0, 0], letterbox, depth, rgb, info, header)
+        if 'features' in result:
+            self._publish_features(result['features'][0], letterbox, info, header)
+        self.stats.record_frame(time.monotonic() - received, model_s)
+
+    def _decode(self, rgb_msg: Image, depth_msg: Image) -> tuple:
+        """Decode and check one pair; return (rgb, depth in metres, camera_info)."""
+        try:
+            rgb = decode_rgb(rgb_msg)
+            depth = decode_depth(depth_msg)
+        except ImageEncodingError as error:
+            raise FrameDropped('bad_encoding', str(error))
+        if rgb.shape[:2] != depth.shape:
+            raise FrameDropped('size_mismatch', f'rgb {rgb.shape[:2]} and depth {depth.shape} '
+                               'differ in size; register the depth image to the colour camera')
+        depth[(depth < self.params['depth.min_m']) | (depth > self.params['depth.max_m'])] = 0
+        if not depth.any():
+            raise FrameDropped('empty_depth', f'no depth pixel in [{self.params["depth.min_m"]}'
+                               f', {self.params["depth.max_m"]}] m')
+        info = self._camera_info
+        if info is None:
+            raise FrameDropped('camera_info_missing', 'no camera_info received yet on '
+                               f'{self.resolve_topic_name("rgb/camera_info")}')
+        if (info.height, info.width) != rgb.shape[:2]:
+            raise FrameDropped('camera_info_mismatch', f'camera_info is {info.width}x'
+                               f'{info.height}, the image {rgb.shape[1]}x{rgb.shape[0]}')
+        camera = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+        if not np.isfinite(camera).all():
+            raise FrameDropped('non_finite', f'camera_info K {list(info.k)} is not finite')
+        if camera[0, 0] <= 0 or camera[1, 1] <= 0:
+            raise FrameDropped('camera_info_mismatch', f'camera_info K {list(info.k)} has a '
+                               'non-positive focal length')
+        return rgb, depth, info
+
+    def _publish_segmentation(self, logits, letterbox, rgb, header) -> None:
+        labels = labels_from_logits(logits, letterbox)  # (h, w) uint8 or uint16, camera size
+        if self._wanted('segmentation'):
+            encoding = 'mono8' if labels.dtype == np.uint8 else 'mono16'
+            self._outputs['segmentation'].publish(array_to_image(labels, encoding, header))
+        if self._wanted('segmentation/color'):
+            overlay = colorize_labels(labels, rgb, self.params['segmentation.alpha'])
+            self._outputs['segmentation/color'].publish(
+                array_to_image(overlay, 'rgb8', header))
+
+    def _publish_depth(self, predicted, letterbox, measured, rgb, info, header) -> None:
+        restored = letterbox.restore(predicted, 'linear')  # (h, w) metres
+        completed, scale, shift = align_depth(restored, measured, self.params['depth.fit_shift'])
+        lo, hi = self.params['depth.min_m'], self.params['depth.max_m']
+        with np.errstate(invalid='ignore'):
+            unknown = ~np.isfinite(completed) | (completed < lo) | (completed > hi)
+        completed = np.where(unknown, np.nan, completed).astype(np.float32)
+        if self._wanted('depth', 'depth/camera_info'):
+            self._outputs['depth'].publish(array_to_image(completed, '32FC1', header))
+            self._outputs['depth/camera_info'].publish(camera_info_with(info, header))
+        if self._wanted('points'):
+            camera = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+            points, colours = depth_to_points(np.nan_to_num(completed), camera, rgb,
+                                              self.params['points.stride'])
+            self._outputs['points'].publish(point_cloud_xyzrgb(points, colours, header))
+
+    def _publish_features(self, features, letterbox, info, header) -> None:
+        grid = features.shape[1:]
+        if self._wanted('features', 'features/camera_info'):
+            hwc = np.ascontiguousarray(features.transpose(1, 2, 0))  # (h, w, D)
+            self._outputs['features'].publish(
+                array_to_image(hwc, f'32FC{hwc.shape[2]}', header))
+            patch = 1.0 / self.contract.patch_size
+            grid_camera = scale_intrinsics(letterbox_intrinsics(info.k, letterbox), patch, patch)
+            self._outputs['features/camera_info'].publish(
+                camera_info_with(info, header, grid_camera, grid))
+        if self._wanted('features/pca'):
+            pca, self._pca_basis = feature_pca_rgb(features, self._pca_basis)  # (h, w, 3)
+            self._outputs['features/pca'].publish(
+                array_to_image(letterbox.restore(pca, 'nearest'), 'rgb8', header))
+
+    def _publish_diagnostics(self) -> None:
+        snapshot = self.stats.snapshot()
+        extra = {'model_path': self.model.path, 'model_trained': self.contract.trained,
+                 'active_provider': self.model.active_provider,
+                 'requested_providers': ','.join(self.model.requested_providers),
+                 'sync_implementation': self.sync_implementation}
+        status = diagnostic_status(self.get_fully_qualified_name(), self.model.active_provider,
+                                   snapshot, extra, self._last_drops)
+        self._last_drops = snapshot['drops']
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [status]
+        self._diagnostics.publish(array)
+
+    def destroy_node(self) -> None:
+        """Stop the worker thread, then destroy the node."""
+        self._mailbox.close()
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args=None):
+    """Run the node until Ctrl-C or an external shutdown (the ros2/examples shape)."""
+    # Fast DDS drops ~1 MB images with its default transports; LARGE_DATA delivers them.
+    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PerceptionNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ModelLoadError, ContractError, ValueError) as error:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {error}')
+        raise SystemExit(1)
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()
