@@ -1,0 +1,110 @@
+"""Build the training/evaluation dataset from the ``data`` section of a config.
+
+Schema (YAML)::
+
+    data:
+      sources:
+        - {type: 7scenes, root: ../shared/data/7scenes_redkitchen, weight: 1.0}
+        - {type: ycbv, root: ../shared/data/ycbv, weight: 1.0}
+        - {type: tum, root: ../shared/data/open3d_rgbd/other_formats,
+           rgb_glob: TUM_color.png, depth_glob: TUM_depth.png}
+        - {type: folder, root: my/data, rgb_glob: 'rgb/*.png', depth_glob: 'depth/*.png',
+           encoding: scale, depth_params: {scale: 0.001}, intrinsics: [fx, fy, cx, cy]}
+        - {type: rosbag, root: my.mcap, rgb_topic: /camera/color/image_raw,
+           depth_topic: /camera/depth/image_rect_raw, slop: 0.02}
+
+Every source needs ``type`` and ``root``; ``weight`` (default 1.0) is its sampling weight;
+``name`` (default ``type``) names it in logs; all other keys go to the reader's constructor
+(see ``DATASET_TYPES``). Relative roots are resolved against ``base_dir``.
+"""
+
+import os
+
+from training.data.datasets.folder import FolderDataset
+from training.data.datasets.mixed import MixedDataset
+from training.data.datasets.nyu_labeled import NYULabeledDataset
+from training.data.datasets.nyu_raw import NYURawDataset
+from training.data.datasets.open3d_sample import Open3DSampleDataset
+from training.data.datasets.rosbag import RosbagDataset
+from training.data.datasets.scannet import ScanNetDataset
+from training.data.datasets.seven_scenes import SevenScenesDataset
+from training.data.datasets.sunrgbd import SUNRGBDDataset
+from training.data.datasets.tum import TUMDataset
+from training.data.datasets.ycbv import YCBVideoDataset
+
+DATASET_TYPES = {
+    'folder': FolderDataset,
+    '7scenes': SevenScenesDataset,
+    'tum': TUMDataset,
+    'sunrgbd': SUNRGBDDataset,
+    'nyu_raw': NYURawDataset,
+    'nyu_labeled': NYULabeledDataset,
+    'ycbv': YCBVideoDataset,
+    'scannet': ScanNetDataset,
+    'open3d': Open3DSampleDataset,
+    'rosbag': RosbagDataset,
+}
+
+
+def _plain(value):
+    """Turn OmegaConf containers (or any mapping / sequence) into dicts and lists."""
+    if hasattr(value, 'keys'):
+        return {key: _plain(value[key]) for key in value.keys()}
+    if isinstance(value, (list, tuple)) or type(value).__name__ == 'ListConfig':
+        return [_plain(item) for item in value]
+    return value
+
+
+def build_source(spec, transform=None, base_dir: str = None):
+    """Build one reader from its config entry.
+
+    Args:
+        spec: Mapping with ``type``, ``root`` and the reader's keyword arguments (``weight``
+            and ``name`` are ignored here).
+        transform: Callable applied to each sample.
+        base_dir: Folder relative roots are resolved against (default: working directory).
+
+    Returns:
+        The dataset.
+
+    Raises:
+        ValueError: Unknown type, missing root, or an argument the reader does not take.
+    """
+    spec = _plain(spec)
+    kind = spec.pop('type', None)
+    if kind not in DATASET_TYPES:
+        raise ValueError(f'unknown dataset type {kind!r}, expected one of {sorted(DATASET_TYPES)}')
+    if 'root' not in spec:
+        raise ValueError(f'dataset source {kind!r} needs a root: {spec!r}')
+    spec.pop('weight', None)
+    spec.pop('name', None)
+    spec['root'] = os.path.join(base_dir or os.getcwd(), os.path.expanduser(spec['root']))
+    try:
+        return DATASET_TYPES[kind](transform=transform, **spec)
+    except TypeError as error:
+        raise ValueError(f'bad arguments for dataset type {kind!r}: {error}') from error
+
+
+def build_dataset(cfg, transform=None, base_dir: str = None) -> MixedDataset:
+    """Build the weighted mixture of the configured sources.
+
+    Args:
+        cfg: The ``data`` section (a mapping with ``sources``) or a whole config holding it.
+        transform: Callable applied to each sample (e.g. ``build_transform(cfg, train)``).
+        base_dir: Folder relative roots are resolved against (default: working directory).
+
+    Returns:
+        A ``MixedDataset`` (use ``.sampler(n)`` for weighted drawing).
+
+    Raises:
+        ValueError: No sources, or a bad source entry.
+    """
+    cfg = _plain(cfg)
+    if 'sources' not in cfg and 'data' in cfg:
+        cfg = cfg['data']
+    specs = cfg.get('sources') or []
+    if not specs:
+        raise ValueError(f'data config has no sources: {cfg!r}')
+    sources = [build_source(spec, transform, base_dir) for spec in specs]
+    return MixedDataset(sources, weights=[float(s.get('weight', 1.0)) for s in specs],
+                        names=[s.get('name', s.get('type')) for s in specs])
