@@ -1,0 +1,159 @@
+"""Segmentation labels and colours, depth alignment, feature PCA against known answers."""
+
+import numpy as np
+import pytest
+
+from vd_ros.core.postprocess import (align_depth, colorize_labels, feature_pca_rgb,
+                                     label_palette, labels_from_logits)
+from vd_ros.core.preprocess import letterbox_params
+
+
+def test_labels_from_one_hot_logits_recover_camera_labels():
+    rows, cols = np.mgrid[0:480, 0:640]
+    labels = ((rows // 120) * 4 + cols // 160).astype(np.uint8)  # 16 classes in 4 x 4 blocks
+    letterbox = letterbox_params(labels.shape, (336, 336))
+    one_hot = (labels[..., None] == np.arange(16)).astype(np.float32)  # (480, 640, 16)
+    logits = letterbox.apply(one_hot, 'linear').transpose(2, 0, 1)  # (16, 336, 336)
+    restored = labels_from_logits(logits, letterbox)
+    assert restored.shape == (480, 640) and restored.dtype == np.uint8
+    interior = (rows % 120 >= 2) & (rows % 120 < 118) & (cols % 160 >= 2) & (cols % 160 < 158)
+    np.testing.assert_array_equal(restored[interior], labels[interior])
+
+
+def test_label_border_from_patch_grid_logits_is_where_the_logits_cross():
+    # Two classes; logit_1 - logit_0 = x - 100.3 in model input pixels, given on the 14-pixel
+    # patch grid. Bilinear upsampling keeps a linear function, so class 1 starts exactly at the
+    # camera column u with (u + 0.5) * scale - 0.5 = 100.3.
+    letterbox = letterbox_params((480, 640), (336, 336))
+    centres = (np.arange(24) + 0.5) * 14 - 0.5  # model x of each patch column
+    margin = np.tile(centres - 100.3, (24, 1))  # (24, 24)
+    logits = np.stack([np.zeros_like(margin), margin]).astype(np.float32)  # (2, 24, 24)
+    labels = labels_from_logits(logits, letterbox)
+    first_u = int(np.ceil((100.3 + 0.5) / letterbox.scale - 0.5))  # 191.5 -> 192
+    np.testing.assert_array_equal(labels[100, :first_u], 0)
+    np.testing.assert_array_equal(labels[100, first_u:], 1)
+    assert (labels == labels[:1]).all()
+
+
+def test_label_dtype_follows_class_count():
+    letterbox = letterbox_params((6, 8), (6, 8))
+    logits = np.zeros((300, 6, 8), np.float32)
+    logits[299, :, 4:] = 1.0
+    labels = labels_from_logits(logits, letterbox)
+    assert labels.dtype == np.uint16
+    np.testing.assert_array_equal(labels[:, 4:], 299)
+    np.testing.assert_array_equal(labels[:, :4], 0)
+    assert labels_from_logits(logits[:3], letterbox).dtype == np.uint8
+    with pytest.raises(ValueError, match=r'\(6, 8\)'):
+        labels_from_logits(logits[0], letterbox)
+
+
+def test_palette_is_the_voc_colour_map():
+    palette = label_palette(256)
+    assert palette.shape == (256, 3) and palette.dtype == np.uint8
+    expected = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 3: (128, 128, 0),
+                4: (0, 0, 128), 8: (64, 0, 0), 15: (192, 128, 128), 255: (224, 224, 192)}
+    for label, colour in expected.items():
+        assert tuple(palette[label]) == colour, label
+    assert len({tuple(c) for c in palette}) == 256
+    np.testing.assert_array_equal(label_palette(5), palette[:5])
+
+
+def test_colorize_labels_overlay():
+    labels = np.array([[0, 1], [2, 1]], np.uint8)
+    np.testing.assert_array_equal(colorize_labels(labels),
+                                  [[[0, 0, 0], [128, 0, 0]], [[0, 128, 0], [128, 0, 0]]])
+    rgb = np.full((2, 2, 3), 100, np.uint8)
+    overlay = colorize_labels(labels, rgb, alpha=0.5)
+    assert overlay.dtype == np.uint8
+    np.testing.assert_array_equal(overlay[0, 0], [100, 100, 100])  # background untouched
+    np.testing.assert_array_equal(overlay[0, 1], [114, 50, 50])
+    np.testing.assert_array_equal(overlay[1, 0], [50, 114, 50])
+    with pytest.raises(ValueError, match=r'\(3, 2, 3\)'):
+        colorize_labels(labels, np.zeros((3, 2, 3), np.uint8))
+
+
+@pytest.fixture
+def measured():
+    """Return a 60x80 measured depth ramp (1..4 m) with holes: zeros and NaN."""
+    depth = np.linspace(1.0, 4.0, 60 * 80, dtype=np.float32).reshape(60, 80)
+    depth[10:20, 10:30] = 0.0
+    depth[40:45, :] = np.nan
+    return depth
+
+
+def test_align_depth_recovers_scale_and_keeps_measurements(measured):
+    valid = measured > 0
+    truth = np.linspace(1.0, 4.0, 60 * 80, dtype=np.float32).reshape(60, 80)
+    pred = truth / 2.0
+    pred[0, :5] = np.nan  # invalid predictions at measured pixels are ignored by the fit
+    pred[1, :5] = np.inf
+    pred[12, 12] = np.nan  # neither measured nor predicted -> NaN
+    completed, scale, shift = align_depth(pred, measured)
+    assert scale == pytest.approx(2.0, rel=1e-6) and shift == 0.0
+    assert completed.dtype == np.float32
+    np.testing.assert_array_equal(completed[valid], measured[valid])  # exactly the measurement
+    holes = ~valid
+    holes[12, 12] = False
+    np.testing.assert_allclose(completed[holes], truth[holes], rtol=1e-6)
+    assert np.isnan(completed[12, 12]) and np.isfinite(np.delete(completed.ravel(), 12 * 80 + 12)
+                                                       ).all()
+
+
+def test_align_depth_with_shift(measured):
+    truth = np.linspace(1.0, 4.0, 60 * 80).reshape(60, 80)
+    pred = (truth - 0.3) / 1.5
+    completed, scale, shift = align_depth(pred, measured, fit_shift=True)
+    assert scale == pytest.approx(1.5, rel=1e-6) and shift == pytest.approx(0.3, abs=1e-6)
+    np.testing.assert_allclose(completed[10:20, 10:30], truth[10:20, 10:30], rtol=1e-6)
+
+
+def test_align_depth_without_measurement_returns_prediction():
+    pred = np.array([[1.0, 2.0], [-1.0, np.nan]], np.float32)
+    completed, scale, shift = align_depth(pred, np.zeros((2, 2), np.float32))
+    assert (scale, shift) == (1.0, 0.0)
+    np.testing.assert_array_equal(completed, [[1.0, 2.0], [np.nan, np.nan]])
+    with pytest.raises(ValueError, match=r'\(2, 2\).*\(2, 3\)'):
+        align_depth(pred, np.zeros((2, 3)))
+
+
+def test_feature_pca_follows_dominant_direction():
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:12, 0:16]
+    directions = np.linalg.qr(rng.standard_normal((32, 3)))[0].T  # (3, 32) orthonormal
+    strengths = np.stack([cols / 15.0 * 10.0, rows / 11.0 * 4.0, np.sin(cols + rows)])
+    features = np.einsum('kd,khw->dhw', directions, strengths)  # (32, 12, 16)
+    features += 0.01 * rng.standard_normal(features.shape)
+    image, basis = feature_pca_rgb(features.astype(np.float32))
+    assert image.shape == (12, 16, 3) and image.dtype == np.uint8
+    np.testing.assert_array_equal(image.reshape(-1, 3).min(axis=0), 0)
+    np.testing.assert_array_equal(image.reshape(-1, 3).max(axis=0), 255)
+    for channel, driver in ((0, cols), (1, rows)):  # strongest variance -> first component
+        correlation = np.corrcoef(image[..., channel].ravel(), driver.ravel())[0, 1]
+        assert abs(correlation) > 0.99, (channel, correlation)
+    assert basis.components.shape == (3, 32)
+    np.testing.assert_allclose(basis.components @ basis.components.T, np.eye(3), atol=1e-9)
+    # A fixed basis gives the same colours for the same features, even when negated inputs
+    # would flip a freshly computed basis.
+    again, same = feature_pca_rgb(features, basis)
+    assert same is basis
+    np.testing.assert_array_equal(again, image)
+    flipped, _ = feature_pca_rgb(2 * basis.mean[:, None, None] - features, basis)
+    np.testing.assert_array_equal(flipped.astype(int), 255 - image.astype(int))
+    with pytest.raises(ValueError, match='D=8'):
+        feature_pca_rgb(features[:8], basis)
+
+
+def test_feature_pca_rejects_non_finite():
+    features = np.ones((4, 3, 3), np.float32)
+    features[1, 1, 1] = np.nan
+    with pytest.raises(ValueError, match='1 non-finite'):
+        feature_pca_rgb(features)
+
+
+def test_labels_are_the_argmax_for_an_identity_letterbox():
+    # Same size in and out: the logits are only argmaxed.
+    logits = np.random.default_rng(1).standard_normal((5, 7, 9)).astype(np.float32)
+    labels = labels_from_logits(logits, letterbox_params((7, 9), (7, 9)))
+    np.testing.assert_array_equal(labels, np.argmax(logits, axis=0))
+    assert len(np.unique(labels)) == 5

@@ -1,0 +1,192 @@
+"""Model outputs -> products: segmentation labels and colours, aligned depth, feature PCA.
+
+Everything maps back to the camera frame through the :class:`~vd_ros.core.preprocess.Letterbox`
+that :func:`~vd_ros.core.preprocess.prepare_inputs` returned.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from vd_ros.core.preprocess import Letterbox
+
+
+class PCABasis(NamedTuple):
+    """A fixed 3-component PCA projection of D-dimensional features.
+
+    Attributes:
+        mean: (D,) feature mean subtracted before projecting.
+        components: (3, D) unit principal directions, sign-fixed (largest loading positive).
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+
+
+def labels_from_logits(logits: np.ndarray, letterbox: Letterbox, out_dtype=None) -> np.ndarray:
+    """Per-pixel class labels at camera resolution from segmentation logits.
+
+    The logits are resampled bilinearly straight from their grid to the camera grid (padding
+    dropped) and the argmax is taken there, so label borders are as smooth as the logits and not
+    the blocks of the model grid.
+
+    Args:
+        logits: (K, h, w) float logits over the model input (any grid, e.g. the patch grid).
+        letterbox: The letterbox of the frame.
+        out_dtype: Label dtype; default uint8 for K <= 256, else uint16.
+
+    Returns:
+        (H, W) labels at ``letterbox.in_size``.
+
+    Raises:
+        ValueError: For logits that are not (K, h, w) with 1 <= K <= 65536.
+    """
+    logits = np.asarray(logits)
+    if logits.ndim != 3 or not 1 <= logits.shape[0] <= 65536:
+        raise ValueError(f'logits must be (K, h, w) with 1 <= K <= 65536, got {logits.shape}')
+    if out_dtype is None:
+        out_dtype = np.uint8 if logits.shape[0] <= 256 else np.uint16
+    if logits.shape[0] == 1:
+        return np.zeros(letterbox.in_size, dtype=out_dtype)
+    restored = letterbox.restore(
+        np.ascontiguousarray(logits.transpose(1, 2, 0), dtype=np.float32), 'linear')  # (H, W, K)
+    return np.argmax(restored, axis=2).astype(out_dtype)  # (H, W)
+
+
+def label_palette(n: int) -> np.ndarray:
+    """Distinct, deterministic colours for ``n`` labels: the PASCAL VOC colour map.
+
+    Label 0 is black; label 1 is (128, 0, 0), 2 is (0, 128, 0), 3 is (128, 128, 0)...; the bits
+    of the label are spread over the high bits of R, G and B, so the first 2**24 labels differ.
+
+    Args:
+        n: Number of labels (>= 0).
+
+    Returns:
+        (n, 3) uint8 RGB colours.
+    """
+    labels = np.arange(n, dtype=np.int64)
+    palette = np.zeros((n, 3), dtype=np.int64)
+    for bit in range(8):
+        for channel in range(3):
+            palette[:, channel] |= ((labels >> (3 * bit + channel)) & 1) << (7 - bit)
+    return palette.astype(np.uint8)
+
+
+def colorize_labels(labels: np.ndarray, rgb: np.ndarray = None, alpha: float = 0.5) -> np.ndarray:
+    """Colour a label image, optionally blended over the camera image.
+
+    Args:
+        labels: (H, W) integer labels.
+        rgb: Optional (H, W, 3) uint8 image; label-0 (background) pixels keep it unchanged,
+            others become ``(1 - alpha) * rgb + alpha * colour``.
+        alpha: Weight of the label colour, in [0, 1].
+
+    Returns:
+        (H, W, 3) uint8 RGB (``rgb8``).
+
+    Raises:
+        ValueError: For non-integer or negative labels, a size mismatch or alpha out of range.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f'labels must be (H, W) integers, got {labels.shape} {labels.dtype}')
+    if labels.size and labels.min() < 0:
+        raise ValueError(f'labels must be >= 0, got {labels.min()}')
+    colours = label_palette(int(labels.max()) + 1 if labels.size else 1)[labels]  # (H, W, 3)
+    if rgb is None:
+        return colours
+    rgb = np.asarray(rgb)
+    if rgb.shape != labels.shape + (3,) or rgb.dtype != np.uint8:
+        raise ValueError(
+            f'rgb must be {labels.shape + (3,)} uint8 like the labels, got {rgb.shape} '
+            f'{rgb.dtype}')
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f'alpha must be in [0, 1], got {alpha}')
+    blended = np.rint((1.0 - alpha) * rgb + alpha * colours.astype(np.float32))
+    return np.where(labels[..., None] == 0, rgb, blended.astype(np.uint8))
+
+
+def align_depth(pred_m: np.ndarray, measured_m: np.ndarray, fit_shift: bool = False) -> tuple:
+    """Align predicted depth to measured depth by least squares and fill the holes.
+
+    The fit uses the pixels where both are valid (measured finite and > 0, prediction finite and
+    > 0) and minimises ``sum((scale * pred + shift - measured) ** 2)``. Measured depth is kept
+    exactly wherever it is valid; the aligned prediction fills the rest. When there is no pixel
+    to fit (no valid measurement, or for ``fit_shift`` fewer than two distinct predictions),
+    ``scale = 1`` and ``shift = 0``: the prediction is returned unscaled.
+
+    Args:
+        pred_m: (H, W) predicted depth in metres (may hold NaN / Inf / <= 0).
+        measured_m: (H, W) measured depth in metres, 0 / NaN where invalid.
+        fit_shift: Also fit an additive shift (affine instead of scale-only alignment).
+
+    Returns:
+        ``(completed, scale, shift)``: completed (H, W) float32, NaN where neither a valid
+        measurement nor a valid (> 0) aligned prediction exists; scale and shift as floats.
+
+    Raises:
+        ValueError: For arrays of different or non-2D shapes.
+    """
+    pred = np.asarray(pred_m, dtype=np.float64)
+    measured = np.asarray(measured_m, dtype=np.float64)
+    if pred.ndim != 2 or pred.shape != measured.shape:
+        raise ValueError(f'pred {pred.shape} and measured {measured.shape} must be equal (H, W)')
+    with np.errstate(invalid='ignore'):
+        measured_valid = np.isfinite(measured) & (measured > 0)
+        pred_valid = np.isfinite(pred) & (pred > 0)
+    both = measured_valid & pred_valid
+    p, m = pred[both], measured[both]
+    scale, shift = 1.0, 0.0
+    if fit_shift and p.size >= 2 and np.ptp(p) > 0:
+        p_mean, m_mean = p.mean(), m.mean()
+        scale = float(np.dot(p - p_mean, m - m_mean) / np.dot(p - p_mean, p - p_mean))
+        shift = float(m_mean - scale * p_mean)
+    elif not fit_shift and p.size:
+        scale = float(np.dot(p, m) / np.dot(p, p))
+    with np.errstate(invalid='ignore'):
+        aligned = np.where(pred_valid, scale * pred + shift, np.nan)
+        aligned[~(aligned > 0)] = np.nan
+    completed = np.where(measured_valid, measured, aligned)
+    return completed.astype(np.float32), scale, shift
+
+
+def feature_pca_rgb(features: np.ndarray, basis: PCABasis = None) -> tuple:
+    """Visualise dense features as RGB by their first three principal components (DINOv2).
+
+    Each component is min-max normalised over the frame to [0, 255]. Pass the returned basis
+    back in on later frames to keep the colours stable over time.
+
+    Args:
+        features: (D, h, w) features, D >= 3.
+        basis: A fixed projection from an earlier call; None computes it from these features.
+
+    Returns:
+        ``(image, basis)``: (h, w, 3) uint8 image and the :class:`PCABasis` used.
+
+    Raises:
+        ValueError: For a wrong shape, non-finite features or a basis of another D.
+    """
+    features = np.asarray(features)
+    if features.ndim != 3 or features.shape[0] < 3:
+        raise ValueError(f'features must be (D, h, w) with D >= 3, got {features.shape}')
+    dim, height, width = features.shape
+    samples = features.reshape(dim, -1).T.astype(np.float64)  # (h * w, D)
+    if not np.isfinite(samples).all():
+        raise ValueError(f'features hold {np.count_nonzero(~np.isfinite(samples))} non-finite '
+                         'values')
+    if basis is None:
+        mean = samples.mean(axis=0)  # (D,)
+        centred = samples - mean
+        _, vectors = np.linalg.eigh(centred.T @ centred)  # (D, D), ascending eigenvalues
+        components = vectors[:, ::-1][:, :3].T  # (3, D)
+        largest = np.argmax(np.abs(components), axis=1)
+        components *= np.sign(components[np.arange(3), largest])[:, None]
+        basis = PCABasis(mean=mean, components=components)
+    elif basis.components.shape != (3, dim) or basis.mean.shape != (dim,):
+        raise ValueError(f'basis is for {basis.components.shape[1]}-D features, got D={dim}')
+    projected = (samples - basis.mean) @ basis.components.T  # (h * w, 3)
+    low, high = projected.min(axis=0), projected.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    image = np.rint((projected - low) / span * 255.0).astype(np.uint8)
+    return image.reshape(height, width, 3), basis
