@@ -13,7 +13,7 @@ from vd_ros.core.preprocess import (check_frame, EmptyDepthError, letterbox_para
 
 
 def contract(input_size, channels=8):
-    """Return a minimal contract (only input_size and pde matter for preprocessing)."""
+    """Return a minimal model contract; only input_size and pde matter for preprocessing."""
     return ModelContract(encoder='vit_small_patch14_dinov2', patch_size=14,
                          input_size=input_size, mean=(0.485, 0.456, 0.406),
                          std=(0.229, 0.224, 0.225), pde=PDEConfig(channels=channels),
