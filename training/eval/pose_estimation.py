@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 
+from training.data.datasets import seven_scenes
 from training.eval.rigid_registration import ransac_kabsch
 
 
@@ -24,7 +25,7 @@ class Intrinsics:
     cy: float
 
 
-SEVEN_SCENES_INTRINSICS = Intrinsics(585.0, 585.0, 320.0, 240.0)
+SEVEN_SCENES_INTRINSICS = Intrinsics(*seven_scenes.SEVEN_SCENES_INTRINSICS)
 
 
 def lookup_depth(depth_m: np.ndarray, xy: np.ndarray, radius: int = 0) -> np.ndarray:

@@ -4,24 +4,41 @@ import numpy as np
 import pytest
 
 from training.eval.completion_baselines import ip_basic_fill, linear_fill, nearest_fill
+from training.eval.completion_protocol import input_mask, InputPattern
 from training.eval.frames import ycbv_frame
 from training.eval.metrics import depth_completion_metrics
-from training.eval.sparse_sampling import sample_sparse_points
+
+
+def sample_sparse_points(valid, count, seed):
+    """Keep ``count`` random valid pixels of a boolean mask through the protocol."""
+    return input_mask(valid.astype(np.float32), InputPattern('points', count), seed)
 
 
 def test_sparse_sampling_keeps_exactly_n_valid_points():
     """Sparse sampling keeps exactly N valid points, reproducibly per seed."""
-    rng = np.random.default_rng(0)
-    valid = rng.random((60, 80)) < 0.3
+    valid = np.random.default_rng(0).random((60, 80)) < 0.3
     for count in (1, 150, 500, int(valid.sum())):
-        mask = sample_sparse_points(valid, count, np.random.default_rng(count))
+        mask = sample_sparse_points(valid, count, count)
         assert mask.sum() == count
         assert not np.any(mask & ~valid)
-    again = sample_sparse_points(valid, 150, np.random.default_rng(150))
-    np.testing.assert_array_equal(again, sample_sparse_points(valid, 150,
-                                                              np.random.default_rng(150)))
-    with pytest.raises(ValueError, match='cannot keep'):
-        sample_sparse_points(valid, int(valid.sum()) + 1, rng)
+    again = sample_sparse_points(valid, 150, 7)
+    np.testing.assert_array_equal(again, sample_sparse_points(valid, 150, 7))
+    assert not np.array_equal(again, sample_sparse_points(valid, 150, 8))
+    with pytest.raises(ValueError, match='fewer than'):
+        sample_sparse_points(valid, int(valid.sum()) + 1, 0)
+
+
+def test_perlin_input_removes_the_asked_share_in_blobs():
+    """Perlin holes remove about the asked share of valid pixels, as connected blobs."""
+    depth = np.full((96, 128), 2.0, np.float32)
+    depth[:, :8] = 0.0
+    mask = input_mask(depth, InputPattern('perlin', 0.5), 3)
+    valid = depth > 0.0
+    assert not np.any(mask & ~valid)
+    assert abs((valid & ~mask).sum() / valid.sum() - 0.5) < 0.01
+    # Blobs, not salt-and-pepper: most removed pixels have a removed right neighbour.
+    removed = valid & ~mask
+    assert (removed[:, :-1] & removed[:, 1:]).sum() > 0.9 * removed[:, :-1].sum()
 
 
 def test_nearest_fill_reproduces_piecewise_constant_map():
@@ -43,8 +60,7 @@ def test_linear_fill_is_exact_on_a_plane_inside_the_hull():
     """Linear fill is exact on a plane inside the hull."""
     rows, cols = np.mgrid[0:48, 0:64]
     plane = (0.01 * cols + 0.02 * rows + 1.5).astype(np.float32)
-    rng = np.random.default_rng(4)
-    mask = sample_sparse_points(np.ones(plane.shape, bool), 60, rng)
+    mask = sample_sparse_points(np.ones(plane.shape, bool), 60, 4)
     mask[[0, 0, -1, -1], [0, -1, 0, -1]] = True  # the corners put the whole image in the hull
     filled = linear_fill(np.where(mask, plane, 0.0))
     np.testing.assert_allclose(filled, plane, atol=1e-5)
@@ -75,7 +91,7 @@ def test_ip_basic_on_a_real_frame(shared_data):
     """IP-Basic completes a real YCB-Video frame from 1500 points."""
     frame = ycbv_frame(shared_data, '0000', 1)
     valid = frame.depth_m > 0.0
-    mask = sample_sparse_points(valid, 1500, np.random.default_rng(0))
+    mask = sample_sparse_points(valid, 1500, 0)
     filled = ip_basic_fill(np.where(mask, frame.depth_m, 0.0))
     assert np.all(np.isfinite(filled) & (filled > 0.0))
     np.testing.assert_array_equal(filled[mask], frame.depth_m[mask])

@@ -1,0 +1,174 @@
+"""The Vanishing Depth model as an evaluation method: loading, inference, completion, features.
+
+A model is built from the config and either left at random initialisation (the RGB ViT too:
+no pretrained weights are downloaded) or loaded from a checkpoint; ``provenance`` says which,
+and every results table repeats it. Frames are letterboxed into the model input with
+``vd_ros.core.preprocess``. Sparse depth is *splatted* into the model grid (each input pixel
+lands on its nearest model pixel, the nearest depth wins on collisions) rather than resized
+with nearest neighbour, which would drop most of the 150-1500 input points when downscaling.
+"""
+
+import logging
+import os
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from training.eval.completion_protocol import CompletionMethod
+from training.eval.frames import RGBDFrame
+from training.models import build_model, VanishingDepth
+from vd_ros.core.pde import positional_depth_encoding
+from vd_ros.core.postprocess import align_depth
+from vd_ros.core.preprocess import Letterbox, letterbox_params
+
+_logger = logging.getLogger(__name__)
+
+
+def load_vd_model(model_cfg: Mapping, checkpoint: str | None,
+                  label: str | None = None) -> tuple[VanishingDepth, str]:
+    """Build the model and load a checkpoint, or keep the random initialisation.
+
+    A checkpoint is a ``torch.save`` file holding either a state dict or a dict with the state
+    dict under ``'model'`` and optionally ``'config'`` (whose ``model`` section then replaces
+    ``model_cfg``) and ``'step'``.
+
+    Args:
+        model_cfg: The ``model:`` config section (plain dict).
+        checkpoint: Path of the checkpoint, or None for random initialisation.
+        label: What the checkpoint is (e.g. 'smoke', 'real run'), shown in the provenance.
+
+    Returns:
+        (model in eval mode, provenance string for the results tables).
+
+    Raises:
+        FileNotFoundError: If the checkpoint does not exist.
+        RuntimeError: If its weights do not match the configured model (torch's message).
+    """
+    if checkpoint is None:
+        model = build_model(model_cfg).eval()
+        return model, (f'random init (no checkpoint; {model.encoder_name}, RGB ViT random as '
+                       'well, no pretrained weights)')
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    state: Any = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    weights = state.get('model', state)
+    config = state.get('config', {}) if isinstance(state.get('config'), Mapping) else {}
+    model = build_model(config.get('model', model_cfg))
+    model.load_state_dict(weights, strict=True)
+    step = state.get('step')
+    details = ', '.join(part for part in (label, f'step {step}' if step is not None else None,
+                                          model.encoder_name) if part)
+    return model.eval(), f'checkpoint {os.path.basename(checkpoint)} ({details})'
+
+
+def splat_depth(depth_m: np.ndarray, letterbox: Letterbox) -> np.ndarray:
+    """Move every valid depth pixel to its nearest pixel of the model input grid.
+
+    Args:
+        depth_m: (h, w) depth in metres at camera resolution, 0 = invalid.
+        letterbox: Camera -> model letterbox.
+
+    Returns:
+        float32 (H, W) depth in the model grid; 0 where no input pixel landed; on collisions
+        the nearest depth wins (it occludes the others).
+    """
+    rows, cols = np.nonzero(depth_m > 0.0)
+    # Pixel centres: camera u -> model x = (u + 0.5) * scale - 0.5 + pad.
+    model_rows = np.rint((rows + 0.5) * letterbox.scale - 0.5 + letterbox.pad_top).astype(int)
+    model_cols = np.rint((cols + 0.5) * letterbox.scale - 0.5 + letterbox.pad_left).astype(int)
+    out_h, out_w = letterbox.out_size
+    model_rows = np.clip(model_rows, 0, out_h - 1)
+    model_cols = np.clip(model_cols, 0, out_w - 1)
+    splat = np.full((out_h, out_w), np.inf, np.float32)
+    np.minimum.at(splat, (model_rows, model_cols), depth_m[rows, cols].astype(np.float32))
+    splat[~np.isfinite(splat)] = 0.0
+    return splat
+
+
+class VDRunner:
+    """Runs a ``VanishingDepth`` model on camera frames.
+
+    Attributes:
+        model: The model (eval mode).
+        input_size: (H, W) model input, multiples of the patch size.
+        device: Torch device.
+    """
+
+    def __init__(self, model: VanishingDepth, input_size: tuple[int, int],
+                 device: str | torch.device = 'cpu'):
+        """Wrap a model.
+
+        Args:
+            model: The model.
+            input_size: (H, W) model input; use the camera aspect ratio (e.g. 168 x 224 or
+                336 x 448 for 480 x 640) so that dense features need no padding.
+            device: Where to run it.
+
+        Raises:
+            ValueError: If the input size is not a multiple of the patch size.
+        """
+        if any(size % model.patch_size for size in input_size):
+            raise ValueError(f'input size {tuple(input_size)} is not a multiple of the patch '
+                             f'size {model.patch_size}')
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.input_size = tuple(int(size) for size in input_size)
+
+    @torch.inference_mode()
+    def run(self, rgb: np.ndarray, depth_m: np.ndarray) -> tuple[dict, Letterbox]:
+        """Run the model on one frame.
+
+        Args:
+            rgb: uint8 (h, w, 3) RGB.
+            depth_m: (h, w) input depth in metres (sparse or dense), 0 = invalid.
+
+        Returns:
+            (outputs, letterbox): ``features`` (D, H / p, W / p) and, with a decoder,
+            ``depth`` (H, W) metres in the model grid, as numpy float32.
+        """
+        letterbox = letterbox_params(rgb.shape[:2], self.input_size)
+        rgb_model = letterbox.apply(rgb, 'area' if letterbox.scale < 1.0 else 'linear')
+        rgb_in = torch.from_numpy(rgb_model.transpose(2, 0, 1)[None] / np.float32(255.0))
+        pde = positional_depth_encoding(splat_depth(depth_m, letterbox),
+                                        self.model.pde_config)[None]  # (1, C, H, W)
+        out = self.model(rgb_in.to(self.device, torch.float32),
+                         torch.from_numpy(pde).to(self.device))
+        result = {'features': out['features'][0].float().cpu().numpy()}  # (D, h, w)
+        if 'depths' in out:
+            result['depth'] = out['depths'][0][0, 0].float().cpu().numpy()  # (H, W)
+        return result, letterbox
+
+    def completion_method(self, fit_shift: bool = False) -> CompletionMethod:
+        """Return a completion method: model depth aligned to the sparse input.
+
+        The full-resolution prediction is mapped back to the camera and aligned by least
+        squares (scale, optionally shift) to the input points with ``align_depth``; input
+        pixels keep their measured value. Pixels whose aligned prediction is not positive are
+        set to 0, which the metrics clip to their minimum depth (counted as large errors).
+
+        Args:
+            fit_shift: Also fit a shift.
+        """
+        def complete(frame: RGBDFrame, sparse_m: np.ndarray) -> np.ndarray:
+            outputs, letterbox = self.run(frame.rgb, sparse_m)
+            if 'depth' not in outputs:
+                raise ValueError('the model has no depth decoder; it cannot complete depth')
+            predicted = letterbox.restore(outputs['depth'], 'linear')  # (h, w)
+            completed, scale, shift = align_depth(predicted, sparse_m, fit_shift)
+            _logger.debug('%s: aligned with scale %.4g shift %.4g', frame.name, scale, shift)
+            return np.nan_to_num(completed, nan=0.0)
+        return complete
+
+    def dense_features(self, frame: RGBDFrame) -> np.ndarray:
+        """Return the dense features (D, h, w) of a frame with its full measured depth.
+
+        Raises:
+            ValueError: If the letterbox pads the frame (input size of another aspect ratio),
+                which would shift the patch centres.
+        """
+        outputs, letterbox = self.run(frame.rgb, frame.depth_m)
+        if letterbox.pad_top or letterbox.pad_left:
+            raise ValueError(f'input size {self.input_size} pads a {letterbox.in_size} frame; '
+                             'use the camera aspect ratio for dense features')
+        return outputs['features']
