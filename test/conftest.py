@@ -95,7 +95,8 @@ class Harness:
         """Wait until the perception node sees our subscriptions and we see its inputs."""
         def connected():
             return (self.frames.subscriber_count() > 0 and all(
-                pub.get_subscription_count() > 0 for pub in node._outputs.values()))
+                node._outputs[topic].get_subscription_count() > 0
+                for topic in self.received if topic in node._outputs))
         self.wait_for(connected, timeout, 'DDS discovery between the test and the node')
 
     def latest_drops(self) -> dict:

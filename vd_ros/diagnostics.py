@@ -23,6 +23,7 @@ DROP_CAUSES = (
     'camera_info_missing',   # no camera_info received yet
     'camera_info_mismatch',  # camera_info of another size, or with an invalid K
     'model_error',           # ONNX Runtime failed on the frame
+    'processing_error',      # any other exception while post-processing or publishing
 )
 
 

@@ -43,6 +43,11 @@ class LatestMailbox:
             item, self._item = self._item, None
             return item
 
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
     def close(self) -> None:
         """Wake up every waiting :meth:`take` and make later ones return None at once."""
         with self._condition:

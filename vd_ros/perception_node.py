@@ -95,6 +95,7 @@ class PerceptionNode(Node):
         model: The :class:`VDModel`.
         stats: Counters and latencies (also on ``/diagnostics``).
         sync_implementation: ``'message_filters'`` or ``'vd_ros.sync'``.
+        last_computed: Model outputs computed for the latest pair (those with subscribers).
     """
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
@@ -133,6 +134,7 @@ class PerceptionNode(Node):
         self._mailbox = LatestMailbox()
         self._camera_info = None
         self._pca_basis = None
+        self.last_computed = []
         self._last_log = {}
         self._outputs = self._create_output_publishers()
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -196,14 +198,16 @@ class PerceptionNode(Node):
 
     def _work(self) -> None:
         """Worker thread: process the newest pair until the mailbox is closed."""
-        while rclpy.ok(context=self.context):
-            item = self._mailbox.take(timeout=0.5)
+        while not self._mailbox.closed:
+            item = self._mailbox.take()
             if item is None:
                 continue
             try:
                 self.process(*item)
             except FrameDropped as drop:
                 self._drop(drop.cause, str(drop))
+            except Exception as error:  # a bug must not stop the worker: count, log, go on
+                self._drop('processing_error', f'{type(error).__name__}: {error}')
 
     def process(self, rgb_msg: Image, depth_msg: Image, received: float) -> None:
         """Run the model on one pair and publish every output somebody subscribes to.
@@ -216,6 +220,7 @@ class PerceptionNode(Node):
                     'features': self._wanted('features', 'features/camera_info',
                                              'features/pca')}
         outputs = [name for name, wanted in computed.items() if wanted]
+        self.last_computed = outputs
         if not outputs:
             self.stats.count_unobserved()
             return
