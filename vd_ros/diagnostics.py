@@ -167,11 +167,13 @@ class UnsyncedFrameCounter:
         self.tolerance_ns = int(tolerance_s * 1e9)
         self._lock = threading.Lock()
         self._pending = {}  # stamp_ns -> paired?
+        self._paired = deque(maxlen=64)  # stamps of the latest pairs
 
     def note_frame(self, stamp_ns: int) -> int:
         """Note a camera frame's stamp; return how many older frames just expired unpaired."""
         with self._lock:
-            self._pending.setdefault(stamp_ns, False)
+            paired = any(abs(s - stamp_ns) <= self.tolerance_ns for s in self._paired)
+            self._pending[stamp_ns] = self._pending.get(stamp_ns, False) or paired
             newest = max(self._pending)
             expired = [s for s in self._pending if s < newest - self.horizon_ns]
             return sum(not self._pending.pop(s) for s in expired)
@@ -179,6 +181,7 @@ class UnsyncedFrameCounter:
     def note_pair(self, stamp_ns: int) -> None:
         """Note that the synchronizer emitted a pair with this (RGB) stamp."""
         with self._lock:
+            self._paired.append(stamp_ns)  # in case its camera_info arrives after the pair
             for pending in self._pending:
                 if abs(pending - stamp_ns) <= self.tolerance_ns:
                     self._pending[pending] = True
