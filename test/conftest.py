@@ -34,7 +34,7 @@ def contract_model_file(tmp_path_factory):
 
 @pytest.fixture
 def ros_context():
-    """An initialised rclpy context, shut down after the test."""
+    """Yield an initialised rclpy context, shut down after the test."""
     rclpy = pytest.importorskip('rclpy')
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -111,7 +111,7 @@ class Harness:
 
 @pytest.fixture
 def perception(ros_context, contract_model_file):
-    """Factory: start the perception node (in-process) and a harness, spun by one executor.
+    """Return a factory that starts the node (in-process) and a harness in one executor.
 
     Call ``perception(topics=..., **parameters)`` (``a__b`` stands for parameter ``a.b``;
     ``topics`` are the outputs the harness subscribes to); returns ``(node, harness)``. Both

@@ -14,6 +14,7 @@ import pytest
 from std_msgs.msg import Header
 
 from vd_ros.core.preprocess import prepare_inputs
+from vd_ros.diagnostics import status_values
 from vd_ros.image_codec import image_to_array
 from vd_ros.latest_mailbox import LatestMailbox
 from vd_ros.replay import frame_messages, load_frames
@@ -61,8 +62,8 @@ def test_every_output_arrives_with_input_header_and_right_values(perception, kit
     # factor between prediction and measurement on the valid pixels.
     rgb_in, _, letterbox = prepare_inputs(kitchen_frame.rgb, measured, contract)
     predicted = letterbox.restore(depth_of(rgb_in)[0, 0], 'linear')
-    scale = np.dot(predicted[valid], measured[valid]) / np.dot(predicted[valid],
-                                                                 predicted[valid])
+    p, m = predicted[valid], measured[valid]
+    scale = np.dot(p, m) / np.dot(p, p)
     holes = ~valid & np.isfinite(depth)
     assert holes.sum() == (~valid).sum()  # every hole got a value in range here
     np.testing.assert_allclose(depth[holes], scale * predicted[holes], rtol=1e-4)
@@ -90,10 +91,9 @@ def test_every_output_arrives_with_input_header_and_right_values(perception, kit
     z = depth[v, u]
     np.testing.assert_allclose(points[0], [(u - cx) * z / fx, (v - cy) * z / fx, z], rtol=1e-5)
 
-    harness.wait_for(lambda: harness.diagnostics and int(dict(
-        (kv.key, kv.value) for kv in harness.diagnostics[-1].values)['frames_processed']) >= 1,
-        what='diagnostics with a processed frame')
-    values = {kv.key: kv.value for kv in harness.diagnostics[-1].values}
+    harness.wait_for(lambda: harness.diagnostics and int(status_values(
+        harness.diagnostics[-1])['frames_processed']) >= 1, what='diagnostics with a frame')
+    values = status_values(harness.diagnostics[-1])
     assert values['active_provider'] == 'CPUExecutionProvider'
     assert sum(harness.latest_drops().values()) == 0
 

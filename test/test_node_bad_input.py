@@ -98,6 +98,7 @@ def test_every_bad_input_is_dropped_counted_and_the_next_frame_processed(percept
     assert node.stats.snapshot()['frames_processed'] == len(sent_good)
 
 
+@pytest.mark.ros
 def test_missing_corrupt_and_mismatched_models_fail_at_start(ros_context, tmp_path):
     from rclpy.parameter import Parameter
 

@@ -1,0 +1,132 @@
+"""The node started the two ways users start it, each fed a real frame over DDS.
+
+* ``launch/vd_ros.launch.py`` from a ``colcon build`` install, run by the real ``launch`` /
+  ``launch_ros`` libraries (``shared/tools/ros2_launch.py``), with a namespace and remapped
+  inputs;
+* the console entry point with ``--ros-args --params-file config/vd_ros.yaml`` (pip users).
+"""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import Harness
+import numpy as np
+import pytest
+from std_msgs.msg import Header
+
+from vd_ros.image_codec import image_to_array
+from vd_ros.replay import frame_messages, FramePublisher, load_frames
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
+ROS2_LAUNCH = os.path.join(SHARED, 'tools', 'ros2_launch.py')
+BIN = os.path.dirname(sys.executable)
+
+
+def feed_until_depth(harness, publisher, timeout=90.0):
+    """Publish a real frame every 0.5 s until the node's depth output arrives."""
+    frame, = load_frames('sample', count=1, scale=0.25)
+    messages = frame_messages(frame, Header(frame_id='cam'))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not harness.received['depth']:
+        publisher.publish(*messages)
+        time.sleep(0.5)
+    assert harness.received['depth'], f'no ~/depth output within {timeout} s'
+    msg = harness.received['depth'][-1]
+    assert (msg.height, msg.width, msg.encoding) == (120, 160, '32FC1')
+
+
+def stop(process):
+    """Ctrl-C the process group; return its exit code and output."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+    return process.returncode, output
+
+
+@pytest.fixture
+def spinning_harness(ros_context):
+    """Return a factory of harnesses for a node name, spun in a background executor."""
+    import threading
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    executors = []
+
+    def make(name, rgb, depth, info):
+        harness = Harness(ros_context, name, topics={'depth': 'Image'})
+        publisher = FramePublisher(harness.node, 'sensor_data', rgb, depth, info)
+        executor = SingleThreadedExecutor(context=ros_context)
+        executor.add_node(harness.node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        executors.append((executor, harness))
+        return harness, publisher
+
+    yield make
+    for executor, harness in executors:
+        executor.shutdown(timeout_sec=2.0)
+        harness.node.destroy_node()
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.colcon
+def test_launch_file_from_colcon_install(tmp_path, contract_model_file, spinning_harness):
+    if not os.path.isfile(ROS2_LAUNCH):
+        pytest.skip(f'{ROS2_LAUNCH} not found (set VD_ROS_SHARED)')
+    env = dict(os.environ, PATH=os.pathsep.join([BIN, os.environ.get('PATH', '')]))
+    build = subprocess.run(
+        [os.path.join(BIN, 'colcon'), '--log-base', str(tmp_path / 'log'), 'build',
+         '--base-paths', ROOT, '--build-base', str(tmp_path / 'build'),
+         '--install-base', str(tmp_path / 'install')],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    prefix = tmp_path / 'install' / 'vd_ros'
+    site, = glob.glob(str(prefix / 'lib' / 'python3*' / 'site-packages'))
+    env.update(AMENT_PREFIX_PATH=os.pathsep.join([str(prefix),
+                                                  env.get('AMENT_PREFIX_PATH', '')]),
+               PYTHONPATH=os.pathsep.join([site, env.get('PYTHONPATH', '')]))
+    process = subprocess.Popen(
+        [sys.executable, ROS2_LAUNCH, 'vd_ros', 'vd_ros.launch.py',
+         f'model:={contract_model_file}', 'namespace:=cam', "providers:=['cpu']",
+         'rgb_topic:=/test/color', 'depth_topic:=/test/depth', 'camera_info_topic:=/test/info'],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        harness, publisher = spinning_harness('cam/vd_perception', '/test/color', '/test/depth',
+                                              '/test/info')
+        feed_until_depth(harness, publisher)
+    finally:
+        code, output = stop(process)
+    assert 'active provider CPUExecutionProvider' in output, output[-3000:]
+    assert code == 0, output[-3000:]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_console_script_with_params_file(contract_model_file, spinning_harness):
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'vd_ros.perception_node', '--ros-args',
+         '--params-file', os.path.join(ROOT, 'config', 'vd_ros.yaml'),
+         '-p', f'model_path:={contract_model_file}', '-p', "providers:=['cpu']",
+         '-p', 'depth.max_m:=2.0'],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        harness, publisher = spinning_harness('vd_perception', 'rgb/image_raw',
+                                              'depth/image_raw', 'rgb/camera_info')
+        feed_until_depth(harness, publisher)
+        depth = image_to_array(harness.received['depth'][-1])
+        # depth.max_m came from the command line on top of the file: nothing beyond 2 m.
+        assert np.nanmax(depth) <= 2.0
+    finally:
+        code, output = stop(process)
+    assert 'pairing RGB and depth with' in output, output[-3000:]
+    assert code == 0, output[-3000:]
