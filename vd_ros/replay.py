@@ -394,3 +394,7 @@ def main(argv=None):
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()
