@@ -197,7 +197,9 @@ def summarize_pose(results: list[PairResult]) -> list[dict]:
 
     Returns:
         Rows with keys method, gap, pairs, failures, median rotation/translation errors,
-        median matches/inliers and ``auc@T`` for each threshold in ``AUC_THRESHOLDS_DEG``.
+        median matches/inliers, ``accuracy_5cm_5deg`` (share of pairs within 5 cm and 5 deg,
+        the usual 7-Scenes criterion) and ``auc@T`` for each threshold in
+        ``AUC_THRESHOLDS_DEG``.
     """
     rows = []
     methods = list(dict.fromkeys(result.method for result in results))
@@ -217,6 +219,9 @@ def summarize_pose(results: list[PairResult]) -> list[dict]:
                     [r.translation_angle_deg for r in group])),
                 'median_matches': float(np.median([r.num_matches for r in group])),
                 'median_inliers': float(np.median([r.num_inliers for r in group])),
+                'accuracy_5cm_5deg': float(np.mean(
+                    [r.rotation_error_deg < 5.0 and r.translation_error_cm < 5.0
+                     for r in group])),
             }
             row.update({f'auc@{int(t)}': auc for t, auc in zip(AUC_THRESHOLDS_DEG, aucs)})
             rows.append(row)

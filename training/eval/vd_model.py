@@ -25,6 +25,14 @@ from vd_ros.core.preprocess import Letterbox, letterbox_params
 _logger = logging.getLogger(__name__)
 
 
+def describe_architecture(model: VanishingDepth) -> str:
+    """Return the encoder name with its timm overrides, e.g. 'vit_small_patch14_dinov2'."""
+    overrides = model.config.get('timm_kwargs') or {}
+    if not overrides:
+        return model.encoder_name
+    return model.encoder_name + ' ' + ', '.join(f'{k}={v}' for k, v in overrides.items())
+
+
 def load_vd_model(model_cfg: Mapping, checkpoint: str | None,
                   label: str | None = None) -> tuple[VanishingDepth, str]:
     """Build the model and load a checkpoint, or keep the random initialisation.
@@ -47,8 +55,8 @@ def load_vd_model(model_cfg: Mapping, checkpoint: str | None,
     """
     if checkpoint is None:
         model = build_model(model_cfg).eval()
-        return model, (f'random init (no checkpoint; {model.encoder_name}, RGB ViT random as '
-                       'well, no pretrained weights)')
+        return model, (f'random init (no checkpoint; {describe_architecture(model)}; RGB ViT '
+                       'random as well, no pretrained weights)')
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     state: Any = torch.load(checkpoint, map_location='cpu', weights_only=True)
@@ -58,7 +66,7 @@ def load_vd_model(model_cfg: Mapping, checkpoint: str | None,
     model.load_state_dict(weights, strict=True)
     step = state.get('step')
     details = ', '.join(part for part in (label, f'step {step}' if step is not None else None,
-                                          model.encoder_name) if part)
+                                          describe_architecture(model)) if part)
     return model.eval(), f'checkpoint {os.path.basename(checkpoint)} ({details})'
 
 
