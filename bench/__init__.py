@@ -1,0 +1,1 @@
+"""Benchmarks of vd_ros that print figures and ratios (``make bench``); not tests."""

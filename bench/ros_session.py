@@ -1,0 +1,102 @@
+"""Run the perception node as a subprocess and record its outputs (bench and demo).
+
+:func:`start_node` launches ``python -m vd_ros.perception_node`` with the repository's
+parameter file; :class:`OutputRecorder` is an rclpy node that publishes frames to it and keeps
+what comes back, with the receive time of every message.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from vd_ros.diagnostics import status_values
+from vd_ros.replay import FramePublisher, qos_profile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NODE_NAME = 'vd_perception'
+
+
+def start_node(model_path: str, providers=('cpu',), log_path: str = None) -> subprocess.Popen:
+    """Start the perception node with ``config/vd_ros.yaml`` and a model; return the process."""
+    providers_list = '[' + ', '.join(f"'{p}'" for p in providers) + ']'
+    command = [sys.executable, '-m', 'vd_ros.perception_node', '--ros-args',
+               '--params-file', os.path.join(ROOT, 'config', 'vd_ros.yaml'),
+               '-p', f'model_path:={model_path}', '-p', f'providers:={providers_list}',
+               '-p', 'qos:=reliable']
+    output = open(log_path, 'w') if log_path else subprocess.DEVNULL
+    return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop_node(process: subprocess.Popen) -> int:
+    """Ctrl-C the node and return its exit code."""
+    import signal
+
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.wait()
+
+
+class OutputRecorder(Node):
+    """Publishes frames to the node and records its image outputs and diagnostics.
+
+    Attributes:
+        frames: Publisher of the node's three inputs.
+        received: Output topic -> {(sec, nanosec) stamp: (message, receive time in s)}.
+        diagnostics: Latest key/value dict of the node's diagnostics.
+    """
+
+    def __init__(self, topics):
+        """Subscribe to ``/vd_perception/<topic>`` for every topic in ``topics``."""
+        super().__init__('vd_ros_recorder')
+        self.frames = FramePublisher(self, 'reliable')
+        self.received = {topic: {} for topic in topics}
+        self.diagnostics = {}
+        self._lock = threading.Lock()
+        for topic in topics:
+            self.create_subscription(Image, f'/{NODE_NAME}/{topic}',
+                                     lambda msg, topic=topic: self._store(topic, msg),
+                                     qos_profile('reliable'))
+        self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+
+    def _store(self, topic, msg):
+        now = self.get_clock().now().nanoseconds * 1e-9
+        with self._lock:
+            self.received[topic][(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (msg, now)
+
+    def _on_diagnostics(self, msg):
+        for status in msg.status:
+            if status.name.endswith(NODE_NAME):
+                self.diagnostics = status_values(status)
+
+    def complete(self, stamp) -> bool:
+        """Return True when every recorded topic has a message with ``stamp``."""
+        with self._lock:
+            return all(stamp in messages for messages in self.received.values())
+
+    def wait_ready(self, process, timeout: float = 60.0) -> None:
+        """Wait until the node subscribes to our inputs and publishes to our outputs.
+
+        Raises:
+            RuntimeError: When the node exits or does not connect in time.
+        """
+        deadline = time.monotonic() + timeout
+        subscriptions = list(self.subscriptions)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f'the node exited with code {process.returncode}')
+            if self.frames.subscriber_count() > 0 and all(
+                    s.get_publisher_count() > 0 for s in subscriptions
+                    if s.topic_name.startswith(f'/{NODE_NAME}/')):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f'the node did not connect within {timeout} s')

@@ -1,0 +1,146 @@
+"""``make demo``: a model, the node, real frames over DDS, PNG panels and a latency summary.
+
+Steps: obtain a model (``--model``; else ``python -m training.export_onnx`` when it exists; else
+the tiny contract test model), start the perception node as a subprocess, replay 7-Scenes
+frames from ../shared/data (or the in-repo sample) one at a time over real DDS, and write
+``panel_NNN.png`` (RGB | input depth | completed depth | segmentation | feature PCA) plus
+``summary.json`` / ``summary.md`` to ``--out``. The output says which model ran and whether it
+is trained.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+OUTPUTS = ('depth', 'segmentation/color', 'features/pca')
+
+
+def obtain_model(requested: str) -> tuple:
+    """Return (model path, how it was obtained)."""
+    if requested:
+        return requested, f'given: {requested}'
+    path = os.path.join(ROOT, 'models', 'vd_demo.onnx')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.isfile(os.path.join(ROOT, 'training', 'export_onnx.py')):
+        result = subprocess.run([sys.executable, '-m', 'training.export_onnx', '--output', path],
+                                cwd=ROOT, capture_output=True, text=True)
+        if result.returncode == 0:
+            return path, 'exported by training/export_onnx.py'
+        print(f'training.export_onnx failed ({result.stderr.strip()[-300:]}); using the '
+              'contract test model instead')
+    sys.path.insert(0, os.path.join(ROOT, 'test'))
+    from contract_model import build_contract_model, tiny_contract
+    build_contract_model(path, tiny_contract(336, 448, channels=32, feature_dim=64))
+    return path, ('test/contract_model.py: a tiny stand-in that only follows the contract '
+                  '(random weights, no ViT) because training/export_onnx.py is not available')
+
+
+def colour_depth(depth: np.ndarray, max_m: float) -> np.ndarray:
+    """Colour-map depth in metres (0/NaN black) as RGB."""
+    valid = np.isfinite(depth) & (depth > 0)
+    scaled = np.clip(np.nan_to_num(depth) / max_m * 255, 0, 255).astype(np.uint8)
+    rgb = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+    rgb[~valid] = 0
+    return rgb
+
+
+def main():
+    """Run the demo."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', default='demo_out')
+    parser.add_argument('--model', help='ONNX model (default: export or test stand-in)')
+    parser.add_argument('--frames', type=int, default=8)
+    args = parser.parse_args()
+    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 200))
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import Header
+
+    from bench.ros_session import OutputRecorder, start_node, stop_node
+    from vd_ros.image_codec import image_to_array
+    from vd_ros.inference import VDModel
+    from vd_ros.replay import frame_messages, load_frames, SAMPLE_DIR
+
+    os.makedirs(args.out, exist_ok=True)
+    model_path, origin = obtain_model(args.model)
+    contract = VDModel(model_path, ['cpu']).contract
+    trained = 'TRAINED' if contract.trained else 'NOT TRAINED (random weights)'
+    print(f'model: {model_path}\n  {origin}\n  {trained}, encoder {contract.encoder}')
+    shared = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
+    kitchen = os.path.join(shared, 'data', '7scenes_redkitchen')
+    source = kitchen if os.path.isdir(kitchen) else SAMPLE_DIR
+    frames = load_frames(source, count=args.frames, step=40 if source == kitchen else 1)
+    print(f'frames: {len(frames)} from {source}')
+    rclpy.init()
+    recorder = OutputRecorder(OUTPUTS)
+    executor = SingleThreadedExecutor()
+    executor.add_node(recorder)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    process = start_node(model_path, ['cpu'], os.path.join(args.out, 'node.log'))
+    latencies, panels = [], []
+    try:
+        recorder.wait_ready(process)
+        start = time.monotonic()
+        for index, frame in enumerate(frames):
+            rgb, depth, info = frame_messages(frame, Header(frame_id='camera'))
+            sent = time.monotonic()
+            recorder.frames.publish(rgb, depth, info)
+            stamp = (rgb.header.stamp.sec, rgb.header.stamp.nanosec)
+            while not recorder.complete(stamp) and time.monotonic() - sent < 30:
+                time.sleep(0.005)
+            if not recorder.complete(stamp):
+                print(f'frame {index}: no complete output within 30 s')
+                continue
+            latencies.append((time.monotonic() - sent) * 1e3)
+            out = {topic: image_to_array(recorder.received[topic][stamp][0])
+                   for topic in OUTPUTS}
+            panel = np.concatenate([frame.rgb, colour_depth(frame.depth_m, 5.0),
+                                    colour_depth(out['depth'], 5.0), out['segmentation/color'],
+                                    out['features/pca']], axis=1)
+            name = os.path.join(args.out, f'panel_{index:03d}.png')
+            cv2.imwrite(name, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+            panels.append(name)
+        elapsed = time.monotonic() - start
+        time.sleep(1.5)
+        diagnostics = dict(recorder.diagnostics)
+    finally:
+        code = stop_node(process)
+        executor.shutdown(timeout_sec=2.0)
+        recorder.destroy_node()
+        rclpy.try_shutdown()
+    summary = {
+        'model': model_path, 'model_origin': origin, 'trained': contract.trained,
+        'frames_source': source, 'frames_sent': len(frames), 'frames_complete': len(panels),
+        'round_trip_ms_p50': float(np.percentile(latencies, 50)) if latencies else None,
+        'round_trip_ms_p99': float(np.percentile(latencies, 99)) if latencies else None,
+        'throughput_hz_sequential': len(panels) / elapsed if elapsed > 0 else None,
+        'node_diagnostics': diagnostics, 'node_exit_code': code, 'panels': panels}
+    with open(os.path.join(args.out, 'summary.json'), 'w') as stream:
+        json.dump(summary, stream, indent=2)
+    lines = ['# vd_ros demo', '', f'- model: `{model_path}` ({origin}); **{trained}**',
+             f'- frames: {len(panels)}/{len(frames)} complete from `{source}`',
+             f'- round trip (publish -> all outputs received), one frame at a time: p50 '
+             f'{summary["round_trip_ms_p50"]} ms, p99 {summary["round_trip_ms_p99"]} ms',
+             f'- node time per frame p50 {diagnostics.get("latency_p50_ms")} ms, of which ORT '
+             f'{diagnostics.get("model_p50_ms")} ms; provider '
+             f'{diagnostics.get("active_provider")}',
+             '- panels: RGB | input depth | completed depth | segmentation | feature PCA']
+    lines += [f'  - `{os.path.basename(p)}`' for p in panels]
+    with open(os.path.join(args.out, 'summary.md'), 'w') as stream:
+        stream.write('\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+    return 0 if panels and code == 0 else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
