@@ -8,6 +8,7 @@ as input. Inputs are seeded per (seed, frame, pattern), so all methods see ident
 """
 
 import dataclasses
+import logging
 import time
 from typing import Callable
 
@@ -18,6 +19,8 @@ from training.data.masking import sample_masks, sparsify_depth
 from training.eval.completion_baselines import BASELINES
 from training.eval.frames import RGBDFrame
 from training.eval.metrics import depth_completion_metrics, mean_metrics
+
+_logger = logging.getLogger(__name__)
 
 CompletionMethod = Callable[[RGBDFrame, np.ndarray], np.ndarray]
 
@@ -166,6 +169,7 @@ def run_completion_protocol(frames: list[RGBDFrame], methods: dict[str, Completi
     """
     records = []
     for frame_index, frame in enumerate(frames):
+        _logger.info('completion frame %d/%d: %s', frame_index + 1, len(frames), frame.name)
         valid = frame.depth_m > 0.0
         for pattern_index, pattern in enumerate(patterns):
             mask, predictions, seconds = complete_frame(

@@ -9,6 +9,7 @@ unregistered Kinect sensors, so every method sees the same small colour/depth mi
 """
 
 import dataclasses
+import logging
 from typing import Callable
 
 import numpy as np
@@ -19,6 +20,8 @@ from training.eval.frames import RGBDFrame, seven_scenes_frame, SEVEN_SCENES_NUM
 from training.eval.pose_estimation import estimate_relative_pose
 from training.eval.pose_metrics import (pose_auc, relative_pose_from_world, rotation_error_deg,
                                         translation_errors)
+
+_logger = logging.getLogger(__name__)
 
 POSE_GAPS = (5, 10, 20, 40)
 AUC_THRESHOLDS_DEG = (5.0, 10.0, 20.0)
@@ -179,6 +182,7 @@ def run_pose_protocol(data_root: str, extractors: dict[str, FeatureExtractor],
 
     results = []
     for gap in gaps:
+        _logger.info('pose: gap %d, %d pairs', gap, pairs_per_gap)
         for pair in frame_pairs(gap, pairs_per_gap):
             for method in extractors:
                 frame_a, features_a = cached(method, pair[0])

@@ -199,7 +199,7 @@ def plot_metric_by_pattern(rows: list[dict], metric: str, path: str, provenance:
         axis.set_ylabel(COMPLETION_COLUMNS[metric][0])
         axis.set_yscale('log')
         axis.set_title(dataset)
-        axis.legend(fontsize=7)
+    axes[0, -1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.0, 1.0))
     figure.suptitle(f'{COMPLETION_COLUMNS[metric][0]} by input (lower is better); '
                     f'model: {provenance}', fontsize=8)
     _save(figure, path)
@@ -225,9 +225,12 @@ def plot_pose_by_gap(rows: list[dict], path: str, provenance: str) -> None:
     axes[0].set_yscale('log')
     axes[1].set_ylabel('AUC@10° of max(R, t angle)')
     axes[1].set_ylim(0.0, 1.0)
+    gaps = sorted({row['gap'] for row in rows})
     for axis in axes:
         axis.set_xlabel('frame gap (30 Hz)')
         axis.set_xscale('log', base=2)
-        axis.legend(fontsize=7)
+        axis.set_xticks(gaps, [str(gap) for gap in gaps])
+        axis.minorticks_off()
+    axes[1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.0, 1.0))
     figure.suptitle(f'7-Scenes relative pose; model: {provenance}', fontsize=8)
     _save(figure, path)
