@@ -28,7 +28,7 @@ $(STAMP): $(REQUIREMENTS)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m vd_ros.demo --out demo_out
+	$(PY) tools/demo.py --out demo_out
 
 # pytest exits 5 when it selects no test: that is not a failure.
 test: $(STAMP)
@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(PY) -m pytest -q -m linter
 
 bench: $(STAMP)
-	$(PY) -m bench.run_all
+	$(PY) -m bench.node_latency
 
 clean:
 	rm -rf $(VENV) build install log demo_out .pytest_cache

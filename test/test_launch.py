@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 
-from conftest import Harness
 import numpy as np
 import pytest
+from ros_harness import Harness
 from std_msgs.msg import Header
 
 from vd_ros.image_codec import image_to_array

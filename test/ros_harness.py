@@ -1,0 +1,79 @@
+"""The test harness: a node that feeds the perception node and records its outputs."""
+
+import threading
+import time
+
+import pytest
+
+OUTPUT_TOPICS = {
+    'segmentation': 'Image', 'segmentation/color': 'Image', 'depth': 'Image',
+    'depth/camera_info': 'CameraInfo', 'features': 'Image',
+    'features/camera_info': 'CameraInfo', 'features/pca': 'Image', 'points': 'PointCloud2',
+}
+
+
+class Harness:
+    """A test node that feeds frames to the perception node and records everything it sends.
+
+    Attributes:
+        node: The test's own rclpy node (namespace of the perception node's inputs).
+        received: Output topic -> list of messages, in arrival order.
+        diagnostics: Received ``DiagnosticStatus`` of the perception node, in order.
+    """
+
+    def __init__(self, context, perception_name: str, topics=OUTPUT_TOPICS):
+        """Create the node, publishers of the three inputs and subscribers of the outputs."""
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.node import Node
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs import msg as sensor_msgs
+
+        from vd_ros.replay import FramePublisher
+
+        self.node = Node('vd_ros_test_harness', context=context)
+        self.frames = FramePublisher(self.node, qos='reliable')
+        self.received = {topic: [] for topic in topics}
+        self.diagnostics = []
+        self._lock = threading.Lock()
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        for topic, type_name in topics.items():
+            self.node.create_subscription(
+                getattr(sensor_msgs, type_name), f'/{perception_name}/{topic}',
+                lambda msg, topic=topic: self._store(topic, msg), reliable)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.perception_name = perception_name
+
+    def _store(self, topic, msg):
+        with self._lock:
+            self.received[topic].append(msg)
+
+    def _on_diagnostics(self, msg):
+        with self._lock:
+            self.diagnostics += [s for s in msg.status if s.name.endswith(self.perception_name)]
+
+    def wait_for(self, predicate, timeout: float = 20.0, what: str = 'condition') -> None:
+        """Wait until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if predicate():
+                    return
+            time.sleep(0.02)
+        pytest.fail(f'timed out after {timeout} s waiting for {what}')
+
+    def wait_connected(self, node, timeout: float = 20.0) -> None:
+        """Wait until the perception node sees our subscriptions and we see its inputs."""
+        def connected():
+            return (self.frames.subscriber_count() > 0 and all(
+                node._outputs[topic].get_subscription_count() > 0
+                for topic in self.received if topic in node._outputs))
+        self.wait_for(connected, timeout, 'DDS discovery between the test and the node')
+
+    def latest_drops(self) -> dict:
+        """Return the drop counters of the newest diagnostics status (empty if none yet)."""
+        from vd_ros.diagnostics import status_values
+        if not self.diagnostics:
+            return {}
+        values = status_values(self.diagnostics[-1])
+        return {key[len('drops.'):]: int(value) for key, value in values.items()
+                if key.startswith('drops.')}
