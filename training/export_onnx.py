@@ -1,0 +1,337 @@
+r"""Export a Vanishing Depth model (+ segmentation head) to ONNX following the model contract.
+
+Usage::
+
+    python -m training.export_onnx [--config extra.yaml] [--checkpoint ckpt.pt] \\
+        [--heads heads.pt] [--output models/vd.onnx] [--input-size 336 448] [--fp16] \\
+        [--exporter torchscript|dynamo] [--seed 0] [key=value ...]
+
+The file follows ``shared/docs/model-contract.md``: inputs ``rgb`` (1, 3, H, W) float32 RGB in
+[0, 1] (mean/std normalisation inside the graph) and ``pde`` (1, C, H, W); outputs
+``features`` (1, D, H/p, W/p), ``depth`` (1, 1, H, W) (the pretraining decoder's full-resolution
+depth in metres, before alignment to the measured depth) and, with ``--heads``, ``seg_logits``
+(1, K, h, w) on the head's own grid; metadata key ``vd_ros`` = ``ModelContract.to_json()``.
+
+Without ``--checkpoint`` the model is exported at random initialisation (``trained: false``,
+with a loud warning): enough to run the node end to end, useless for perception.
+
+The size is fixed at export. Before tracing, a copy of the model gets its position embeddings
+resampled once to the export grid (timm ``set_input_size``, the same bicubic resampling the
+model applies on the fly), so the graph holds no resize of constants and both exporters work:
+``torchscript`` (default, opset 17, ~3x faster to export) and ``dynamo`` (``torch.export``,
+opset 18). ``--fp16`` stores weights and computes in float16 inside the graph; inputs and
+outputs stay float32 as the contract requires.
+"""
+
+import argparse
+import copy
+import datetime
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+import warnings
+
+import onnx
+from onnx import helper
+import torch
+from torch import nn
+
+from training.checkpoint_match import build_checked_model
+from training.engine.config import load_config, to_plain
+from training.heads_checkpoint import load_heads_checkpoint
+from training.models import VanishingDepth
+from vd_ros.core.contract import METADATA_KEY, ModelContract, REQUIRED_OUTPUTS
+
+_logger = logging.getLogger(__name__)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_INPUT_SIZE = (336, 448)
+EXPORTERS = {'torchscript': 17, 'dynamo': 18}  # exporter -> default opset
+PROTOBUF_LIMIT = 2 ** 31 - 2 ** 24  # stay clear of protobuf's 2 GiB; larger -> external data
+
+
+class ExportGraph(nn.Module):
+    """The exported computation: encode once, then decoder depth and the optional head.
+
+    Attributes:
+        model: The ``VanishingDepth`` (with decoder).
+        seg_head: Segmentation head on ``VDFeatures.maps``, or None.
+        dtype: Compute dtype inside the graph (inputs and outputs stay float32).
+    """
+
+    def __init__(self, model: VanishingDepth, seg_head: Optional[nn.Module] = None,
+                 dtype: torch.dtype = torch.float32):
+        """Wrap the model.
+
+        Args:
+            model: Model with its pretraining decoder (the contract's ``depth`` output).
+            seg_head: Optional head.
+            dtype: ``torch.float32`` or ``torch.float16``.
+
+        Raises:
+            ValueError: The model has no decoder.
+        """
+        super().__init__()
+        if model.decoder is None:
+            raise ValueError('the model has no decoder (drop_decoder was called), but the '
+                             'contract requires the depth output; export the checkpoint with '
+                             'its decoder')
+        self.model = model
+        self.seg_head = seg_head
+        self.dtype = dtype
+
+    def forward(self, rgb: torch.Tensor, pde: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return (features, depth[, seg_logits]) as float32 for float32 rgb and pde."""
+        features = self.model.encode(rgb.to(self.dtype), pde.to(self.dtype))
+        depth = self.model.decoder(features.maps, tuple(rgb.shape[-2:]))[0]  # (1, 1, H, W)
+        outputs = [features.last.float(), depth.float()]  # (1, D, h, w), (1, 1, H, W)
+        if self.seg_head is not None:
+            outputs.append(self.seg_head(features.maps).float())  # (1, K, h', w')
+        return tuple(outputs)
+
+
+def output_names(with_seg: bool) -> List[str]:
+    """Names of the graph outputs, in the order ``ExportGraph`` returns them."""
+    return list(REQUIRED_OUTPUTS) + (['seg_logits'] if with_seg else [])
+
+
+def check_input_size(input_size: Sequence[int], patch_size: int) -> Tuple[int, int]:
+    """Return (H, W) after checking they are positive multiples of the patch size.
+
+    Raises:
+        ValueError: Naming the size and the patch size.
+    """
+    size = tuple(int(v) for v in input_size)
+    if len(size) != 2 or min(size) <= 0 or size[0] % patch_size or size[1] % patch_size:
+        raise ValueError(f'input size {list(input_size)} must be two positive multiples of the '
+                         f'patch size {patch_size}')
+    if min(size) < 16:
+        raise ValueError(f'input size {list(size)} is below the decoder minimum of 16 pixels')
+    return size
+
+
+def fixed_size_copy(model: VanishingDepth, input_size: Tuple[int, int]) -> VanishingDepth:
+    """Deep-copy ``model`` with both ViTs' position embeddings resampled to ``input_size``.
+
+    Raises:
+        TypeError: A ViT without ``set_input_size`` (use the dynamo exporter).
+    """
+    fixed = copy.deepcopy(model).eval()
+    for vit in (fixed.encoder.vit, fixed.adapter.vit):
+        if not hasattr(vit, 'set_input_size'):
+            raise TypeError(f'{type(vit).__name__} has no set_input_size; export it with '
+                            '--exporter dynamo')
+        vit.set_input_size(img_size=input_size)
+    return fixed
+
+
+def git_revision(root: str = ROOT) -> str:
+    """Return ``git describe``-like ``<sha>[-dirty]`` of ``root``, or 'unknown'."""
+    try:
+        sha = subprocess.run(['git', '-C', root, 'rev-parse', 'HEAD'], capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ['git', '-C', root, 'status', '--porcelain', '--untracked-files=no'],
+            capture_output=True, text=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'
+    return sha + ('-dirty' if dirty.strip() else '')
+
+
+def training_provenance(data: Any, steps: int, **extra: Any) -> Dict[str, Any]:
+    """Return the contract's ``training`` object: data, steps, UTC date, git revision, extras."""
+    return {'data': data, 'steps': int(steps),
+            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+            'git_revision': git_revision(), **extra}
+
+
+def model_contract(model: VanishingDepth, input_size: Sequence[int],
+                   class_names: Sequence[str] = (), trained: bool = False,
+                   training_info: Optional[Dict[str, Any]] = None) -> ModelContract:
+    """Return the contract of ``model`` exported at ``input_size`` (also used to preprocess).
+
+    Args:
+        model: The model.
+        input_size: (H, W).
+        class_names: Segmentation classes (empty without a head).
+        trained: Whether encoder adapter and decoder come from a training run.
+        training_info: Provenance (see :func:`training_provenance`).
+    """
+    return ModelContract(
+        encoder=model.encoder_name, patch_size=int(model.patch_size),
+        input_size=check_input_size(input_size, model.patch_size),
+        mean=tuple(float(v) for v in model.mean), std=tuple(float(v) for v in model.std),
+        pde=model.pde_config, feature_dim=int(model.feature_dim),
+        class_names=tuple(str(name) for name in class_names), trained=bool(trained),
+        outputs=tuple(output_names(bool(class_names))), training=dict(training_info or {}))
+
+
+def _trace_to_onnx(graph: ExportGraph, example: Tuple[torch.Tensor, torch.Tensor], path: str,
+                   names: List[str], exporter: str, opset: int) -> None:
+    """Run the chosen torch exporter, writing ``path``."""
+    kwargs = {'input_names': ['rgb', 'pde'], 'output_names': names, 'opset_version': opset}
+    with warnings.catch_warnings(), torch.no_grad():
+        # Shape-dependent Python branches are expected to be frozen: the size is fixed.
+        warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        if exporter == 'dynamo':
+            torch.onnx.export(graph, example, path, dynamo=True, external_data=True,
+                              optimize=True, verbose=False, **kwargs)
+        else:
+            torch.onnx.export(graph, example, path, dynamo=False, do_constant_folding=True,
+                              **kwargs)
+
+
+def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_path: str,
+                input_size: Sequence[int] = DEFAULT_INPUT_SIZE, class_names: Sequence[str] = (),
+                trained: bool = False, training_info: Optional[Dict[str, Any]] = None,
+                fp16: bool = False, exporter: str = 'torchscript',
+                opset: Optional[int] = None) -> ModelContract:
+    """Export ``model`` (+ ``seg_head``) to an ONNX file that follows the model contract.
+
+    Args:
+        model: ``VanishingDepth`` with decoder (not modified: a fixed-size copy is traced).
+        seg_head: Head on ``VDFeatures.maps`` or None; needs ``class_names``.
+        output_path: The ``.onnx`` file (parent folders are created; written atomically).
+        input_size: (H, W), multiples of the patch size.
+        class_names: One name per head class, index = label id (0 = background/unlabelled).
+        trained: False for a random-init export (logged as a warning).
+        training_info: The contract's ``training`` object (data, steps, date, git revision).
+        fp16: Compute in float16 inside the graph (I/O stays float32).
+        exporter: ``torchscript`` or ``dynamo``.
+        opset: ONNX opset (>= 17; default 17 for torchscript, 18 for dynamo).
+
+    Returns:
+        The contract written into the metadata.
+
+    Raises:
+        ValueError: Bad size, exporter or opset, class names that do not fit the head, or a
+            model without decoder.
+    """
+    if exporter not in EXPORTERS:
+        raise ValueError(f'unknown exporter {exporter!r}, expected one of {sorted(EXPORTERS)}')
+    opset = EXPORTERS[exporter] if opset is None else int(opset)
+    if opset < 17:
+        raise ValueError(f'opset {opset} < 17: LayerNormalization needs opset 17')
+    if (seg_head is None) != (not class_names):
+        raise ValueError('class_names must be given exactly when a segmentation head is '
+                         f'exported (head: {seg_head is not None}, {len(class_names)} names)')
+    if seg_head is not None and len(class_names) != seg_head.num_classes:
+        raise ValueError(f'{len(class_names)} class names for a head with '
+                         f'{seg_head.num_classes} classes')
+    info = dict(training_info or {})
+    info.setdefault('model_config', model.config)
+    info.setdefault('export', {})
+    info['export'] = {**info['export'], 'exporter': exporter, 'opset': opset,
+                      'precision': 'fp16' if fp16 else 'fp32', 'torch': torch.__version__}
+    contract = model_contract(model, input_size, class_names, trained, info)
+    if not trained:
+        _logger.warning('!' * 79)
+        _logger.warning('EXPORTING A RANDOMLY INITIALISED MODEL (trained: false) to %s: its '
+                        'features, depth and segmentation are meaningless; for the node demo '
+                        'and tests only', output_path)
+        _logger.warning('!' * 79)
+    dtype = torch.float16 if fp16 else torch.float32
+    fixed = fixed_size_copy(model, contract.input_size).to(dtype)
+    head = copy.deepcopy(seg_head).eval().to(dtype) if seg_head is not None else None
+    graph = ExportGraph(fixed, head, dtype).eval()
+    height, width = contract.input_size
+    example = (torch.rand(1, 3, height, width),
+               torch.rand(1, contract.pde.channels, height, width) * 2 - 1)
+    output_path = os.path.abspath(output_path)
+    os.makedirs(os.path.dirname(output_path), exist_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(output_path)) as work:
+        traced = os.path.join(work, 'graph.onnx')
+        _trace_to_onnx(graph, example, traced, list(contract.outputs), exporter, opset)
+        proto = onnx.load(traced)
+        helper.set_model_props(proto, {METADATA_KEY: contract.to_json()})
+        proto.doc_string = (f'Vanishing Depth {contract.encoder} {height}x{width} '
+                            f'(vd_ros model contract v{contract.contract_version})')
+        _save_checked(proto, os.path.join(work, 'final.onnx'), output_path)
+    _logger.info('exported %s (%s, %s, opset %d, %s) in %.1f s: outputs %s', output_path,
+                 contract.encoder, 'fp16' if fp16 else 'fp32', opset, exporter,
+                 time.perf_counter() - started, list(contract.outputs))
+    return contract
+
+
+def _save_checked(proto: onnx.ModelProto, staging: str, output_path: str) -> None:
+    """Save ``proto`` (external data beyond 2 GiB), run the checker, move it into place."""
+    large = proto.ByteSize() > PROTOBUF_LIMIT
+    data_name = os.path.basename(output_path) + '.data'
+    onnx.save(proto, staging, save_as_external_data=large, location=data_name)
+    onnx.checker.check_model(staging, full_check=True)
+    if large:
+        os.replace(os.path.join(os.path.dirname(staging), data_name),
+                   os.path.join(os.path.dirname(output_path), data_name))
+    os.replace(staging, output_path)
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    """Parse the command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--config', action='append', default=[],
+                        help='YAML merged over training/configs/default.yaml (repeatable)')
+    parser.add_argument('--checkpoint', help='pretraining checkpoint (training/train.py)')
+    parser.add_argument('--heads', help='segmentation head file (training/train_heads.py)')
+    parser.add_argument('--output', default=os.path.join('models', 'vd.onnx'))
+    parser.add_argument('--input-size', type=int, nargs=2, default=list(DEFAULT_INPUT_SIZE),
+                        metavar=('H', 'W'))
+    parser.add_argument('--fp16', action='store_true', help='float16 weights and compute')
+    parser.add_argument('--exporter', choices=sorted(EXPORTERS), default='torchscript')
+    parser.add_argument('--opset', type=int, help='ONNX opset (default per exporter)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the random initialisation (must match train_heads)')
+    parser.add_argument('overrides', nargs='*', help='config overrides key=value')
+    return parser.parse_args(argv)
+
+
+def _data_description(cfg: Dict[str, Any]) -> List[str]:
+    """Describe the pretraining data sources of a config as 'type:root' strings."""
+    sources = (cfg.get('data') or {}).get('sources') or []
+    return [f'{source.get("type")}:{source.get("root")}' for source in sources]
+
+
+def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, dict]:
+    """Build the model (checked checkpoint or random init) and the optional head.
+
+    Returns:
+        ``(model, head or None, export_onnx keyword arguments)``.
+    """
+    cfg = to_plain(load_config(args.config, args.overrides))
+    model, checkpoint = build_checked_model(cfg['model'], args.checkpoint, args.seed)
+    if checkpoint is not None:
+        info = training_provenance(
+            _data_description(checkpoint.config or {}) or 'see checkpoint',
+            checkpoint.step or 0, checkpoint=os.path.abspath(args.checkpoint))
+    else:
+        info = training_provenance('none (random initialisation)', 0, checkpoint=None,
+                                   seed=args.seed)
+    head, class_names = None, ()
+    if args.heads:
+        head, heads_info = load_heads_checkpoint(args.heads, model)
+        class_names = tuple(heads_info['class_names'])
+        info['heads'] = {'file': heads_info['path'], 'kind': heads_info['head_config']['kind'],
+                         'layout': heads_info.get('layout'),
+                         'training': heads_info.get('training'),
+                         'metrics': heads_info.get('metrics')}
+    return model, head, {'class_names': class_names, 'trained': bool(args.checkpoint),
+                         'training_info': info}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Export from the command line; returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    model, head, kwargs = build_export_inputs(args)
+    export_onnx(model, head, args.output, args.input_size, fp16=args.fp16,
+                exporter=args.exporter, opset=args.opset, **kwargs)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
