@@ -1,0 +1,15 @@
+"""The pretraining engine: everything ``training/train.py`` needs besides model, loss and data.
+
+One concept per module:
+
+- ``config``: default.yaml + override files + ``key=value`` dotlist, resolved-config saving;
+- ``sample_stream``: resumable, rank-sharded weighted sampler and seeded per-sample transform;
+- ``batch``: a collated batch -> (rgb, masked PDE, target, removed mask) for the loss;
+- ``schedule``: learning-rate schedules (one-cycle as the paper, warm-up + cosine);
+- ``rng_state``: capture and restore python/numpy/torch/cuda RNG states as tensors;
+- ``checkpoint``: atomic writes, keep-last-N + best, ``weights_only`` loading;
+- ``distributed``: torchrun environment, process group, rank helpers;
+- ``flops``: measured FLOPs per training step and MFU against a peak table;
+- ``metrics_log``: CSV + TensorBoard metrics;
+- ``plots``: the RGB / input / prediction / target / error panel and the loss curve.
+"""

@@ -1,0 +1,86 @@
+"""Training configuration: default.yaml, small override files and ``key=value`` overrides.
+
+The layering follows dinov2: ``training/configs/default.yaml`` holds every key; an override file
+(``--config training/configs/smoke.yaml``) and then command-line dotlist entries
+(``train.max_steps=100 'model.timm_kwargs={depth: 2}'``) are merged on top. Keys that are not
+in the defaults are rejected (struct mode), so a typo fails loudly instead of being ignored;
+only sections that are empty in the defaults (e.g. ``model.timm_kwargs: {}``) accept new keys.
+The resolved config (interpolations replaced by their values) is saved beside each run.
+"""
+
+import os
+from typing import Iterable, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'configs')
+DEFAULT_CONFIG = os.path.join(CONFIG_DIR, 'default.yaml')
+
+
+def load_config(config_files: Iterable[str] = (), overrides: Iterable[str] = (),
+                default: Optional[str] = DEFAULT_CONFIG) -> DictConfig:
+    """Merge the default config, override files and dotlist overrides.
+
+    Args:
+        config_files: YAML files merged in order on top of the default.
+        overrides: ``key=value`` strings (OmegaConf dotlist syntax).
+        default: The base YAML holding every key (None: start from an empty config).
+
+    Returns:
+        The merged config, interpolations resolved, in struct mode.
+
+    Raises:
+        FileNotFoundError: A config file does not exist.
+        ValueError: An override or file sets a key the defaults do not have, or an override
+            is not ``key=value``.
+    """
+    layers = []
+    for path in ([default] if default else []) + list(config_files):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'config file {path!r} does not exist')
+        layers.append(OmegaConf.load(path))
+    overrides = list(overrides)
+    bad = [item for item in overrides if '=' not in item]
+    if bad:
+        raise ValueError(f'overrides must be key=value, got {bad}')
+    cfg = layers[0] if layers else OmegaConf.create({})
+    OmegaConf.set_struct(cfg, True)
+    _open_empty_sections(cfg)
+    try:
+        for layer in layers[1:] + [OmegaConf.from_dotlist(overrides)]:
+            cfg = OmegaConf.merge(cfg, layer)
+    except Exception as error:  # omegaconf raises several unrelated error types
+        raise ValueError(f'bad config override: {error}') from error
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def _open_empty_sections(node: DictConfig) -> None:
+    """Let the empty mappings of the defaults (free-form keyword sections) take new keys."""
+    for key in node.keys():
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            if len(child) == 0:
+                OmegaConf.set_struct(child, False)
+            else:
+                _open_empty_sections(child)
+
+
+def save_config(cfg: DictConfig, path: str) -> None:
+    """Write the resolved config as YAML (atomically, so a crash never leaves half a file).
+
+    Args:
+        cfg: The config.
+        path: Target file, e.g. ``runs/<name>/config.yaml``.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temp = f'{path}.tmp'
+    with open(temp, 'w', encoding='utf-8') as stream:
+        stream.write(OmegaConf.to_yaml(cfg, resolve=True))
+    os.replace(temp, path)
+
+
+def to_plain(cfg: DictConfig) -> dict:
+    """Return the config as plain dicts and lists (for checkpoints and ``build_model``)."""
+    return OmegaConf.to_container(cfg, resolve=True)

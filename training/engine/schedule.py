@@ -1,0 +1,73 @@
+"""Learning-rate schedules, stepped once per optimiser step (skipped steps included).
+
+``onecycle`` is what the paper's implementation uses (paper.md section 5): PyTorch's
+``OneCycleLR`` with cosine annealing, a warm-up over ``warmup_fraction`` of the steps from
+``lr / div_factor`` up to ``lr``, then down to ``lr / div_factor / final_div_factor``.
+``warmup_cosine`` is the nanoGPT form with the same three levels: a *linear* warm-up from
+``lr / div_factor`` to ``lr``, then a cosine decay to the same final value. ``constant`` keeps
+``lr``. AdamW's betas stay constant (``cycle_momentum`` off by default: the paper does not say
+whether its one-cycle cycled beta1, which is PyTorch's default).
+"""
+
+import math
+from typing import Mapping
+
+import torch
+
+SCHEDULES = ('onecycle', 'warmup_cosine', 'constant')
+
+
+def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int, start: float,
+                         final: float) -> float:
+    """Return the lr multiplier at ``step``: linear ``start -> 1``, then cosine ``1 -> final``.
+
+    Args:
+        step: Optimiser step, 0-based.
+        total_steps: Steps of the run.
+        warmup_steps: Steps of the linear warm-up.
+        start: Multiplier at step 0.
+        final: Multiplier at the last step.
+    """
+    if step < warmup_steps:
+        return start + (1.0 - start) * step / warmup_steps
+    decay = max(1, total_steps - 1 - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay)
+    return final + 0.5 * (1.0 - final) * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping,
+                    total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Create the schedule of the ``optim.schedule`` config section.
+
+    Args:
+        optimizer: The optimiser; its ``lr`` is the peak learning rate.
+        cfg: ``kind`` (one of ``SCHEDULES``), ``warmup_fraction``, ``div_factor``,
+            ``final_div_factor``, ``cycle_momentum``.
+        total_steps: Optimiser steps of the whole run.
+
+    Returns:
+        A scheduler whose ``state_dict`` holds only tensors and python scalars.
+
+    Raises:
+        ValueError: Unknown kind or bad parameters.
+    """
+    kind = cfg['kind']
+    if kind not in SCHEDULES:
+        raise ValueError(f'optim.schedule.kind must be one of {SCHEDULES}, got {kind!r}')
+    if total_steps < 2 or not 0.0 <= cfg['warmup_fraction'] < 1.0:
+        raise ValueError(f'need total_steps >= 2 and 0 <= warmup_fraction < 1, got '
+                         f'{total_steps}, {cfg["warmup_fraction"]}')
+    peak = optimizer.param_groups[0]['lr']
+    if kind == 'onecycle':
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=peak, total_steps=total_steps,
+            pct_start=max(cfg['warmup_fraction'], 1.0 / total_steps),
+            div_factor=cfg['div_factor'], final_div_factor=cfg['final_div_factor'],
+            anneal_strategy='cos', cycle_momentum=bool(cfg['cycle_momentum']))
+    if kind == 'constant':
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    start = 1.0 / cfg['div_factor']
+    final = start / cfg['final_div_factor']
+    warmup = int(round(cfg['warmup_fraction'] * total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine_factor(step, total_steps, warmup, start, final))
