@@ -9,8 +9,8 @@ The loop, top to bottom (``train``): build data (reproducible sample stream), mo
 ViT + trainable adapter and decoder), AdamW + schedule, resume from the latest checkpoint; then
 per optimiser step and micro-step: batch -> depth randomisation, corruption, masking, PDE ->
 bf16 forward -> multi-scale SILog loss -> backward; a non-finite loss or gradient skips the
-step; clip, step, schedule; log, plot, validate and checkpoint at intervals. Outputs go to
-``runs/<name>/`` (config.yaml, metrics.csv, tb/, panels/, loss_curve.png, checkpoints/).
+step (its BatchNorm statistics updates included); clip, step, schedule; log, plot, validate
+and checkpoint at intervals. Outputs go to ``runs/<name>/`` (config.yaml, metrics.csv, tb/, panels/, loss_curve.png, checkpoints/).
 """
 
 import argparse
@@ -352,9 +352,11 @@ def train(cfg: DictConfig) -> TrainResult:
     _logger.info('training steps %d..%d of %d, %d images per step, run folder %s',
                  start_step, stop_step, max_steps, images_per_step, run_dir)
 
+    buffers = list(core.buffers())  # BatchNorm statistics: a bad forward must not stick
     for step in range(start_step, stop_step):
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
+        saved_buffers = [b.clone() for b in buffers]
         step_loss, backward_passes, outcome = 0.0, 0, OK
         for micro in range(cfg.train.accum_steps):
             batch = next(batches)  # consumed even when the step is skipped: exact resume
@@ -409,6 +411,9 @@ def train(cfg: DictConfig) -> TrainResult:
                 outcome = NONFINITE
         scheduler.step()
         if outcome == NONFINITE:
+            with torch.no_grad():
+                for buffer, saved in zip(buffers, saved_buffers):
+                    buffer.copy_(saved)
             counters['nonfinite_total'] += 1
             counters['consecutive_nonfinite'] += 1
             result.losses.append(math.nan)
