@@ -50,7 +50,8 @@ def nearest_fill(sparse_m: np.ndarray) -> np.ndarray:
 def linear_fill(sparse_m: np.ndarray) -> np.ndarray:
     """Piecewise-linear interpolation on the Delaunay triangulation of the input pixels.
 
-    Pixels outside the convex hull of the inputs take the nearest input's depth.
+    Pixels outside the convex hull of the inputs take the nearest input's depth; input pixels
+    keep their value.
 
     Args:
         sparse_m: (H, W) depth in metres, 0 (or NaN) where there is no input.
@@ -62,16 +63,18 @@ def linear_fill(sparse_m: np.ndarray) -> np.ndarray:
         ValueError: If the map is not 2-D or has no valid input pixel.
     """
     mask = _input_mask(sparse_m)
-    nearest = nearest_fill(sparse_m)
-    if mask.sum() < 3:
-        return nearest
-    points = np.argwhere(mask)  # (N, 2) row, col
-    rows, cols = np.mgrid[0:sparse_m.shape[0], 0:sparse_m.shape[1]]  # (H, W) each
-    dense = interpolate.griddata(points, sparse_m[mask], (rows, cols), method='linear')
-    outside = ~np.isfinite(dense)
-    dense[outside] = nearest[outside]
-    dense[mask] = sparse_m[mask]
-    return dense.astype(np.float32)
+    dense = nearest_fill(sparse_m)
+    # Only input pixels bordering a hole can be vertices of triangles over the holes, so dense
+    # inputs (Perlin holes) are triangulated from their hole borders: same fill, far faster.
+    border = mask & ~ndimage.binary_erosion(mask, np.ones((3, 3), bool), border_value=0)
+    if border.sum() < 3:
+        return dense
+    holes = np.nonzero(~mask)
+    interpolated = interpolate.griddata(np.argwhere(border), sparse_m[border], holes,
+                                        method='linear')  # (num holes,)
+    inside = np.isfinite(interpolated)
+    dense[holes[0][inside], holes[1][inside]] = interpolated[inside]
+    return dense
 
 
 def _kernel(kind: str, size: int) -> np.ndarray:

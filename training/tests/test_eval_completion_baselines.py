@@ -66,6 +66,11 @@ def test_linear_fill_is_exact_on_a_plane_inside_the_hull():
     np.testing.assert_allclose(filled, plane, atol=1e-5)
     # Nearest fill is not exact on the same input, so the test can tell the two apart.
     assert np.abs(nearest_fill(np.where(mask, plane, 0.0)) - plane).max() > 0.02
+    # Dense input with holes (triangulated from the hole borders only): still exact.
+    holed = plane.copy()
+    holed[10:30, 15:40] = 0.0
+    holed[35:40, 50:52] = 0.0
+    np.testing.assert_allclose(linear_fill(holed), plane, atol=1e-5)
 
 
 def test_baselines_reject_empty_input():
