@@ -11,9 +11,8 @@ import torch
 from training.models import (
     build_model, create_rgb_encoder, PretrainedWeightsUnavailable, VDFeatures)
 from training.models.depth_adapter import default_fusion_blocks
-from training.models.fpn_decoder import scaled_channels
+from training.models.fpn_decoder import DepthHead, scaled_channels
 from training.models.pde import positional_depth_encoding
-from training.tests.conftest import TINY_VIT
 
 DEFAULT_YAML = os.path.join(os.path.dirname(__file__), '..', 'configs', 'default.yaml')
 
@@ -107,6 +106,19 @@ def test_fusion_blocks_and_decoder_widths():
     assert scaled_channels(768) == (512, 256, 128, 64)
 
 
+def test_depth_heads_hand_values():
+    features = torch.zeros(1, 8, 2, 3)
+    single, bins = DepthHead(8), DepthHead(8, bins_m=(10.0, 1.0, 0.1, 0.01))
+    assert torch.allclose(single(features), torch.ones(1, 1, 2, 3))  # starts at 1 m
+    assert torch.allclose(bins(features), torch.ones(1, 1, 2, 3))
+    with torch.no_grad():
+        bins.conv.bias.copy_(torch.tensor([0.1, 2.0, -5.0, 3.0]))
+        single.conv.bias.fill_(-1.0)
+    # relu(r) . b = 0.1 * 10 + 2 * 1 + 0 * 0.1 + 3 * 0.01
+    assert torch.allclose(bins(features), torch.full((1, 1, 2, 3), 3.03))
+    assert torch.equal(single(features), torch.zeros(1, 1, 2, 3))  # ReLU
+
+
 def test_rgb_features_reach_the_depth_branch(tiny_model):
     rgb, pde = _inputs(1, 56, 56)
     tiny_model.eval()
@@ -150,15 +162,15 @@ def test_build_from_default_yaml_with_tiny_overrides():
         build_model({'encodr': 'vit_small_patch14_dinov2'})
 
 
-def test_random_init_warns(caplog):
+def test_random_init_warns(caplog, tiny_vit_kwargs):
     with caplog.at_level(logging.WARNING):
-        create_rgb_encoder(img_size=(28, 28), **TINY_VIT)
+        create_rgb_encoder(img_size=(28, 28), **tiny_vit_kwargs)
     assert 'RANDOM weights' in caplog.text
 
 
 @pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])
-def test_weights_path_loads_local_file(tmp_path, suffix):
-    source = create_rgb_encoder(img_size=(28, 28), **TINY_VIT).vit
+def test_weights_path_loads_local_file(tmp_path, suffix, tiny_vit_kwargs):
+    source = create_rgb_encoder(img_size=(28, 28), **tiny_vit_kwargs).vit
     path = tmp_path / f'tiny{suffix}'
     if suffix == '.pth':
         torch.save(source.state_dict(), path)
@@ -166,17 +178,18 @@ def test_weights_path_loads_local_file(tmp_path, suffix):
         from safetensors.torch import save_file
         save_file(source.state_dict(), str(path))
     torch.manual_seed(123)  # a different random init, overwritten by the file
-    loaded = create_rgb_encoder(weights_path=str(path), img_size=(28, 28), **TINY_VIT).vit
+    loaded = create_rgb_encoder(
+        weights_path=str(path), img_size=(28, 28), **tiny_vit_kwargs).vit
     for key, value in source.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     with pytest.raises(FileNotFoundError, match='missing.pth'):
-        create_rgb_encoder(weights_path=str(tmp_path / 'missing.pth'), **TINY_VIT)
+        create_rgb_encoder(weights_path=str(tmp_path / 'missing.pth'), **tiny_vit_kwargs)
 
 
-def test_pretrained_offline_gives_a_clear_error(tmp_path, monkeypatch):
+def test_pretrained_offline_gives_a_clear_error(tmp_path, monkeypatch, tiny_vit_kwargs):
     import huggingface_hub.constants
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path))
     with pytest.raises(PretrainedWeightsUnavailable, match='weights_path'):
-        create_rgb_encoder(pretrained=True, img_size=(28, 28), **TINY_VIT)
+        create_rgb_encoder(pretrained=True, img_size=(28, 28), **tiny_vit_kwargs)
