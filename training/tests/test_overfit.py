@@ -13,7 +13,7 @@ from training.losses import MultiScaleSILogLoss
 from training.models import build_model, positional_depth_encoding
 
 SIZE = 112
-STEPS = 40
+STEPS = 60
 
 
 def _frame(shared_data):
