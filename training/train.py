@@ -10,7 +10,8 @@ ViT + trainable adapter and decoder), AdamW + schedule, resume from the latest c
 per optimiser step and micro-step: batch -> depth randomisation, corruption, masking, PDE ->
 bf16 forward -> multi-scale SILog loss -> backward; a non-finite loss or gradient skips the
 step (its BatchNorm statistics updates included); clip, step, schedule; log, plot, validate
-and checkpoint at intervals. Outputs go to ``runs/<name>/`` (config.yaml, metrics.csv, tb/, panels/, loss_curve.png, checkpoints/).
+and checkpoint at intervals. Outputs go to ``runs/<name>/`` (config.yaml, metrics.csv, tb/,
+panels/, loss_curve.png, checkpoints/).
 """
 
 import argparse
