@@ -1,5 +1,8 @@
 """Segmentation labels and colours, depth alignment, feature PCA against known answers."""
 
+import os
+
+import cv2
 import numpy as np
 import pytest
 
@@ -157,3 +160,68 @@ def test_labels_are_the_argmax_for_an_identity_letterbox():
     labels = labels_from_logits(logits, letterbox_params((7, 9), (7, 9)))
     np.testing.assert_array_equal(labels, np.argmax(logits, axis=0))
     assert len(np.unique(labels)) == 5
+
+
+def smooth_logits(classes, grid, seed=0):
+    """Return (K, h, w) logits: smooth random fields (cubic upsampling of coarse noise)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.standard_normal((classes, grid[0] // 6 + 2, grid[1] // 6 + 2)).astype(np.float32)
+    return np.stack([cv2.resize(c, grid[::-1], interpolation=cv2.INTER_CUBIC) for c in coarse])
+
+
+@pytest.mark.parametrize('classes,grid', [(22, (96, 128)), (41, (24, 32)), (3, (24, 24))])
+def test_labels_agree_with_full_resolution_argmax_up_to_sampling(classes, grid):
+    # Reference: bilinear logits at every camera pixel (the restore tested in test_preprocess),
+    # argmax there. Taking the argmax at model-input pixels moves each sample by at most half a
+    # model pixel per axis, i.e. 0.5 / scale camera pixels, so a class's logit changes by at most
+    # g / scale (g: its largest change between neighbouring camera pixels) and a label may only
+    # differ where the reference's winning margin is below twice that.
+    letterbox = letterbox_params((480, 640), (336, 448) if grid[0] != grid[1] else (336, 336))
+    logits = smooth_logits(classes, grid)
+    restored = letterbox.restore(logits.transpose(1, 2, 0).copy(), 'linear')  # (480, 640, K)
+    reference = np.argmax(restored, axis=2)
+    labels = labels_from_logits(logits, letterbox)
+    assert labels.shape == (480, 640) and labels.dtype == np.uint8
+    differ = labels != reference
+    assert 0 < differ.mean() < 0.05
+    gradient = max(np.abs(np.diff(restored, axis=axis)).max() for axis in (0, 1))
+    rows, cols = np.nonzero(differ)
+    margin = restored[rows, cols, reference[differ]] - restored[rows, cols, labels[differ]]
+    assert margin.max() <= 2 * gradient / letterbox.scale
+
+
+def test_labels_at_camera_resolution_when_upscaling():
+    # A camera smaller than the model input: the argmax is taken at camera resolution.
+    letterbox = letterbox_params((60, 80), (336, 448))
+    logits = smooth_logits(5, (24, 32), seed=3)
+    reference = np.argmax(letterbox.restore(logits.transpose(1, 2, 0).copy(), 'linear'), axis=2)
+    np.testing.assert_array_equal(labels_from_logits(logits, letterbox), reference)
+
+
+@pytest.mark.parametrize('alpha', [0.5, 0.3, 1.0])
+def test_colorize_matches_float_blend(alpha):
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 30, (48, 64)).astype(np.uint16)
+    rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    overlay = colorize_labels(labels, rgb, alpha)
+    expected = np.rint((1.0 - alpha) * rgb + alpha * label_palette(30)[labels].astype(float))
+    expected[labels == 0] = rgb[labels == 0]
+    difference = np.abs(overlay.astype(int) - expected.astype(int))
+    assert difference.max() <= (0 if alpha in (0.5, 1.0) else 1)
+    np.testing.assert_array_equal(overlay[labels == 0], rgb[labels == 0])
+
+
+def test_align_depth_matches_float64_least_squares_on_real_frame(shared_data):
+    folder = os.path.join(shared_data, '7scenes_redkitchen')
+    raw = cv2.imread(os.path.join(folder, 'frame-000040.depth.png'), cv2.IMREAD_UNCHANGED)
+    measured = np.where(raw == 65535, 0, raw).astype(np.float32) / np.float32(1000.0)
+    valid = measured > 0
+    assert 0.5 < valid.mean() < 1.0
+    rows, cols = np.mgrid[0:480, 0:640]
+    pred = (0.8 + 0.002 * cols + 0.001 * rows).astype(np.float32)  # a plane, > 0 everywhere
+    completed, scale, shift = align_depth(pred, measured)
+    p, m = pred[valid].astype(np.float64), measured[valid].astype(np.float64)
+    assert scale == pytest.approx(np.dot(p, m) / np.dot(p, p), rel=1e-12) and shift == 0.0
+    np.testing.assert_array_equal(completed[valid], measured[valid])
+    np.testing.assert_allclose(completed[~valid], scale * pred[~valid].astype(np.float64),
+                               rtol=1e-6)

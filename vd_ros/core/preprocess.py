@@ -215,6 +215,7 @@ def prepare_inputs(rgb: np.ndarray, depth_m: np.ndarray, contract: ModelContract
     shrinking = letterbox.scale < 1.0
     rgb_model = letterbox.apply(rgb, 'area' if shrinking else 'linear')  # (H, W, 3)
     depth_model = letterbox.apply(np.asarray(depth_m, dtype=np.float32), 'nearest')  # (H, W)
-    rgb_in = (rgb_model.transpose(2, 0, 1)[None] / np.float32(255.0)).astype(np.float32)
+    rgb_in = np.empty((1, 3) + tuple(contract.input_size), dtype=np.float32)  # (1, 3, H, W)
+    np.divide(rgb_model.transpose(2, 0, 1), np.float32(255.0), out=rgb_in[0])
     pde = positional_depth_encoding(depth_model, contract.pde)[None]  # (1, C, H, W)
-    return np.ascontiguousarray(rgb_in), pde, letterbox  # (1, 3, H, W)
+    return rgb_in, pde, letterbox
