@@ -155,7 +155,7 @@ def cache_training_features(model: VanishingDepth, samples: List[dict], layout: 
 
 def train_head(head: nn.Module, maps: torch.Tensor, labels: torch.Tensor, steps: int,
                batch_size: int, lr: float, weight_decay: float, seed: int,
-               device: torch.device) -> List[float]:
+               device: torch.device, loss_stride: int = 1) -> List[float]:
     """Train a head on cached token maps with cross-entropy (``IGNORE_LABEL`` ignored).
 
     Args:
@@ -168,6 +168,8 @@ def train_head(head: nn.Module, maps: torch.Tensor, labels: torch.Tensor, steps:
         weight_decay: AdamW weight decay.
         seed: Seed of the batch order.
         device: Where to train.
+        loss_stride: Score every ``loss_stride``-th label pixel (the centre one of each
+            ``s x s`` cell); the logits are upsampled to that grid. 1 = every pixel.
 
     Returns:
         The loss of every step.
@@ -179,14 +181,16 @@ def train_head(head: nn.Module, maps: torch.Tensor, labels: torch.Tensor, steps:
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
     generator = torch.Generator().manual_seed(seed)
+    offset = loss_stride // 2
+    labels = labels[:, offset::loss_stride, offset::loss_stride]  # (N, H / s, W / s)
     order, losses = torch.empty(0, dtype=torch.long), []
     for step in tqdm(range(steps), desc=f'training {head.config["kind"]} head', leave=False):
         if order.numel() < batch_size:
             order = torch.cat([order, torch.randperm(maps.shape[0], generator=generator)])
         batch, order = order[:batch_size], order[batch_size:]
         inputs = maps[batch].to(device)  # (B, 4, D, h, w)
-        target = labels[batch].to(device)  # (B, H, W)
-        logits = upsample_logits(head(list(inputs.unbind(1))), target.shape[-2:])  # (B, K, H, W)
+        target = labels[batch].to(device)  # (B, H / s, W / s)
+        logits = upsample_logits(head(list(inputs.unbind(1))), target.shape[-2:])  # (B, K, ., .)
         loss = F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL)
         if not torch.isfinite(loss):
             raise FloatingPointError(f'non-finite segmentation loss {loss.item()} at step {step}')
@@ -300,7 +304,7 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
                               len(model.adapter.fusion_blocks), **extra)
         start = time.perf_counter()
         losses = train_head(head, maps, labels, hcfg['steps'], hcfg['batch_size'], hcfg['lr'],
-                            hcfg['weight_decay'], hcfg['seed'], device)
+                            hcfg['weight_decay'], hcfg['seed'], device, hcfg['loss_stride'])
         heads[kind] = head.eval()
         results[kind] = {'final_loss': float(np.mean(losses[-10:])),
                          'first_loss': losses[0], 'train_s': time.perf_counter() - start}
@@ -353,7 +357,8 @@ def write_report(args: argparse.Namespace, cfg: Dict[str, Any], results: Dict[st
         f'Heads: linear = BN + 1x1 conv on the 4 concatenated maps; fpn = light FPN '
         f'({hcfg["fpn_channels"]} channels, strides p/4..2p). AdamW lr {hcfg["lr"]}, wd '
         f'{hcfg["weight_decay"]}, cosine, {hcfg["steps"]} steps of batch {hcfg["batch_size"]}, '
-        f'seed {hcfg["seed"]}.',
+        f'seed {hcfg["seed"]}; cross-entropy on every {hcfg["loss_stride"]}-th label pixel '
+        '(cell centres) against bilinearly upsampled logits.',
         'mIoU averages the classes present in ground truth or prediction (confusion matrix over '
         'all eval pixels); the majority-class row predicts the most frequent training class '
         'everywhere.',
