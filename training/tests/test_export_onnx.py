@@ -35,7 +35,7 @@ def tiny_model(seed: int = 0, **overrides):
 
 
 def tiny_head(model, kind: str):
-    """A YCB-Video head with non-trivial BatchNorm statistics."""
+    """Build a YCB-Video head with non-trivial BatchNorm statistics."""
     torch.manual_seed(3)
     head = build_seg_head(kind, model.feature_dim, len(YCBV_CLASSES),
                           **({'channels': 16} if kind == 'fpn' else {}))
@@ -56,7 +56,7 @@ def frame_inputs(shared_data, contract):
 
 
 def eager_outputs(model, head, rgb_in, pde):
-    """Outputs of the eager model, computed through its public forward (independent path)."""
+    """Run the eager model through its public forward (an independent path)."""
     rgb, code = torch.from_numpy(rgb_in), torch.from_numpy(pde)
     with torch.no_grad():
         out = model(rgb, code)
@@ -80,7 +80,7 @@ def assert_close(onnx_out, torch_out, rel, atol):
 
 @pytest.fixture(scope='module')
 def linear_export(tmp_path_factory):
-    """A tiny model with a linear head exported once for several tests."""
+    """Export a tiny model with a linear head once for several tests."""
     torch.set_num_threads(2)
     model = tiny_model()
     head = tiny_head(model, 'linear')
@@ -145,8 +145,8 @@ def test_dynamo_exporter_matches_eager(shared_data, tmp_path):
     model = tiny_model(seed=2)
     path = str(tmp_path / 'dynamo.onnx')
     contract = export_onnx(model, None, path, SIZE, exporter='dynamo')
-    assert contract.training['export']['opset'] == 18 and contract.outputs == ('features',
-                                                                                 'depth')
+    assert contract.training['export']['opset'] == 18
+    assert contract.outputs == ('features', 'depth')
     runtime = VDModel(path, providers=['cpu'], intra_op_threads=2)
     rgb_in, pde = frame_inputs(shared_data, runtime.contract)
     assert_close(runtime.run(rgb_in, pde), eager_outputs(model, None, rgb_in, pde), 1e-4, 1e-5)
