@@ -91,6 +91,7 @@ def linear_export(tmp_path_factory):
 
 
 def test_linear_export_matches_eager_on_a_real_frame(linear_export, shared_data):
+    """Check: linear export matches eager on a real frame."""
     model, head, path, _ = linear_export
     runtime = VDModel(path, providers=['cpu'], intra_op_threads=2)
     rgb_in, pde = frame_inputs(shared_data, runtime.contract)
@@ -98,6 +99,7 @@ def test_linear_export_matches_eager_on_a_real_frame(linear_export, shared_data)
 
 
 def test_export_carries_the_contract(linear_export):
+    """Check: export carries the contract."""
     model, _, path, contract = linear_export
     runtime = VDModel(path, providers=['cpu'])
     found = runtime.contract
@@ -115,6 +117,7 @@ def test_export_carries_the_contract(linear_export):
 
 
 def test_fpn_export_matches_eager_on_a_real_frame(shared_data, tmp_path):
+    """Check: fpn export matches eager on a real frame."""
     model = tiny_model(seed=5)
     head = tiny_head(model, 'fpn')
     path = str(tmp_path / 'fpn.onnx')
@@ -127,6 +130,7 @@ def test_fpn_export_matches_eager_on_a_real_frame(shared_data, tmp_path):
 
 
 def test_fp16_export_is_close_to_fp32_eager(linear_export, shared_data, tmp_path):
+    """Check: fp16 export is close to fp32 eager."""
     model, head, _, _ = linear_export
     path = str(tmp_path / 'tiny_fp16.onnx')
     contract = export_onnx(model, head, path, SIZE, YCBV_CLASSES, fp16=True)
@@ -142,6 +146,7 @@ def test_fp16_export_is_close_to_fp32_eager(linear_export, shared_data, tmp_path
 
 @pytest.mark.slow
 def test_dynamo_exporter_matches_eager(shared_data, tmp_path):
+    """Check: dynamo exporter matches eager."""
     model = tiny_model(seed=2)
     path = str(tmp_path / 'dynamo.onnx')
     contract = export_onnx(model, None, path, SIZE, exporter='dynamo')
@@ -153,6 +158,7 @@ def test_dynamo_exporter_matches_eager(shared_data, tmp_path):
 
 
 def test_export_refuses_what_the_contract_cannot_carry(tmp_path):
+    """Check: export refuses what the contract cannot carry."""
     model = tiny_model()
     head = tiny_head(model, 'linear')
     path = str(tmp_path / 'x.onnx')
@@ -176,6 +182,7 @@ def save_checkpoint(path, model, step=3, with_config=True):
 
 
 def test_cli_refuses_a_checkpoint_of_another_config(tmp_path):
+    """Check: cli refuses a checkpoint of another config."""
     path = str(tmp_path / 'ckpt.pt')
     save_checkpoint(path, tiny_model())
     out = str(tmp_path / 'x.onnx')
@@ -199,6 +206,7 @@ def test_cli_refuses_a_checkpoint_of_another_config(tmp_path):
 
 
 def test_cli_exports_a_checkpoint_with_its_heads(tmp_path, shared_data):
+    """Check: cli exports a checkpoint with its heads."""
     trained = tiny_model(seed=7)
     path = str(tmp_path / 'ckpt.pt')
     save_checkpoint(path, trained, step=42)

@@ -27,12 +27,14 @@ def tiny_model(seed: int = 0):
 
 
 def test_ycbv_layout_matches_the_dataset_model_folders(shared_data):
+    """Check: ycbv layout matches the dataset model folders."""
     folders = sorted(os.listdir(os.path.join(shared_data, 'ycbv', 'models')))
     assert list(YCBV_CLASSES) == ['background'] + folders
     assert get_layout('ycbv').num_classes == 22 and get_layout('ycbv').ignore_id is None
 
 
 def test_nyu40_and_sun37_layouts():
+    """Check: nyu40 and sun37 layouts."""
     assert len(NYU40_CLASSES) == 41 and NYU40_CLASSES[40] == 'otherprop'
     assert len(SUN37_CLASSES) == 38 and SUN37_CLASSES[37] == 'bag'
     assert SUN37_CLASSES[1:4] == ('wall', 'floor', 'cabinet') == NYU40_CLASSES[1:4]
@@ -41,6 +43,7 @@ def test_nyu40_and_sun37_layouts():
 
 
 def test_training_labels_ignore_unlabelled_and_refuse_raw_ids():
+    """Check: training labels ignore unlabelled and refuse raw ids."""
     layout = get_layout('nyu40')
     label = np.array([[0, 1], [40, 7]])
     assert training_labels(label, layout).tolist() == [[IGNORE_LABEL, 1], [40, 7]]
@@ -51,6 +54,7 @@ def test_training_labels_ignore_unlabelled_and_refuse_raw_ids():
 
 
 def test_remap_labels_through_a_table():
+    """Check: remap labels through a table."""
     table = np.array([0, 3, 3, 1])
     assert remap_labels(np.array([[1, 2], [3, 0]]), table).tolist() == [[3, 3], [1, 0]]
     with pytest.raises(ValueError, match='raw label 4 outside'):
@@ -58,6 +62,7 @@ def test_remap_labels_through_a_table():
 
 
 def test_linear_head_is_bn_then_1x1_conv():
+    """Check: linear head is bn then 1x1 conv."""
     torch.manual_seed(1)
     head = build_seg_head('linear', feature_dim=3, num_classes=4).eval()
     norm = head.norm
@@ -80,6 +85,7 @@ def test_linear_head_is_bn_then_1x1_conv():
 
 @pytest.mark.parametrize('size', [(8, 10), (5, 7)])
 def test_fpn_head_output_is_four_times_the_patch_grid(size):
+    """Check: fpn head output is four times the patch grid."""
     head = build_seg_head('fpn', feature_dim=16, num_classes=3, channels=8).eval()
     maps = [torch.randn(2, 16, *size) for _ in range(4)]
     assert tuple(head(maps).shape) == (2, 3, 4 * size[0], 4 * size[1])
@@ -119,6 +125,7 @@ def test_train_head_learns_a_separable_problem(kind, one_thread):
 
 
 def test_model_inputs_letterbox_labels_and_ignore_padding():
+    """Check: model inputs letterbox labels and ignore padding."""
     contract = ModelContract(encoder='x', patch_size=14, input_size=(112, 140), mean=(0,) * 3,
                              std=(1,) * 3, pde=PDEConfig(channels=4), feature_dim=8)
     label = np.zeros((480, 640), np.int64)
@@ -138,6 +145,7 @@ def test_model_inputs_letterbox_labels_and_ignore_padding():
 
 
 def test_heads_file_round_trip_and_fingerprint(tmp_path):
+    """Check: heads file round trip and fingerprint."""
     model = tiny_model(0)
     head = build_seg_head('linear', model.feature_dim, 3)
     torch.nn.init.normal_(head.classifier.weight)
@@ -154,6 +162,7 @@ def test_heads_file_round_trip_and_fingerprint(tmp_path):
 
 @pytest.mark.slow
 def test_train_heads_end_to_end_on_ycbv(shared_data, tmp_path):
+    """Check: train heads end to end on ycbv."""
     report = tmp_path / 'seg.md'
     train_heads_main([
         '--output-dir', str(tmp_path), '--report', str(report), 'heads.steps=3',
