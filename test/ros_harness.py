@@ -36,10 +36,10 @@ class Harness:
         self.diagnostics = []
         self._lock = threading.Lock()
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        for topic, type_name in topics.items():
-            self.node.create_subscription(
-                getattr(sensor_msgs, type_name), f'/{perception_name}/{topic}',
-                lambda msg, topic=topic: self._store(topic, msg), reliable)
+        self._outputs = {topic: self.node.create_subscription(
+            getattr(sensor_msgs, type_name), f'/{perception_name}/{topic}',
+            lambda msg, topic=topic: self._store(topic, msg), reliable)
+            for topic, type_name in topics.items()}
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.perception_name = perception_name
 
@@ -51,7 +51,7 @@ class Harness:
         with self._lock:
             self.diagnostics += [s for s in msg.status if s.name.endswith(self.perception_name)]
 
-    def wait_for(self, predicate, timeout: float = 20.0, what: str = 'condition') -> None:
+    def wait_for(self, predicate, timeout: float = 60.0, what: str = 'condition') -> None:
         """Wait until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -61,13 +61,49 @@ class Harness:
             time.sleep(0.02)
         pytest.fail(f'timed out after {timeout} s waiting for {what}')
 
-    def wait_connected(self, node, timeout: float = 20.0) -> None:
-        """Wait until the perception node sees our subscriptions and we see its inputs."""
+    def wait_connected(self, node, timeout: float = 60.0) -> None:
+        """Wait until every input and every recorded output is matched on both ends.
+
+        Each writer must have matched its reader and each reader its writer, camera_info
+        included: a volatile message published before its reader is matched is lost for good,
+        and DDS discovery of the endpoints finishes in any order (slowly on a loaded machine).
+        """
+        inputs = [sub for sub in node.subscriptions
+                  if sub.topic_name.endswith(('/image_raw', '/camera_info'))]
+        writers = (self.frames.rgb, self.frames.depth, self.frames.info)
+        outputs = [topic for topic in self.received if topic in node._outputs]
+
         def connected():
-            return (self.frames.subscriber_count() > 0 and all(
-                node._outputs[topic].get_subscription_count() > 0
-                for topic in self.received if topic in node._outputs))
+            return (len(inputs) == len(writers) and
+                    all(writer.get_subscription_count() > 0 for writer in writers) and
+                    all(sub.get_publisher_count() > 0 for sub in inputs) and
+                    all(node._outputs[topic].get_subscription_count() > 0 and
+                        self._outputs[topic].get_publisher_count() > 0 for topic in outputs))
         self.wait_for(connected, timeout, 'DDS discovery between the test and the node')
+
+    def feed_until(self, messages, predicate, what: str, period: float = 0.5,
+                   timeout: float = 60.0) -> int:
+        """Publish a frame (new stamp each time) every ``period`` s until ``predicate()``.
+
+        For checks that need one processed frame, not a particular one: a frame can be dropped
+        without a fault (replaced in the node's mailbox by a newer pair, or by another DDS
+        participant's camera_info on a shared domain), and a single publish then waits in vain.
+
+        Returns:
+            How many times the frame was published.
+        """
+        deadline = time.monotonic() + timeout
+        sent = 0
+        while time.monotonic() < deadline:
+            self.frames.publish(*messages)
+            sent += 1
+            try:
+                self.wait_for(predicate, min(period, max(0.0, deadline - time.monotonic())),
+                              what)
+                return sent
+            except pytest.fail.Exception:
+                continue
+        pytest.fail(f'timed out after {timeout} s waiting for {what} ({sent} frames sent)')
 
     def latest_drops(self) -> dict:
         """Return the drop counters of the newest diagnostics status (empty if none yet)."""

@@ -102,9 +102,13 @@ def test_every_output_arrives_with_input_header_and_right_values(perception, kit
 def test_outputs_without_subscribers_are_not_computed(perception, kitchen_frame):
     node, harness = perception(topics={'depth': 'Image'})
     messages = frame_messages(kitchen_frame, Header(frame_id=FRAME_ID))
-    harness.frames.publish(*messages)
-    harness.wait_for(lambda: harness.received['depth'], what='the depth output')
+    harness.feed_until(messages, lambda: harness.received['depth'], 'the depth output')
     assert node.last_computed == ['depth']
+    # Over every frame this node processed, only the depth stages ran: no labels, overlay or
+    # feature products were made.
+    stages = {key.rsplit('_p', 1)[0] for key in node.stages.snapshot()}
+    assert stages == {'stage_decode', 'stage_prepare_inputs', 'stage_model', 'stage_depth',
+                      'stage_process'}
 
 
 def test_mailbox_keeps_only_the_newest_item():

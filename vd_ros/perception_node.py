@@ -31,6 +31,7 @@ from vd_ros.inference import ModelLoadError, VDModel
 from vd_ros.latest_mailbox import LatestMailbox
 from vd_ros.messages import camera_info_with, point_cloud_xyzrgb
 from vd_ros.replay import qos_profile
+from vd_ros.stage_timer import StageTimer
 from vd_ros.sync import stamp_nanoseconds, subscribe_synchronized
 
 NODE_NAME = 'vd_perception'
@@ -94,6 +95,9 @@ class PerceptionNode(Node):
     Attributes:
         model: The :class:`VDModel`.
         stats: Counters and latencies (also on ``/diagnostics``).
+        stages: Wall time of every processing stage (``stage_<name>_p50_ms`` on
+            ``/diagnostics``): decode, prepare_inputs, model, segmentation,
+            segmentation_color, depth, points, features, features_pca and their sum, process.
         sync_implementation: ``'message_filters'`` or ``'vd_ros.sync'``.
         last_computed: Model outputs computed for the latest pair (those with subscribers).
     """
@@ -130,6 +134,7 @@ class PerceptionNode(Node):
                 f'{self.model.requested_providers[0]} requested but ONNX Runtime runs on '
                 f'{self.model.active_provider}')
         self.stats = NodeStatistics()
+        self.stages = StageTimer()
         self.unsynced = UnsyncedFrameCounter(tolerance_s=p['sync.slop'])
         self._mailbox = LatestMailbox()
         self._camera_info = None
@@ -224,19 +229,23 @@ class PerceptionNode(Node):
         if not outputs:
             self.stats.count_unobserved()
             return
-        rgb, depth, info = self._decode(rgb_msg, depth_msg)
+        start = time.perf_counter()
+        with self.stages.stage('decode'):
+            rgb, depth, info = self._decode(rgb_msg, depth_msg)
         try:
-            rgb_in, pde, letterbox = prepare_inputs(rgb, depth, self.contract)
+            with self.stages.stage('prepare_inputs'):
+                rgb_in, pde, letterbox = prepare_inputs(rgb, depth, self.contract)
         except EmptyDepthError as error:
             raise FrameDropped('empty_depth', str(error))
         except ValueError as error:
             raise FrameDropped('size_mismatch', str(error))
-        start = time.monotonic()
+        model_start = time.perf_counter()
         try:
             result = self.model.run(rgb_in, pde, outputs)
         except Exception as error:  # ORT raises pybind classes with no common base
             raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
-        model_s = time.monotonic() - start
+        model_s = time.perf_counter() - model_start
+        self.stages.record('model', model_s)
         header = rgb_msg.header
         if 'seg_logits' in result:
             self._publish_segmentation(result['seg_logits'][0], letterbox, rgb, header)
@@ -244,6 +253,7 @@ class PerceptionNode(Node):
             self._publish_depth(result['depth'][0, 0], letterbox, depth, rgb, info, header)
         if 'features' in result:
             self._publish_features(result['features'][0], letterbox, info, header)
+        self.stages.record('process', time.perf_counter() - start)
         self.stats.record_frame(time.monotonic() - received, model_s)
 
     def _decode(self, rgb_msg: Image, depth_msg: Image) -> tuple:
@@ -276,52 +286,58 @@ class PerceptionNode(Node):
         return rgb, depth, info
 
     def _publish_segmentation(self, logits, letterbox, rgb, header) -> None:
-        labels = labels_from_logits(logits, letterbox)  # (h, w) uint8 or uint16, camera size
-        if self._wanted('segmentation'):
-            encoding = 'mono8' if labels.dtype == np.uint8 else 'mono16'
-            self._outputs['segmentation'].publish(array_to_image(labels, encoding, header))
+        with self.stages.stage('segmentation'):
+            labels = labels_from_logits(logits, letterbox)  # (h, w) uint8 or uint16, camera size
+            if self._wanted('segmentation'):
+                encoding = 'mono8' if labels.dtype == np.uint8 else 'mono16'
+                self._outputs['segmentation'].publish(array_to_image(labels, encoding, header))
         if self._wanted('segmentation/color'):
-            overlay = colorize_labels(labels, rgb, self.params['segmentation.alpha'])
-            self._outputs['segmentation/color'].publish(
-                array_to_image(overlay, 'rgb8', header))
+            with self.stages.stage('segmentation_color'):
+                overlay = colorize_labels(labels, rgb, self.params['segmentation.alpha'])
+                self._outputs['segmentation/color'].publish(
+                    array_to_image(overlay, 'rgb8', header))
 
     def _publish_depth(self, predicted, letterbox, measured, rgb, info, header) -> None:
-        restored = letterbox.restore(predicted, 'linear')  # (h, w) metres
-        completed, scale, shift = align_depth(restored, measured, self.params['depth.fit_shift'])
-        lo, hi = self.params['depth.min_m'], self.params['depth.max_m']
-        with np.errstate(invalid='ignore'):
-            unknown = ~np.isfinite(completed) | (completed < lo) | (completed > hi)
-        completed = np.where(unknown, np.nan, completed).astype(np.float32)
-        if self._wanted('depth', 'depth/camera_info'):
-            self._outputs['depth'].publish(array_to_image(completed, '32FC1', header))
-            self._outputs['depth/camera_info'].publish(camera_info_with(info, header))
+        with self.stages.stage('depth'):
+            restored = letterbox.restore(predicted, 'linear')  # (h, w) metres
+            completed, _, _ = align_depth(restored, measured, self.params['depth.fit_shift'])
+            with np.errstate(invalid='ignore'):  # NaN stays NaN; +-Inf is out of range
+                completed[(completed < self.params['depth.min_m']) |
+                          (completed > self.params['depth.max_m'])] = np.nan
+            if self._wanted('depth', 'depth/camera_info'):
+                self._outputs['depth'].publish(array_to_image(completed, '32FC1', header))
+                self._outputs['depth/camera_info'].publish(camera_info_with(info, header))
         if self._wanted('points'):
-            camera = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-            points, colours = depth_to_points(np.nan_to_num(completed), camera, rgb,
-                                              self.params['points.stride'])
-            self._outputs['points'].publish(point_cloud_xyzrgb(points, colours, header))
+            with self.stages.stage('points'):  # depth_to_points skips the NaN pixels
+                points, colours = depth_to_points(completed, info.k, rgb,
+                                                  self.params['points.stride'])
+                self._outputs['points'].publish(point_cloud_xyzrgb(points, colours, header))
 
     def _publish_features(self, features, letterbox, info, header) -> None:
         grid = features.shape[1:]
         if self._wanted('features', 'features/camera_info'):
-            hwc = np.ascontiguousarray(features.transpose(1, 2, 0))  # (h, w, D)
-            self._outputs['features'].publish(
-                array_to_image(hwc, f'32FC{hwc.shape[2]}', header))
-            patch = 1.0 / self.contract.patch_size
-            grid_camera = scale_intrinsics(letterbox_intrinsics(info.k, letterbox), patch, patch)
-            self._outputs['features/camera_info'].publish(
-                camera_info_with(info, header, grid_camera, grid))
+            with self.stages.stage('features'):
+                hwc = np.ascontiguousarray(features.transpose(1, 2, 0))  # (h, w, D)
+                self._outputs['features'].publish(
+                    array_to_image(hwc, f'32FC{hwc.shape[2]}', header))
+                patch = 1.0 / self.contract.patch_size
+                grid_camera = scale_intrinsics(letterbox_intrinsics(info.k, letterbox), patch,
+                                               patch)
+                self._outputs['features/camera_info'].publish(
+                    camera_info_with(info, header, grid_camera, grid))
         if self._wanted('features/pca'):
-            pca, self._pca_basis = feature_pca_rgb(features, self._pca_basis)  # (h, w, 3)
-            self._outputs['features/pca'].publish(
-                array_to_image(letterbox.restore(pca, 'nearest'), 'rgb8', header))
+            with self.stages.stage('features_pca'):
+                # The basis comes from the first frame and is kept: stable colours over time.
+                pca, self._pca_basis = feature_pca_rgb(features, self._pca_basis)  # (h, w, 3)
+                self._outputs['features/pca'].publish(
+                    array_to_image(letterbox.restore(pca, 'nearest'), 'rgb8', header))
 
     def _publish_diagnostics(self) -> None:
         snapshot = self.stats.snapshot()
         extra = {'model_path': self.model.path, 'model_trained': self.contract.trained,
                  'active_provider': self.model.active_provider,
                  'requested_providers': ','.join(self.model.requested_providers),
-                 'sync_implementation': self.sync_implementation}
+                 'sync_implementation': self.sync_implementation, **self.stages.snapshot()}
         status = diagnostic_status(self.get_fully_qualified_name(), self.model.active_provider,
                                    snapshot, extra, self._last_drops)
         self._last_drops = snapshot['drops']
