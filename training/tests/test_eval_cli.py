@@ -3,6 +3,8 @@
 import os
 import re
 
+import pytest
+
 from training.eval.completion_protocol import (baseline_methods, InputPattern,
                                                run_completion_protocol, summarize_completion)
 from training.eval.frames import completion_frames
@@ -18,6 +20,7 @@ def _row(markdown: str, *labels: str) -> list[str]:
     raise AssertionError(f'no row {labels} in:\n{markdown}')
 
 
+@pytest.mark.slow
 def test_cli_completion_table_matches_the_protocol(shared_data, tmp_path):
     """completion.md reports the protocol's numbers, the provenance and small figures."""
     out = str(tmp_path)
@@ -37,6 +40,7 @@ def test_cli_completion_table_matches_the_protocol(shared_data, tmp_path):
         assert f']({name})' in markdown
 
 
+@pytest.mark.slow
 def test_cli_pose_table(shared_data, tmp_path):
     """pose.md lists ORB and SIFT per gap with sane rotation errors on real pairs."""
     out = str(tmp_path)
