@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     runner, provenance = None, 'none (baselines only)'
     if args.checkpoint or args.random_init:
         cfg = load_config(args.config, args.overrides)
-        model, provenance = load_vd_model(cfg['model'], args.checkpoint, args.checkpoint_label)
+        model, provenance = load_vd_model(cfg['model'], args.checkpoint, args.checkpoint_label,
+                                          args.seed)
         runner = VDRunner(model, tuple(args.input_size), args.device)
     _logger.info('model: %s', provenance)
     if args.task in ('completion', 'all'):

@@ -1,7 +1,8 @@
 """The Vanishing Depth model as an evaluation method: loading, inference, completion, features.
 
-A model is built from the config and either left at random initialisation (the RGB ViT too:
-no pretrained weights are downloaded) or loaded from a checkpoint; ``provenance`` says which,
+A model is built from the config and either left at its seeded random initialisation (the RGB
+ViT too: no pretrained weights are downloaded) or loaded from a checkpoint that must match the
+config (``training.checkpoint_match``); ``provenance`` says which,
 and every results table repeats it. Frames are letterboxed into the model input with
 ``vd_ros.core.preprocess``. Sparse depth is *splatted* into the model grid (each input pixel
 lands on its nearest model pixel, the nearest depth wins on collisions) rather than resized
@@ -10,14 +11,15 @@ with nearest neighbour, which would drop most of the 150-1500 input points when 
 
 import logging
 import os
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 
+from training.checkpoint_match import build_checked_model
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
-from training.models import build_model, VanishingDepth
+from training.models import VanishingDepth
 from vd_ros.core.pde import positional_depth_encoding
 from vd_ros.core.postprocess import align_depth
 from vd_ros.core.preprocess import Letterbox, letterbox_params
@@ -33,41 +35,35 @@ def describe_architecture(model: VanishingDepth) -> str:
     return model.encoder_name + ' ' + ', '.join(f'{k}={v}' for k, v in overrides.items())
 
 
-def load_vd_model(model_cfg: Mapping, checkpoint: str | None,
-                  label: str | None = None) -> tuple[VanishingDepth, str]:
-    """Build the model and load a checkpoint, or keep the random initialisation.
+def load_vd_model(model_cfg: Mapping, checkpoint: str | None, label: str | None = None,
+                  seed: int = 0) -> tuple[VanishingDepth, str]:
+    """Build the model and load a checked checkpoint, or keep the seeded random init.
 
-    A checkpoint is a ``torch.save`` file holding either a state dict or a dict with the state
-    dict under ``'model'`` and optionally ``'config'`` (whose ``model`` section then replaces
-    ``model_cfg``) and ``'step'``.
+    Loading goes through ``training.checkpoint_match.build_checked_model``: the checkpoint's
+    model config, state dict keys and shapes must match ``model_cfg``.
 
     Args:
         model_cfg: The ``model:`` config section (plain dict).
         checkpoint: Path of the checkpoint, or None for random initialisation.
         label: What the checkpoint is (e.g. 'smoke', 'real run'), shown in the provenance.
+        seed: Torch seed before building (fixes the random initialisation).
 
     Returns:
         (model in eval mode, provenance string for the results tables).
 
     Raises:
         FileNotFoundError: If the checkpoint does not exist.
-        RuntimeError: If its weights do not match the configured model (torch's message).
+        CheckpointMismatchError: If it does not fit the configured model.
     """
-    if checkpoint is None:
-        model = build_model(model_cfg).eval()
-        return model, (f'random init (no checkpoint; {describe_architecture(model)}; RGB ViT '
-                       'random as well, no pretrained weights)')
-    if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
-    state: Any = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    weights = state.get('model', state)
-    config = state.get('config', {}) if isinstance(state.get('config'), Mapping) else {}
-    model = build_model(config.get('model', model_cfg))
-    model.load_state_dict(weights, strict=True)
-    step = state.get('step')
-    details = ', '.join(part for part in (label, f'step {step}' if step is not None else None,
-                                          describe_architecture(model)) if part)
-    return model.eval(), f'checkpoint {os.path.basename(checkpoint)} ({details})'
+    model, loaded = build_checked_model(model_cfg, checkpoint, seed)
+    if loaded is None:
+        return model, (f'random init (no checkpoint, seed {seed}; '
+                       f'{describe_architecture(model)}; RGB ViT random as well, no pretrained '
+                       'weights)')
+    details = ', '.join(part for part in (
+        label, f'step {loaded.step}' if loaded.step is not None else None,
+        describe_architecture(model)) if part)
+    return model, f'checkpoint {os.path.basename(checkpoint)} ({details})'
 
 
 def splat_depth(depth_m: np.ndarray, letterbox: Letterbox) -> np.ndarray:

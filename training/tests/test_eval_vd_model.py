@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from training.checkpoint_match import CheckpointMismatchError
 from training.eval.completion_protocol import input_mask, InputPattern
 from training.eval.frames import ycbv_frame
 from training.eval.vd_model import load_vd_model, splat_depth, VDRunner
@@ -35,7 +36,6 @@ def test_splat_keeps_sparse_points_that_nearest_resize_drops(shared_data):
 
 def test_tiny_model_completion_and_features(shared_data):
     """Completion keeps inputs, fills every pixel; features come on the patch grid."""
-    torch.manual_seed(0)
     model, provenance = load_vd_model(TINY, None)
     assert provenance.startswith('random init') and 'embed_dim=64' in provenance
     runner = VDRunner(model, (42, 56))
@@ -55,17 +55,16 @@ def test_tiny_model_completion_and_features(shared_data):
 
 def test_checkpoint_round_trip_and_mismatch(tmp_path):
     """A saved checkpoint reloads with identical weights; another architecture is refused."""
-    torch.manual_seed(1)
-    model, _ = load_vd_model(TINY, None)
+    model, provenance = load_vd_model(TINY, None, seed=3)
+    assert 'seed 3' in provenance
     path = str(tmp_path / 'ckpt.pt')
-    torch.save({'model': model.state_dict(), 'config': {'model': model.config}, 'step': 7}, path)
-    loaded, provenance = load_vd_model({}, path, label='smoke')
+    torch.save({'model': model.state_dict(), 'model_config': model.config, 'step': 7}, path)
+    loaded, provenance = load_vd_model(TINY, path, label='smoke', seed=4)
     assert 'ckpt.pt' in provenance and 'smoke' in provenance and 'step 7' in provenance
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[name], tensor, rtol=0, atol=0)
-    torch.save(model.state_dict(), path)  # bare state dict: the given config must match
     other = dict(TINY, timm_kwargs={'depth': 2, 'embed_dim': 32, 'num_heads': 2})
-    with pytest.raises(RuntimeError, match='size mismatch'):
+    with pytest.raises(CheckpointMismatchError, match='embed_dim'):
         load_vd_model(other, path)
     with pytest.raises(FileNotFoundError):
         load_vd_model(TINY, str(tmp_path / 'missing.pt'))
