@@ -163,36 +163,70 @@ def validate(model: torch.nn.Module, batches: List[dict], builder: PretrainBatch
     return total / count if count else math.nan
 
 
-def count_training_flops(model, builder, loss_fn, autocast, batch_size, size, device):
-    """Measure FLOPs of one forward + loss + backward on a synthetic batch of the real shape.
-
-    The model's buffers (BatchNorm statistics) and gradients are restored afterwards, so the
-    measurement leaves no trace in the training state.
-
-    Returns:
-        (training FLOPs, forward-only FLOPs) for ``batch_size`` images.
-    """
+def _synthetic_inputs(builder, batch_size, size, device) -> PretrainInputs:
+    """Random RGB and 0.5-4.5 m depth of the training shape, half of it masked."""
     generator = torch.Generator(device='cpu').manual_seed(0)
     depth = 0.5 + 4.0 * torch.rand((batch_size, 1, size, size), generator=generator)
     batch = {'rgb': torch.rand((batch_size, 3, size, size), generator=generator),
              'depth': depth, 'valid': torch.ones_like(depth, dtype=torch.bool)}
-    inputs = builder.eval_inputs(batch, 0.5, 0, device)
-    buffers = {name: value.clone() for name, value in model.named_buffers()}
+    return builder.eval_inputs(batch, 0.5, 0, device)
 
-    def step():
-        with autocast():
-            depths = model(inputs.rgb, inputs.pde)['depths']
-        loss_fn(depths, inputs.target, inputs.removed).loss.backward()
+
+@contextlib.contextmanager
+def _leaves_no_trace(model: torch.nn.Module):
+    """Restore the buffers (BatchNorm statistics) and drop the gradients of a probe step."""
+    buffers = {name: value.clone() for name, value in model.named_buffers()}
+    try:
+        yield
+    finally:
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for name, value in model.named_buffers():
+                value.copy_(buffers[name])
+
+
+def _probe_step(model, inputs, loss_fn, autocast) -> None:
+    """Run forward, loss and backward once."""
+    with autocast():
+        depths = model(inputs.rgb, inputs.pde)['depths']
+    loss_fn(depths, inputs.target, inputs.removed).loss.backward()
+
+
+def freeze_unreached_parameters(model, builder, loss_fn, autocast, size, device) -> List[str]:
+    """Freeze the trainable parameters the pretraining loss does not reach; return their names.
+
+    The loss reads the decoder's depths, which come from the fusion maps, so e.g. the depth
+    branch's final norm (used only by ``features``/``cls``) and any block after the last
+    fusion block get no gradient. They would never change anyway; freezing them keeps them out
+    of AdamW and out of DDP's gradient reducer (which fails on parameters without a gradient).
+    """
+    inputs = _synthetic_inputs(builder, 2, size, device)
+    with _leaves_no_trace(model):
+        _probe_step(model, inputs, loss_fn, autocast)
+        unreached = [name for name, param in model.named_parameters()
+                     if param.requires_grad and param.grad is None]
+    for name in unreached:
+        model.get_parameter(name).requires_grad_(False)
+    return unreached
+
+
+def count_training_flops(model, builder, loss_fn, autocast, batch_size, size, device):
+    """Measure FLOPs of one forward + loss + backward on a synthetic batch of the real shape.
+
+    Buffers and gradients are restored afterwards: the measurement leaves no trace.
+
+    Returns:
+        (training FLOPs, forward-only FLOPs) for ``batch_size`` images.
+    """
+    inputs = _synthetic_inputs(builder, batch_size, size, device)
 
     def forward():
         with torch.no_grad(), autocast():
             model(inputs.rgb, inputs.pde)
 
-    train_flops, forward_flops = measure_flops(step), measure_flops(forward)
-    model.zero_grad(set_to_none=True)
-    with torch.no_grad():
-        for name, value in model.named_buffers():
-            value.copy_(buffers[name])
+    with _leaves_no_trace(model):
+        train_flops = measure_flops(lambda: _probe_step(model, inputs, loss_fn, autocast))
+        forward_flops = measure_flops(forward)
     return train_flops, forward_flops
 
 
@@ -264,12 +298,7 @@ def train(cfg: DictConfig) -> TrainResult:
     if device.type == 'cuda' and cfg.train.channels_last:
         core = core.to(memory_format=torch.channels_last)
     core.train()
-    params = core.trainable_parameters()
-    fused = device.type == 'cuda' and cfg.optim.fused in ('auto', True)
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                                  weight_decay=cfg.optim.weight_decay, fused=fused or None)
     max_steps = int(cfg.train.max_steps)
-    scheduler = build_scheduler(optimizer, cfg.optim.schedule, max_steps)
     amp_dtype = _precision(cfg, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
 
@@ -284,6 +313,15 @@ def train(cfg: DictConfig) -> TrainResult:
     builder = PretrainBatchBuilder(core.pde_config, noise_shift, to_plain(cfg.depth),
                                    to_plain(cfg.masking))
     loss_fn = MultiScaleSILogLoss(**to_plain(cfg.loss))
+    size = int(cfg.data.transform.size)
+    unreached = freeze_unreached_parameters(core, builder, loss_fn, autocast, size, device)
+    if unreached:
+        _logger.info('frozen for pretraining (no gradient from the loss): %s', unreached)
+    params = core.trainable_parameters()
+    fused = device.type == 'cuda' and cfg.optim.fused in ('auto', True)
+    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                  weight_decay=cfg.optim.weight_decay, fused=fused or None)
+    scheduler = build_scheduler(optimizer, cfg.optim.schedule, max_steps)
 
     # Resume: model, optimiser, schedule, scaler, noise shift, counters, sampler, RNG.
     start_step, consumed = 0, 0
@@ -320,8 +358,7 @@ def train(cfg: DictConfig) -> TrainResult:
     flops_per_image = forward_flops_per_image = None
     if cfg.train.measure_flops:
         train_flops, forward_flops = count_training_flops(
-            core, builder, loss_fn, autocast, cfg.train.batch_size,
-            cfg.data.transform.size, device)
+            core, builder, loss_fn, autocast, cfg.train.batch_size, size, device)
         flops_per_image = train_flops / cfg.train.batch_size
         forward_flops_per_image = forward_flops / cfg.train.batch_size
         _logger.info('FLOPs per image: %.3f GFLOP training step (fwd + bwd), %.3f GFLOP '
@@ -435,9 +472,13 @@ def train(cfg: DictConfig) -> TrainResult:
         checkpoint_due = done % cfg.checkpoint.every_steps == 0 or done == stop_step or diverged
         if checkpoint_due and val_batches and not diverged:
             val_loss = validate(core, val_batches, builder, loss_fn, cfg, device, autocast)
-        if info.is_main and (done % cfg.log.every_steps == 0 or checkpoint_due):
+        log_due = done % cfg.log.every_steps == 0 or checkpoint_due
+        if log_due:  # every rank joins the reduction
+            mean_loss = distributed.all_reduce_mean(
+                torch.tensor([result.losses[-1]], device=device), info).item()
+        if info.is_main and log_due:
             images_per_s = images_per_step / elapsed
-            row = {'loss': result.losses[-1], 'lr': scheduler.get_last_lr()[0],
+            row = {'loss': mean_loss, 'lr': scheduler.get_last_lr()[0],
                    'grad_norm': grad_norm, 'mask_mu': noise_shift.params(step)[0],
                    'images_per_s': images_per_s, 'skipped_total': counters['nonfinite_total'],
                    'step_s': elapsed, 'val_loss': val_loss if checkpoint_due else math.nan}

@@ -57,6 +57,7 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(shared_data, t
     initial = _trainable(train_module.build_model(load_config(
         [], _overrides(shared_data, tmp_path, 'x')).model))
     assert not _same(full_params, initial)  # guard against a run that never trained
+    assert 'adapter.vit.norm.weight' not in full_params  # no gradient reaches it: frozen
     run = os.path.join(tmp_path, 'split', 'checkpoints')
     state = load_checkpoint(os.path.join(run, 'step_00000006.pt'))
     assert state['sampler']['consumed'] == 6 * 2 * 2 and state['step'] == 6
