@@ -330,17 +330,20 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
     for name, result in results.items():
         _logger.info('%s: mIoU %.2f %%, pixel accuracy %.2f %%', name, 100 * result['miou'],
                      100 * result['pixel_accuracy'])
+    seen = [layout.class_names[i] for i in torch.nonzero(counts).flatten().tolist()]
     if args.report:
-        write_report(args, cfg, results, provenance, len(train_samples), len(eval_samples),
-                     maps.shape[0], time.perf_counter() - started)
+        write_report(args, cfg, results, provenance, seen, len(train_samples),
+                     len(eval_samples), maps.shape[0], time.perf_counter() - started)
     return results
 
 
 def write_report(args: argparse.Namespace, cfg: Dict[str, Any], results: Dict[str, Any],
-                 provenance: str, train_frames: int, eval_frames: int, views: int,
-                 seconds: float) -> None:
+                 provenance: str, train_classes: List[str], train_frames: int,
+                 eval_frames: int, views: int, seconds: float) -> None:
     """Write the markdown report of a run."""
     hcfg = cfg['heads']
+    eval_classes = next(iter(results.values()))['eval_classes']
+    unseen = [name for name in eval_classes if name not in train_classes]
     model = cfg['model']
     architecture = model['encoder'] + ''.join(f', {k}={v}'
                                               for k, v in model['timm_kwargs'].items())
@@ -362,6 +365,9 @@ def write_report(args: argparse.Namespace, cfg: Dict[str, Any], results: Dict[st
         'mIoU averages the classes present in ground truth or prediction (confusion matrix over '
         'all eval pixels); the majority-class row predicts the most frequent training class '
         'everywhere.',
+        f'Classes in the training labels: {", ".join(train_classes)}; in the evaluation '
+        f'labels: {", ".join(eval_classes)}; evaluation classes never seen in training (IoU '
+        f'necessarily 0): {", ".join(unseen) or "none"}.',
         f'Wall time {seconds:.0f} s on this machine ({resolve_device(hcfg["device"])}).',
     ]
     command = 'python -m training.train_heads ' + ' '.join(
