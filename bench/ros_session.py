@@ -13,7 +13,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2
 
 from vd_ros.diagnostics import status_values
 from vd_ros.replay import FramePublisher, qos_profile
@@ -22,13 +22,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE_NAME = 'vd_perception'
 
 
-def start_node(model_path: str, providers=('cpu',), log_path: str = None) -> subprocess.Popen:
-    """Start the perception node with ``config/vd_ros.yaml`` and a model; return the process."""
+def start_node(model_path: str, providers=('cpu',), log_path: str = None,
+               parameters: dict = None) -> subprocess.Popen:
+    """Start the perception node with ``config/vd_ros.yaml`` and a model; return the process.
+
+    ``parameters`` adds ``-p name:=value`` overrides (e.g. ``{'outputs.points': 'true'}``).
+    """
     providers_list = '[' + ', '.join(f"'{p}'" for p in providers) + ']'
     command = [sys.executable, '-m', 'vd_ros.perception_node', '--ros-args',
                '--params-file', os.path.join(ROOT, 'config', 'vd_ros.yaml'),
                '-p', f'model_path:={model_path}', '-p', f'providers:={providers_list}',
                '-p', 'qos:=reliable']
+    for name, value in (parameters or {}).items():
+        command += ['-p', f'{name}:={value}']
     output = open(log_path, 'w') if log_path else subprocess.DEVNULL
     return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -47,7 +53,7 @@ def stop_node(process: subprocess.Popen) -> int:
 
 
 class OutputRecorder(Node):
-    """Publishes frames to the node and records its image outputs and diagnostics.
+    """Publishes frames to the node and records its outputs and diagnostics.
 
     Attributes:
         frames: Publisher of the node's three inputs.
@@ -56,14 +62,15 @@ class OutputRecorder(Node):
     """
 
     def __init__(self, topics):
-        """Subscribe to ``/vd_perception/<topic>`` for every topic in ``topics``."""
+        """Subscribe to ``/vd_perception/<topic>`` for every topic (``points`` is a cloud)."""
         super().__init__('vd_ros_recorder')
         self.frames = FramePublisher(self, 'reliable')
         self.received = {topic: {} for topic in topics}
         self.diagnostics = {}
         self._lock = threading.Lock()
         for topic in topics:
-            self.create_subscription(Image, f'/{NODE_NAME}/{topic}',
+            self.create_subscription(PointCloud2 if topic == 'points' else Image,
+                                     f'/{NODE_NAME}/{topic}',
                                      lambda msg, topic=topic: self._store(topic, msg),
                                      qos_profile('reliable'))
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
@@ -83,20 +90,27 @@ class OutputRecorder(Node):
         with self._lock:
             return all(stamp in messages for messages in self.received.values())
 
-    def wait_ready(self, process, timeout: float = 60.0) -> None:
+    def wait_ready(self, process, timeout: float = 60.0, topics=None) -> None:
         """Wait until the node subscribes to our inputs and publishes to our outputs.
+
+        Args:
+            process: The node's process.
+            timeout: Seconds to wait.
+            topics: The outputs to wait for (default all recorded ones); a model without a
+                segmentation head has no segmentation publishers.
 
         Raises:
             RuntimeError: When the node exits or does not connect in time.
         """
         deadline = time.monotonic() + timeout
-        subscriptions = list(self.subscriptions)
+        names = [f'/{NODE_NAME}/{topic}' for topic in (self.received if topics is None
+                                                       else topics)]
+        subscriptions = [s for s in self.subscriptions if s.topic_name in names]
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f'the node exited with code {process.returncode}')
-            if self.frames.subscriber_count() > 0 and all(
-                    s.get_publisher_count() > 0 for s in subscriptions
-                    if s.topic_name.startswith(f'/{NODE_NAME}/')):
+            if self.frames.subscriber_count() > 0 and self.frames.info.get_subscription_count(
+                    ) > 0 and all(s.get_publisher_count() > 0 for s in subscriptions):
                 return
             time.sleep(0.1)
         raise RuntimeError(f'the node did not connect within {timeout} s')
