@@ -32,8 +32,7 @@ def save_panel(path: str, rgb: torch.Tensor, input_depth: torch.Tensor,
     rows = min(max_rows, rgb.shape[0])
     figure, axes = plt.subplots(rows, len(PANEL_COLUMNS), squeeze=False,
                                 figsize=(2.4 * len(PANEL_COLUMNS), 2.4 * rows))
-    cmap = matplotlib.colormaps['turbo'].copy()
-    cmap.set_bad('black')
+    cmap = matplotlib.colormaps['turbo'].with_extremes(bad='black')
     for row in range(rows):
         truth = target[row].float().cpu().numpy()
         valid = truth > 0
