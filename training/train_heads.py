@@ -72,15 +72,22 @@ def load_heads_config(files: List[str], overrides: List[str]) -> Dict[str, Any]:
 
 
 def select_frames(spec: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[slice]]:
-    """Split a source entry into the reader's arguments and an optional frame slice."""
+    """Split a source entry into the reader's arguments and an optional frame slice.
+
+    ``select`` is ``[start, stop]`` or ``[start, stop, step]`` (a list: YAML reads an unquoted
+    ``10:20`` as the base-60 integer 620).
+
+    Raises:
+        ValueError: For any other ``select``.
+    """
     spec = dict(spec)
-    text = spec.pop('select', None)
-    if text is None:
+    bounds = spec.pop('select', None)
+    if bounds is None:
         return spec, None
-    parts = [int(p) if p.strip() else None for p in str(text).split(':')]
-    if not 1 < len(parts) <= 3:
-        raise ValueError(f'select must be a python slice like "0:10", got {text!r}')
-    return spec, slice(*parts)
+    if not isinstance(bounds, (list, tuple)) or not 2 <= len(bounds) <= 3 or \
+            not all(v is None or isinstance(v, int) for v in bounds):
+        raise ValueError(f'select must be [start, stop] or [start, stop, step], got {bounds!r}')
+    return spec, slice(*bounds)
 
 
 def load_frames(spec: Dict[str, Any]) -> List[dict]:

@@ -13,7 +13,8 @@ from training.heads_checkpoint import (HeadsMismatchError, load_heads_checkpoint
                                        save_heads_checkpoint)
 from training.models import build_model
 from training.models.heads import build_seg_head
-from training.train_heads import main as train_heads_main, model_inputs, train_head
+from training.train_heads import (main as train_heads_main, model_inputs, select_frames,
+                                  train_head)
 from vd_ros.core.contract import ModelContract
 from vd_ros.core.pde import PDEConfig
 
@@ -124,6 +125,15 @@ def test_train_head_learns_a_separable_problem(kind, one_thread):
     assert accuracy > 0.85
 
 
+def test_select_frames_takes_a_list_only():
+    """Check: select frames takes a list only."""
+    assert select_frames({'type': 'ycbv', 'select': [10, 20]}) == ({'type': 'ycbv'},
+                                                                   slice(10, 20))
+    assert select_frames({'type': 'ycbv', 'select': None})[1] is None
+    with pytest.raises(ValueError, match='got 620'):
+        select_frames({'type': 'ycbv', 'select': 620})  # what YAML makes of 10:20
+
+
 def test_model_inputs_letterbox_labels_and_ignore_padding():
     """Check: model inputs letterbox labels and ignore padding."""
     contract = ModelContract(encoder='x', patch_size=14, input_size=(112, 140), mean=(0,) * 3,
@@ -166,7 +176,7 @@ def test_train_heads_end_to_end_on_ycbv(shared_data, tmp_path):
     report = tmp_path / 'seg.md'
     train_heads_main([
         '--output-dir', str(tmp_path), '--report', str(report), 'heads.steps=3',
-        'heads.input_size=[56,70]', 'heads.train.select=0:2', 'heads.eval.select=0:3',
+        'heads.input_size=[56,70]', 'heads.train.select=[0,2]', 'heads.eval.select=[0,3]',
         'heads.hflip=false', 'heads.fpn_channels=8',
         f'heads.train.root={shared_data}/ycbv/frames/0000',
         f'heads.eval.root={shared_data}/ycbv/frames/0001',
