@@ -23,7 +23,7 @@ TOPICS = {'segmentation': 'Image', 'depth': 'Image', 'features': 'Image'}
 
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
-    """A tiny random-init VD model with a linear YCB-Video head, exported to ONNX."""
+    """Export a tiny random-init VD model with a linear YCB-Video head to ONNX."""
     from training.data.label_layouts import get_layout
     from training.export_onnx import export_onnx
     from training.models import build_model
