@@ -81,30 +81,6 @@ class Harness:
                         self._outputs[topic].get_publisher_count() > 0 for topic in outputs))
         self.wait_for(connected, timeout, 'DDS discovery between the test and the node')
 
-    def feed_until(self, messages, predicate, what: str, period: float = 0.5,
-                   timeout: float = 60.0) -> int:
-        """Publish a frame (new stamp each time) every ``period`` s until ``predicate()``.
-
-        For checks that need one processed frame, not a particular one: a frame can be dropped
-        without a fault (replaced in the node's mailbox by a newer pair, or by another DDS
-        participant's camera_info on a shared domain), and a single publish then waits in vain.
-
-        Returns:
-            How many times the frame was published.
-        """
-        deadline = time.monotonic() + timeout
-        sent = 0
-        while time.monotonic() < deadline:
-            self.frames.publish(*messages)
-            sent += 1
-            try:
-                self.wait_for(predicate, min(period, max(0.0, deadline - time.monotonic())),
-                              what)
-                return sent
-            except pytest.fail.Exception:
-                continue
-        pytest.fail(f'timed out after {timeout} s waiting for {what} ({sent} frames sent)')
-
     def latest_drops(self) -> dict:
         """Return the drop counters of the newest diagnostics status (empty if none yet)."""
         from vd_ros.diagnostics import status_values

@@ -7,6 +7,7 @@ thread runs the model on it, so a slow model drops frames (counted as ``stale``)
 queueing them, and latency stays bounded.
 """
 
+from collections import OrderedDict
 import os
 import threading
 import time
@@ -36,6 +37,10 @@ from vd_ros.sync import stamp_nanoseconds, subscribe_synchronized
 
 NODE_NAME = 'vd_perception'
 OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+# A frame's camera_info may be handled after its images (executor threads run callbacks in any
+# order): the worker waits this long for it before falling back to the newest camera_info.
+CAMERA_INFO_WAIT_S = 0.5
+CAMERA_INFO_KEPT = 16  # recent camera_info messages kept to match pairs by stamp
 
 # name: (default, description, range (min, max) or None)
 PARAMETERS = {
@@ -137,7 +142,8 @@ class PerceptionNode(Node):
         self.stages = StageTimer()
         self.unsynced = UnsyncedFrameCounter(tolerance_s=p['sync.slop'])
         self._mailbox = LatestMailbox()
-        self._camera_info = None
+        self._camera_infos = OrderedDict()  # stamp ns -> CameraInfo, in arrival order
+        self._camera_info_arrived = threading.Condition()
         self._pca_basis = None
         self.last_computed = []
         self._last_log = {}
@@ -177,7 +183,12 @@ class PerceptionNode(Node):
                 for name, msg_type in entries}
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+        with self._camera_info_arrived:
+            self._camera_infos[stamp_nanoseconds(msg)] = msg
+            self._camera_infos.move_to_end(stamp_nanoseconds(msg))
+            while len(self._camera_infos) > CAMERA_INFO_KEPT:
+                self._camera_infos.popitem(last=False)
+            self._camera_info_arrived.notify_all()
         for _ in range(self.unsynced.note_frame(stamp_nanoseconds(msg))):
             self._drop('unsynced', 'a camera frame got no RGB-depth pair within the slop '
                        f'({self.params["sync.slop"]} s); check that both streams publish')
@@ -270,7 +281,7 @@ class PerceptionNode(Node):
         if not depth.any():
             raise FrameDropped('empty_depth', f'no depth pixel in [{self.params["depth.min_m"]}'
                                f', {self.params["depth.max_m"]}] m')
-        info = self._camera_info
+        info = self._camera_info_for(stamp_nanoseconds(rgb_msg))
         if info is None:
             raise FrameDropped('camera_info_missing', 'no camera_info received yet on '
                                f'{self.resolve_topic_name("rgb/camera_info")}')
@@ -284,6 +295,29 @@ class PerceptionNode(Node):
             raise FrameDropped('camera_info_mismatch', f'camera_info K {list(info.k)} has a '
                                'non-positive focal length')
         return rgb, depth, info
+
+    def _camera_info_for(self, stamp_ns: int):
+        """Return the camera_info of the frame stamped ``stamp_ns``, else the newest one.
+
+        Waits up to :data:`CAMERA_INFO_WAIT_S` for the frame's own camera_info while only older
+        ones have arrived; None when no camera_info arrived at all.
+        """
+        tolerance = int(self.params['sync.slop'] * 1e9)
+
+        def matching():
+            return next((info for stamp, info in reversed(self._camera_infos.items())
+                         if abs(stamp - stamp_ns) <= tolerance), None)
+
+        def settled():  # the frame's own camera_info, or a newer one: it will not come
+            return matching() is not None or any(
+                stamp > stamp_ns + tolerance for stamp in self._camera_infos)
+
+        with self._camera_info_arrived:
+            self._camera_info_arrived.wait_for(settled, CAMERA_INFO_WAIT_S)
+            info = matching()
+            if info is None and self._camera_infos:
+                info = next(reversed(self._camera_infos.values()))
+            return info
 
     def _publish_segmentation(self, logits, letterbox, rgb, header) -> None:
         with self.stages.stage('segmentation'):
