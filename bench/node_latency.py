@@ -9,65 +9,32 @@ per stage.
 
 Usage: python -m bench.node_latency [--model M.onnx] [--seconds 30] [--rate 30] [--providers cpu]
 
-Without ``--model`` it measures a VD-sized model: ``python -m training.export_onnx`` (random
-init ViT-S/14 RGB and depth branches at 336x448) run in a subprocess, so no torch is imported
-here, and cached as ``models/bench_vd_336x448.onnx``. When the export is unavailable or fails it
-falls back to the tiny contract test model and says so (the ratio then mostly shows the fixed
-pre/post-processing cost). A model without ``seg_logits`` (no segmentation head) publishes no
-segmentation; the bench then times the segmentation post-processing in this process on logits
-shaped like a linear head's (41 classes on the patch grid) and says so.
+Without ``--model`` it measures a VD-sized model exported by ``bench/vd_export.py`` (random
+init ViT-S/14 RGB and depth branches at 336x448 with an untrained 22-class linear head, made by
+``python -m training.export_onnx`` in a subprocess, so no torch is imported here).
 """
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 
 from bench.ros_session import OutputRecorder, ROOT, start_node, stop_node
+from bench.vd_export import export_random_vd_model
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
-from vd_ros.core.postprocess import colorize_labels, labels_from_logits
 from vd_ros.core.preprocess import prepare_inputs
 from vd_ros.inference import VDModel
 from vd_ros.replay import frame_messages, load_frames, SAMPLE_DIR
 
 SHARED = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
 OUTPUTS = ('segmentation', 'segmentation/color', 'depth', 'features', 'features/pca', 'points')
-VD_MODEL = os.path.join(ROOT, 'models', 'bench_vd_336x448.onnx')
 STAGES = ('decode', 'prepare_inputs', 'model', 'segmentation', 'segmentation_color', 'depth',
           'points', 'features', 'features_pca', 'process')
-
-
-def export_vd_model(path: str = VD_MODEL) -> str:
-    """Export (or reuse) the random-init VD model at 336x448; return why it failed, or ''."""
-    if os.path.isfile(path):
-        return ''
-    if not os.path.isfile(os.path.join(ROOT, 'training', 'export_onnx.py')):
-        return 'training/export_onnx.py is not in this checkout'
-    print(f'exporting a random-init VD model to {path} (about a minute on 2 CPU cores)...',
-          flush=True)
-    result = subprocess.run([sys.executable, '-m', 'training.export_onnx', '--output', path,
-                             '--input-size', '336', '448'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    if result.returncode != 0 or not os.path.isfile(path):
-        return f'training.export_onnx exited {result.returncode}: {result.stderr[-400:]}'
-    return ''
-
-
-def tiny_model(folder: str) -> str:
-    """Build the tiny contract model at 336x448 (test helper) and return its path."""
-    sys.path.insert(0, os.path.join(ROOT, 'test'))
-    from contract_model import build_contract_model, tiny_contract
-
-    path = os.path.join(folder, 'contract_336x448.onnx')
-    build_contract_model(path, tiny_contract(336, 448, channels=32, feature_dim=64))
-    return path
 
 
 def bare_model_ms(model: VDModel, frame, budget_s: float = 30.0, repeats: int = 20) -> tuple:
@@ -84,22 +51,6 @@ def bare_model_ms(model: VDModel, frame, budget_s: float = 30.0, repeats: int = 
         model.run(rgb_in, pde)
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1e3), len(times)
-
-
-def segmentation_ms(frame, contract, classes: int = 41, repeats: int = 10) -> dict:
-    """Time labels and overlay in this process on linear-head-shaped logits (K on patch grid)."""
-    _, _, letterbox = prepare_inputs(frame.rgb, frame.depth_m, contract)
-    grid = [size // contract.patch_size for size in contract.input_size]
-    logits = np.random.default_rng(0).standard_normal([classes] + grid).astype(np.float32)
-    times = {'segmentation': [], 'segmentation_color': []}
-    for _ in range(repeats):
-        start = time.perf_counter()
-        labels = labels_from_logits(logits, letterbox)
-        middle = time.perf_counter()
-        colorize_labels(labels, frame.rgb)
-        times['segmentation'].append(middle - start)
-        times['segmentation_color'].append(time.perf_counter() - middle)
-    return {name: float(np.median(values) * 1e3) for name, values in times.items()}
 
 
 def replay(recorder: OutputRecorder, frames, seconds: float, rate: float) -> list:
@@ -157,17 +108,11 @@ def main():
         if args.model:
             model_path, described = args.model, args.model
         else:
-            failure = export_vd_model()
-            if failure:
-                model_path = tiny_model(folder)
-                described = ('NOTE: tiny contract test model 336x448, NOT VD-sized (' + failure +
-                             '); the ratio mostly shows the fixed pre/post-processing cost')
-            else:
-                model_path = VD_MODEL
-                described = (f'{VD_MODEL}: random-init VD (ViT-S/14 RGB + depth branches, '
-                             '336x448, untrained: timing only)')
+            model_path = export_random_vd_model()
+            described = (f'{model_path}: random-init VD (ViT-S/14 RGB + depth branches, '
+                         '336x448, untrained linear head: timing only)')
         model = VDModel(model_path, providers)
-        contract, outputs = model.contract, model.output_names
+        outputs = model.output_names
         bare_ms, calls = bare_model_ms(model, frames[0])
         del model  # free its threads before the node runs
         args.expected_frame_s = bare_ms / 1e3
@@ -177,12 +122,11 @@ def main():
                                                      folder, topics)
     load_after = os.getloadavg()
     report(args, described, providers, code, sent, recorder, diagnostics, bare_ms, calls,
-           None if 'seg_logits' in outputs else segmentation_ms(frames[0], contract),
            (load_before, load_after))
 
 
 def report(args, described, providers, code, sent, recorder, diagnostics, bare_ms, calls,
-           offline_segmentation, loads):
+           loads):
     """Print the figures."""
     depth = recorder.received['depth']
     latencies = np.array([depth[s][1] - t for s, t in sent if s in depth]) * 1e3
@@ -204,11 +148,6 @@ def report(args, described, providers, code, sent, recorder, diagnostics, bare_m
     print('per-stage wall time in the node, p50 ms (from /diagnostics):')
     for name in STAGES:
         print(f'  {name:20s} {stage[name]:8.1f}')
-    if offline_segmentation:
-        print('  (the model has no seg_logits output; segmentation post-processing timed in the '
-              'bench process on 41-class patch-grid logits at 640x480: labels '
-              f'{offline_segmentation["segmentation"]:.1f} ms, overlay '
-              f'{offline_segmentation["segmentation_color"]:.1f} ms)')
     print(f'node statistics: pair received -> last output published p50 '
           f'{float(diagnostics.get("latency_p50_ms", "nan")):.1f} ms (includes waiting in the '
           f'mailbox), its ORT call p50 {float(diagnostics.get("model_p50_ms", "nan")):.1f} ms')

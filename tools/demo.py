@@ -1,8 +1,9 @@
 """``make demo``: a model, the node, real frames over DDS, PNG panels and a latency summary.
 
-Steps: obtain a model (``--model``; else ``python -m training.export_onnx`` when it exists; else
-the tiny contract test model), start the perception node as a subprocess, replay 7-Scenes
-frames from ../shared/data (or the in-repo sample) one at a time over real DDS, and write
+Steps: obtain a model (``--model``, else a random-init export by ``python -m
+training.export_onnx``, see ``bench/vd_export.py``), start the perception node as a subprocess,
+replay 7-Scenes frames from ../shared/data (or the in-repo sample) one at a time over real DDS,
+and write
 ``panel_NNN.png`` (RGB | input depth | completed depth | segmentation | feature PCA) plus
 ``summary.json`` / ``summary.md`` to ``--out``. The output says which model ran and whether it
 is trained.
@@ -11,7 +12,6 @@ is trained.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -26,22 +26,11 @@ OUTPUTS = ('depth', 'segmentation/color', 'features/pca')
 
 def obtain_model(requested: str) -> tuple:
     """Return (model path, how it was obtained)."""
+    from bench.vd_export import export_random_vd_model
+
     if requested:
         return requested, f'given: {requested}'
-    path = os.path.join(ROOT, 'models', 'vd_demo.onnx')
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.isfile(os.path.join(ROOT, 'training', 'export_onnx.py')):
-        result = subprocess.run([sys.executable, '-m', 'training.export_onnx', '--output', path],
-                                cwd=ROOT, capture_output=True, text=True)
-        if result.returncode == 0:
-            return path, 'exported by training/export_onnx.py'
-        print(f'training.export_onnx failed ({result.stderr.strip()[-300:]}); using the '
-              'contract test model instead')
-    sys.path.insert(0, os.path.join(ROOT, 'test'))
-    from contract_model import build_contract_model, tiny_contract
-    build_contract_model(path, tiny_contract(336, 448, channels=32, feature_dim=64))
-    return path, ('test/contract_model.py: a tiny stand-in that only follows the contract '
-                  '(random weights, no ViT) because training/export_onnx.py is not available')
+    return export_random_vd_model(), 'exported by training/export_onnx.py (random init)'
 
 
 def colour_depth(depth: np.ndarray, max_m: float) -> np.ndarray:
@@ -57,7 +46,7 @@ def main():
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', default='demo_out')
-    parser.add_argument('--model', help='ONNX model (default: export or test stand-in)')
+    parser.add_argument('--model', help='ONNX model (default: random-init VD export)')
     parser.add_argument('--frames', type=int, default=8)
     args = parser.parse_args()
     os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')

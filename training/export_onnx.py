@@ -3,14 +3,17 @@ r"""Export a Vanishing Depth model (+ segmentation head) to ONNX following the m
 Usage::
 
     python -m training.export_onnx [--config extra.yaml] [--checkpoint ckpt.pt] \\
-        [--heads heads.pt] [--output models/vd.onnx] [--input-size 336 448] [--fp16] \\
+        [--heads heads.pt | --untrained-head ycbv] [--output models/vd.onnx] \\
+        [--input-size 336 448] [--fp16] \\
         [--exporter torchscript|dynamo] [--seed 0] [key=value ...]
 
 The file follows ``shared/docs/model-contract.md``: inputs ``rgb`` (1, 3, H, W) float32 RGB in
 [0, 1] (mean/std normalisation inside the graph) and ``pde`` (1, C, H, W); outputs
 ``features`` (1, D, H/p, W/p), ``depth`` (1, 1, H, W) (the pretraining decoder's full-resolution
 depth in metres, before alignment to the measured depth) and, with ``--heads``, ``seg_logits``
-(1, K, h, w) on the head's own grid; metadata key ``vd_ros`` = ``ModelContract.to_json()``.
+(1, K, h, w) on the head's own grid (``--untrained-head LAYOUT`` attaches a random linear head
+instead, so that every node output can be exercised); metadata key ``vd_ros`` =
+``ModelContract.to_json()``.
 
 Without ``--checkpoint`` the model is exported at random initialisation (``trained: false``,
 with a loud warning): enough to run the node end to end, useless for perception.
@@ -41,9 +44,11 @@ import torch
 from torch import nn
 
 from training.checkpoint_match import build_checked_model
+from training.data.label_layouts import get_layout, LABEL_LAYOUTS
 from training.engine.config import load_config, to_plain
 from training.heads_checkpoint import load_heads_checkpoint
 from training.models import VanishingDepth
+from training.models.heads import build_seg_head
 from vd_ros.core.contract import METADATA_KEY, ModelContract, REQUIRED_OUTPUTS
 
 _logger = logging.getLogger(__name__)
@@ -277,7 +282,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('--config', action='append', default=[],
                         help='YAML merged over training/configs/default.yaml (repeatable)')
     parser.add_argument('--checkpoint', help='pretraining checkpoint (training/train.py)')
-    parser.add_argument('--heads', help='segmentation head file (training/train_heads.py)')
+    heads = parser.add_mutually_exclusive_group()
+    heads.add_argument('--heads', help='segmentation head file (training/train_heads.py)')
+    heads.add_argument('--untrained-head', choices=sorted(LABEL_LAYOUTS), metavar='LAYOUT',
+                       help='attach a randomly initialised linear head with the classes of '
+                       'LAYOUT (exercises every output of the node; its labels mean nothing)')
     parser.add_argument('--output', default=os.path.join('models', 'vd.onnx'))
     parser.add_argument('--input-size', type=int, nargs=2, default=list(DEFAULT_INPUT_SIZE),
                         metavar=('H', 'W'))
@@ -319,6 +328,11 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
                          'layout': heads_info.get('layout'),
                          'training': heads_info.get('training'),
                          'metrics': heads_info.get('metrics')}
+    elif args.untrained_head:
+        class_names = get_layout(args.untrained_head).class_names
+        head = build_seg_head('linear', model.feature_dim, len(class_names)).eval()
+        info['heads'] = {'kind': 'linear', 'layout': args.untrained_head,
+                         'training': 'none (random initialisation)'}
     return model, head, {'class_names': class_names, 'trained': bool(args.checkpoint),
                          'training_info': info}
 

@@ -228,3 +228,18 @@ def test_cli_exports_a_checkpoint_with_its_heads(tmp_path, shared_data):
     rgb_in, pde = frame_inputs(shared_data, contract)
     assert_close(runtime.run(rgb_in, pde), eager_outputs(trained, head, rgb_in, pde), 1e-4,
                  1e-5)
+
+
+def test_cli_untrained_head_exports_every_output(tmp_path):
+    """Check: --untrained-head gives seg_logits with the layout's classes, marked untrained."""
+    out = str(tmp_path / 'vd.onnx')
+    assert export_main(['--untrained-head', 'ycbv', '--output', out,
+                        '--input-size', *map(str, SIZE), TINY_OVERRIDE]) == 0
+    runtime = VDModel(out, providers=['cpu'])
+    contract = runtime.contract
+    assert not contract.trained and contract.class_names == YCBV_CLASSES
+    assert contract.outputs == ('features', 'depth', 'seg_logits')
+    assert contract.training['heads'] == {'kind': 'linear', 'layout': 'ycbv',
+                                          'training': 'none (random initialisation)'}
+    with pytest.raises(SystemExit):
+        export_main(['--untrained-head', 'ycbv', '--heads', 'h.pt', '--output', out])
