@@ -42,6 +42,21 @@ def colour_depth(depth: np.ndarray, max_m: float) -> np.ndarray:
     return rgb
 
 
+COLUMNS = ('RGB', 'input depth (0-5 m)', 'completed depth', 'segmentation', 'feature PCA')
+
+
+def titled_row(images: list, trained: str) -> np.ndarray:
+    """Put the panel images side by side under a strip naming each column and the model."""
+    row = np.concatenate(images, axis=1)  # (H, 5 W, 3)
+    strip = np.full((28, row.shape[1], 3), 255, np.uint8)
+    width = images[0].shape[1]
+    for index, title in enumerate(COLUMNS):
+        label = f'{title} - {trained}' if index == 0 else title
+        cv2.putText(strip, label, (8 + index * width, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([strip, row], axis=0)
+
+
 def main():
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -93,9 +108,9 @@ def main():
             latencies.append((time.monotonic() - sent) * 1e3)
             out = {topic: image_to_array(recorder.received[topic][stamp][0])
                    for topic in OUTPUTS}
-            panel = np.concatenate([frame.rgb, colour_depth(frame.depth_m, 5.0),
-                                    colour_depth(out['depth'], 5.0), out['segmentation/color'],
-                                    out['features/pca']], axis=1)
+            panel = titled_row([frame.rgb, colour_depth(frame.depth_m, 5.0),
+                                colour_depth(out['depth'], 5.0), out['segmentation/color'],
+                                out['features/pca']], trained)
             name = os.path.join(args.out, f'panel_{index:03d}.png')
             cv2.imwrite(name, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
             panels.append(name)
