@@ -125,8 +125,8 @@ def main():
     summary = {
         'model': model_path, 'model_origin': origin, 'trained': contract.trained,
         'frames_source': source, 'frames_sent': len(frames), 'frames_complete': len(panels),
-        'round_trip_ms_p50': float(np.percentile(latencies, 50)) if latencies else None,
-        'round_trip_ms_p99': float(np.percentile(latencies, 99)) if latencies else None,
+        'round_trip_ms_p50': round(float(np.percentile(latencies, 50)), 1) if latencies else None,
+        'round_trip_ms_p99': round(float(np.percentile(latencies, 99)), 1) if latencies else None,
         'throughput_hz_sequential': len(panels) / elapsed if elapsed > 0 else None,
         'node_diagnostics': diagnostics, 'node_exit_code': code, 'panels': panels}
     with open(os.path.join(args.out, 'summary.json'), 'w') as stream:
