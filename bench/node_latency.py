@@ -17,14 +17,11 @@ init ViT-S/14 RGB and depth branches at 336x448 with an untrained 22-class linea
 import argparse
 import os
 import tempfile
-import threading
 import time
 
-from bench.ros_session import OutputRecorder, ROOT, start_node, stop_node
+from bench.ros_session import NodeSession, OutputRecorder, ROOT
 from bench.vd_export import export_random_vd_model
 import numpy as np
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
 from vd_ros.core.preprocess import prepare_inputs
@@ -69,24 +66,12 @@ def replay(recorder: OutputRecorder, frames, seconds: float, rate: float) -> lis
 
 def run_node(model_path: str, providers, frames, args, folder: str, topics) -> tuple:
     """Start the node, replay, return (sent, recorder, diagnostics, exit code)."""
-    rclpy.init()
-    recorder = OutputRecorder(OUTPUTS)
-    executor = SingleThreadedExecutor()
-    executor.add_node(recorder)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    process = start_node(model_path, providers, os.path.join(folder, 'node.log'),
-                         {'outputs.points': 'true'})
-    try:
-        recorder.wait_ready(process, timeout=120.0, topics=topics)
-        sent = replay(recorder, frames, args.seconds, args.rate)
+    with NodeSession(model_path, providers, os.path.join(folder, 'node.log'), OUTPUTS,
+                     {'outputs.points': 'true'}, topics, timeout=120.0) as session:
+        sent = replay(session.recorder, frames, args.seconds, args.rate)
         time.sleep(3.0 + 2 * args.expected_frame_s)  # the last frame and a diagnostics period
-        diagnostics = dict(recorder.diagnostics)
-    finally:
-        code = stop_node(process)
-        executor.shutdown(timeout_sec=2.0)
-        recorder.destroy_node()
-        rclpy.try_shutdown()
-    return sent, recorder, diagnostics, code
+        diagnostics = dict(session.recorder.diagnostics)
+    return sent, session.recorder, diagnostics, session.exit_code
 
 
 def main():

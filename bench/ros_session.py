@@ -114,3 +114,51 @@ class OutputRecorder(Node):
                 return
             time.sleep(0.1)
         raise RuntimeError(f'the node did not connect within {timeout} s')
+
+
+class NodeSession:
+    """The node as a subprocess plus a spinning :class:`OutputRecorder`, as a context manager.
+
+    ``with NodeSession(model, providers, log, OUTPUTS) as session:`` initialises rclpy, starts
+    both, waits until they are connected and yields the session; on exit it stops the node
+    (``session.exit_code``) and shuts rclpy down.
+
+    Attributes:
+        recorder: The :class:`OutputRecorder`.
+        process: The node's process.
+        exit_code: The node's exit status after the ``with`` block, else None.
+    """
+
+    def __init__(self, model_path: str, providers, log_path: str, topics,
+                 parameters: dict = None, ready_topics=None, timeout: float = 60.0):
+        """Store what to start; see :func:`start_node` and :meth:`OutputRecorder.wait_ready`."""
+        self._start = (model_path, providers, log_path, parameters)
+        self._topics, self._ready_topics, self._timeout = topics, ready_topics, timeout
+        self.recorder = self.process = self.exit_code = None
+
+    def __enter__(self) -> 'NodeSession':
+        """Start rclpy, the recorder and the node; wait for the connections."""
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        rclpy.init()
+        self.recorder = OutputRecorder(self._topics)
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.recorder)
+        threading.Thread(target=self._executor.spin, daemon=True).start()
+        self.process = start_node(*self._start)
+        try:
+            self.recorder.wait_ready(self.process, self._timeout, self._ready_topics)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        """Stop the node (Ctrl-C), the executor and rclpy."""
+        import rclpy
+
+        self.exit_code = stop_node(self.process)
+        self._executor.shutdown(timeout_sec=2.0)
+        self.recorder.destroy_node()
+        rclpy.try_shutdown()

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 
 import cv2
@@ -57,6 +56,40 @@ def titled_row(images: list, trained: str) -> np.ndarray:
     return np.concatenate([strip, row], axis=0)
 
 
+def record_panels(recorder, frames, out_dir: str, trained: str) -> tuple:
+    """Send the frames one at a time and write a panel per frame.
+
+    Returns:
+        (round-trip latencies in ms, panel paths, elapsed seconds).
+    """
+    from std_msgs.msg import Header
+
+    from vd_ros.image_codec import image_to_array
+    from vd_ros.replay import frame_messages
+
+    latencies, panels = [], []
+    start = time.monotonic()
+    for index, frame in enumerate(frames):
+        rgb, depth, info = frame_messages(frame, Header(frame_id='camera'))
+        sent = time.monotonic()
+        recorder.frames.publish(rgb, depth, info)
+        stamp = (rgb.header.stamp.sec, rgb.header.stamp.nanosec)
+        while not recorder.complete(stamp) and time.monotonic() - sent < 30:
+            time.sleep(0.005)
+        if not recorder.complete(stamp):
+            print(f'frame {index}: no complete output within 30 s')
+            continue
+        latencies.append((time.monotonic() - sent) * 1e3)
+        out = {topic: image_to_array(recorder.received[topic][stamp][0]) for topic in OUTPUTS}
+        panel = titled_row([frame.rgb, colour_depth(frame.depth_m, 5.0),
+                            colour_depth(out['depth'], 5.0), out['segmentation/color'],
+                            out['features/pca']], trained)
+        name = os.path.join(out_dir, f'panel_{index:03d}.png')
+        cv2.imwrite(name, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+        panels.append(name)
+    return latencies, panels, time.monotonic() - start
+
+
 def main():
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -66,14 +99,9 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
     os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 200))
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from std_msgs.msg import Header
-
-    from bench.ros_session import OutputRecorder, start_node, stop_node
-    from vd_ros.image_codec import image_to_array
+    from bench.ros_session import NodeSession
     from vd_ros.inference import VDModel
-    from vd_ros.replay import frame_messages, load_frames, SAMPLE_DIR
+    from vd_ros.replay import load_frames, SAMPLE_DIR
 
     os.makedirs(args.out, exist_ok=True)
     model_path, origin = obtain_model(args.model)
@@ -85,43 +113,12 @@ def main():
     source = kitchen if os.path.isdir(kitchen) else SAMPLE_DIR
     frames = load_frames(source, count=args.frames, step=40 if source == kitchen else 1)
     print(f'frames: {len(frames)} from {source}')
-    rclpy.init()
-    recorder = OutputRecorder(OUTPUTS)
-    executor = SingleThreadedExecutor()
-    executor.add_node(recorder)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    process = start_node(model_path, ['cpu'], os.path.join(args.out, 'node.log'))
-    latencies, panels = [], []
-    try:
-        recorder.wait_ready(process)
-        start = time.monotonic()
-        for index, frame in enumerate(frames):
-            rgb, depth, info = frame_messages(frame, Header(frame_id='camera'))
-            sent = time.monotonic()
-            recorder.frames.publish(rgb, depth, info)
-            stamp = (rgb.header.stamp.sec, rgb.header.stamp.nanosec)
-            while not recorder.complete(stamp) and time.monotonic() - sent < 30:
-                time.sleep(0.005)
-            if not recorder.complete(stamp):
-                print(f'frame {index}: no complete output within 30 s')
-                continue
-            latencies.append((time.monotonic() - sent) * 1e3)
-            out = {topic: image_to_array(recorder.received[topic][stamp][0])
-                   for topic in OUTPUTS}
-            panel = titled_row([frame.rgb, colour_depth(frame.depth_m, 5.0),
-                                colour_depth(out['depth'], 5.0), out['segmentation/color'],
-                                out['features/pca']], trained)
-            name = os.path.join(args.out, f'panel_{index:03d}.png')
-            cv2.imwrite(name, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
-            panels.append(name)
-        elapsed = time.monotonic() - start
-        time.sleep(1.5)
-        diagnostics = dict(recorder.diagnostics)
-    finally:
-        code = stop_node(process)
-        executor.shutdown(timeout_sec=2.0)
-        recorder.destroy_node()
-        rclpy.try_shutdown()
+    with NodeSession(model_path, ['cpu'], os.path.join(args.out, 'node.log'),
+                     OUTPUTS) as session:
+        latencies, panels, elapsed = record_panels(session.recorder, frames, args.out, trained)
+        time.sleep(1.5)  # one more diagnostics period
+        diagnostics = dict(session.recorder.diagnostics)
+    code = session.exit_code
     summary = {
         'model': model_path, 'model_origin': origin, 'trained': contract.trained,
         'frames_source': source, 'frames_sent': len(frames), 'frames_complete': len(panels),
