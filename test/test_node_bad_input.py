@@ -133,3 +133,23 @@ def test_console_entry_point_exits_with_the_file_named(tmp_path):
          f'model_path:={missing}'], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 1
     assert f'cannot start: {missing}: model file not found' in result.stderr
+    assert 'Traceback' not in result.stderr  # shutdown must not trip over the half-built node
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.parametrize('override, expected', [
+    ('sync.slop:=5.0', 'Parameter sync.slop out of range'),
+    ('diagnostics_period_s:=1', "expecting type 'DOUBLE'"),
+    ('providers:=cpu', "expecting type 'STRING_ARRAY'"),
+])
+def test_console_entry_point_rejects_a_bad_parameter_cleanly(tmp_path, override, expected):
+    model = tmp_path / 'model.onnx'
+    build_contract_model(str(model))
+    result = subprocess.run(
+        [sys.executable, '-m', 'vd_ros.perception_node', '--ros-args', '-p',
+         f'model_path:={model}', '-p', override], capture_output=True, text=True, timeout=60,
+        cwd=ROOT)
+    assert result.returncode == 1
+    assert 'cannot start: ' in result.stderr and expected in result.stderr
+    assert 'Traceback' not in result.stderr

@@ -16,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -113,8 +114,12 @@ class PerceptionNode(Node):
         Raises:
             ModelLoadError, ContractError: Missing, corrupt or contract-mismatched model.
             ValueError: Empty ``model_path`` or an invalid parameter combination.
+            ParameterException: A parameter of the wrong type or out of its range.
         """
         super().__init__(node_name, **kwargs)
+        # Set before anything can raise: rclpy destroys a half-built node at shutdown.
+        self._mailbox = LatestMailbox()
+        self._worker = None
         for name, (default, description, value_range) in PARAMETERS.items():
             self.declare_parameter(name, default, _descriptor(description, value_range))
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
@@ -141,7 +146,6 @@ class PerceptionNode(Node):
         self.stats = NodeStatistics()
         self.stages = StageTimer()
         self.unsynced = UnsyncedFrameCounter(tolerance_s=p['sync.slop'])
-        self._mailbox = LatestMailbox()
         self._camera_infos = OrderedDict()  # stamp ns -> CameraInfo, in arrival order
         self._camera_info_arrived = threading.Condition()
         self._pca_basis = None
@@ -383,7 +387,8 @@ class PerceptionNode(Node):
     def destroy_node(self) -> None:
         """Stop the worker thread, then destroy the node."""
         self._mailbox.close()
-        if self._worker.is_alive() and self._worker is not threading.current_thread():
+        if (self._worker is not None and self._worker.is_alive() and
+                self._worker is not threading.current_thread()):
             self._worker.join(timeout=5.0)
         super().destroy_node()
 
@@ -399,7 +404,7 @@ def main(args=None):
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ModelLoadError, ContractError, ValueError) as error:
+    except (ModelLoadError, ContractError, ValueError, ParameterException) as error:
         rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {error}')
         raise SystemExit(1)
     finally:
