@@ -71,6 +71,20 @@ def silog_per_sample(pred: torch.Tensor, target: torch.Tensor, select: torch.Ten
     return torch.where(has, loss, torch.zeros_like(loss)), has
 
 
+def _check_finite(depths: List[torch.Tensor]) -> None:
+    """Raise ``NonFiniteLossError`` when a prediction holds NaN or Inf.
+
+    Needed because the validity test ``pred >= min_depth_m`` is False for NaN: NaN pixels
+    would silently leave the pixel sets (an all-NaN batch would even look empty).
+    """
+    finite = torch.stack([torch.isfinite(d).all() for d in depths])  # (levels,)
+    if not bool(finite.all()):
+        counts = [(k, int(d.isnan().sum()), int(d.isinf().sum()))
+                  for k, d in enumerate(depths) if not bool(finite[k])]
+        raise NonFiniteLossError(
+            'non-finite depth predictions (level, nan count, inf count): ' + str(counts))
+
+
 class MultiScaleSILogLoss(torch.nn.Module):
     """Balanced (removed / kept) scale-invariant log loss over the decoder levels.
 
@@ -120,10 +134,11 @@ class MultiScaleSILogLoss(torch.nn.Module):
             The loss, or None when no level of no sample has a valid pixel (skip the batch).
 
         Raises:
-            NonFiniteLossError: The loss is NaN or Inf.
+            NonFiniteLossError: A prediction or the loss is NaN or Inf.
         """
         if target.dim() == 4:
             target = target[:, 0]  # (B, H, W)
+        _check_finite(depths)
         targets = multiscale(target.float(), len(depths))
         masks = multiscale(removed, len(depths))
         levels, removed_terms, kept_terms = [], [], []

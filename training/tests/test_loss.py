@@ -89,3 +89,16 @@ def test_gradient_is_finite_at_a_perfect_prediction():
     pred = [p.clone().requires_grad_(True) for p in _pyramid(target)]
     MultiScaleSILogLoss()(pred, target, removed).loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in pred)
+
+
+def test_nan_predictions_raise_instead_of_leaving_the_pixel_sets():
+    # NaN >= 1 mm is False, so NaN pixels must not be silently dropped as "invalid".
+    target, removed = _scene()
+    sample_nan = _pyramid(target.clone())
+    sample_nan[0] = sample_nan[0].clone()
+    sample_nan[0][1] = math.nan  # one whole sample: the other alone would give a finite loss
+    with pytest.raises(NonFiniteLossError, match='nan'):
+        MultiScaleSILogLoss()(sample_nan, target, removed)
+    all_nan = [torch.full_like(p, math.nan) for p in _pyramid(target)]
+    with pytest.raises(NonFiniteLossError, match='nan'):  # not None (an "empty" batch)
+        MultiScaleSILogLoss()(all_nan, target, removed)
