@@ -153,7 +153,9 @@ class UnsyncedFrameCounter:
     Every camera frame comes with a ``camera_info`` carrying the RGB image's stamp, so the node
     notes those stamps (:meth:`note_frame`) and the stamps of the pairs the synchronizer emits
     (:meth:`note_pair`). A frame still unpaired ``horizon_s`` after a newer frame arrived is
-    counted as unsynced (its RGB or depth partner is missing or too far apart in time).
+    counted as unsynced (its RGB or depth partner is missing or too far apart in time). Stamps
+    that jump back by more than ``horizon_s`` (a looping bag, a reset simulation) start a new
+    timeline: the frames still pending from the old one are settled at once.
     """
 
     def __init__(self, horizon_s: float = 1.0, tolerance_s: float = 0.0):
@@ -173,6 +175,10 @@ class UnsyncedFrameCounter:
         """Note a camera frame's stamp; return how many older frames just expired unpaired."""
         with self._lock:
             paired = any(abs(s - stamp_ns) <= self.tolerance_ns for s in self._paired)
+            if self._pending and stamp_ns < max(self._pending) - self.horizon_ns:
+                unpaired = sum(not p for p in self._pending.values())
+                self._pending = {stamp_ns: paired}
+                return unpaired
             self._pending[stamp_ns] = self._pending.get(stamp_ns, False) or paired
             newest = max(self._pending)
             expired = [s for s in self._pending if s < newest - self.horizon_ns]

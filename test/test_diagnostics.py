@@ -1,0 +1,41 @@
+"""UnsyncedFrameCounter: which camera frames count as never paired, with hand-made stamps."""
+
+from vd_ros.diagnostics import UnsyncedFrameCounter
+
+MS = 10**6
+S = 10**9
+
+
+def feed(counter, stamps, paired):
+    """Note each frame (camera_info first), then its pair when paired; return the counts."""
+    counts = []
+    for stamp in stamps:
+        counts.append(counter.note_frame(stamp))
+        if paired(stamp):
+            counter.note_pair(stamp + 5 * MS)  # within the 20 ms tolerance
+    return counts
+
+
+def test_unpaired_frame_counted_once_after_the_horizon():
+    counter = UnsyncedFrameCounter(horizon_s=1.0, tolerance_s=0.02)
+    stamps = [100 * S + i * 100 * MS for i in range(25)]  # 10 Hz, 2.4 s
+    counts = feed(counter, stamps, paired=lambda s: s != stamps[3])
+    # stamps[3] (100.3 s) expires with the first frame later than 101.3 s: stamps[14].
+    assert counts == [0] * 14 + [1] + [0] * 10
+
+
+def test_stamps_jumping_back_do_not_make_paired_frames_unsynced():
+    counter = UnsyncedFrameCounter(horizon_s=1.0, tolerance_s=0.02)
+    first = [100 * S + i * 100 * MS for i in range(20)]
+    looped = [90 * S + i * 100 * MS for i in range(30)]  # the bag starts over, 10 s earlier
+    assert sum(feed(counter, first + looped + [95 * S], paired=lambda s: True)) == 0
+    # The new timeline still counts its own unpaired frames (90.5 s, expired at 91.6 s).
+    counter = UnsyncedFrameCounter(horizon_s=1.0, tolerance_s=0.02)
+    counts = feed(counter, first + looped, paired=lambda s: s != looped[5])
+    assert sum(counts) == 1 and counts[len(first) + 16] == 1
+
+
+def test_old_timeline_frames_left_unpaired_are_counted_at_the_jump():
+    counter = UnsyncedFrameCounter(horizon_s=1.0, tolerance_s=0.02)
+    assert counter.note_frame(100 * S) == 0  # never paired
+    assert counter.note_frame(50 * S) == 1
