@@ -4,8 +4,9 @@ All functions take batched metric depth (B, H, W) with 0 = no measurement, keep 
 zero, work on the device of the depth and draw their randomness from an optional
 ``torch.Generator`` (drawn on the generator's device, then moved).
 
-Order in the pretraining pipeline: ``limit_depth_range`` -> ``randomize_depth_distribution``
-(the result is the target) -> ``corrupt_depth`` (input only) -> masking -> PDE.
+Order in the pretraining pipeline: range handling (``training.data.transforms.depth_range``,
+per sample in the DataLoader) -> ``randomize_depth_distribution`` (the result is the target)
+-> ``corrupt_depth`` (input only) -> masking -> PDE.
 """
 
 from typing import Dict, Optional, Sequence, Tuple
@@ -63,32 +64,6 @@ def _to_range(depth: torch.Tensor, min_depth_m: float, max_depth_m: float) -> to
     """Set values outside [min_depth_m, max_depth_m] (and non-finite ones) to 0."""
     valid = torch.isfinite(depth) & (depth >= min_depth_m) & (depth <= max_depth_m)
     return torch.where(valid, depth, torch.zeros_like(depth))
-
-
-def limit_depth_range(depth: torch.Tensor, generator: Optional[torch.Generator] = None,
-                      max_depth_m: float = 15.0, rescale_above: float = 0.95,
-                      rescale_to: Tuple[float, float] = (0.9, 1.0)) -> torch.Tensor:
-    """Squeeze maps reaching past ``rescale_above * max_depth_m`` into the encodable range.
-
-    Such a map is scaled so that its maximum becomes ``max_depth_m * U(rescale_to)``;
-    non-finite and negative values become 0 first.
-
-    Args:
-        depth: (B, H, W) metres, 0 = invalid.
-        generator: Random source.
-        max_depth_m: Largest valid depth.
-        rescale_above: Fraction of ``max_depth_m`` above which a map is rescaled.
-        rescale_to: Range of the new maximum, as fractions of ``max_depth_m``.
-
-    Returns:
-        (B, H, W) with every value in [0, max_depth_m].
-    """
-    depth = torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.zeros_like(depth))
-    high = depth.amax(dim=(1, 2))  # (B,)
-    target = max_depth_m * _uniform(high.shape, generator, depth.device, *rescale_to)  # (B,)
-    factor = torch.where(high > rescale_above * max_depth_m, target / high.clamp(min=1e-12),
-                         torch.ones_like(high))
-    return _to_range(depth * factor[:, None, None], 0.0, max_depth_m)
 
 
 def randomize_depth_distribution(

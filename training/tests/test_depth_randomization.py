@@ -1,10 +1,10 @@
-"""Randomised depth distributions, input corruption and range limiting."""
+"""Randomised depth distributions and input corruption."""
 
 import pytest
 import torch
 
 from training.data.depth_randomization import (
-    corrupt_depth, limit_depth_range, randomize_depth_distribution, RANGE_GROUPS_M, RERANGE,
+    corrupt_depth, randomize_depth_distribution, RANGE_GROUPS_M, RERANGE,
     SCALE, SHIFT, UNCHANGED)
 
 
@@ -105,15 +105,3 @@ def test_corruption_noise_and_outliers():
     assert changed == pytest.approx(1e-3, rel=0.35)
     assert spiky.max().item() <= 0.95 * 15.0
     assert torch.all((spiky == 0) | (spiky >= 0.05))
-
-
-def test_limit_depth_range_rescales_far_maps_only():
-    generator = torch.Generator().manual_seed(0)
-    depth = torch.stack([torch.linspace(1.0, 40.0, 100).view(10, 10),
-                         torch.linspace(0.0, 5.0, 100).view(10, 10)])
-    depth[1, 0, 0] = float('nan')
-    out = limit_depth_range(depth, generator)
-    assert 13.5 <= out[0].max().item() <= 15.0
-    assert torch.allclose(out[0] / out[0].max(), depth[0] / depth[0].max())
-    assert out[1, 0, 0].item() == 0.0
-    assert torch.equal(out[1, 1:], depth[1, 1:])

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from training.data.masking import NoiseShift
+from training.data.transforms import build_transform
 from training.engine.batch import PretrainBatchBuilder, step_seed
 from training.engine.config import load_config, to_plain
 from training.engine.flops import measure_flops, model_flops_utilization, peak_flops
@@ -135,3 +136,12 @@ def test_flop_counter_counts_a_linear_layer_exactly():
     assert peak_flops(torch.device('cpu')) is None
     assert peak_flops(torch.device('cpu'), override_tflops=100) == 100e12
     assert model_flops_utilization(1e12, 2.0, 4e12) == pytest.approx(0.5)
+
+
+def test_transform_range_handling_follows_the_config():
+    # The range handling runs in the transform: its d_max must be the model's PDE range.
+    cfg = load_config(overrides=['model.pde.max_depth_m=10.0',
+                                 'data.transform.rescale_range=[0.5,0.6]'])
+    config = build_transform(cfg.data.transform).config
+    assert config.max_depth_m == 10.0 and config.rescale_range == (0.5, 0.6)
+    assert 'range' not in cfg.depth  # no second, unused set of range parameters
