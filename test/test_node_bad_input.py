@@ -125,6 +125,16 @@ def test_missing_corrupt_and_mismatched_models_fail_at_start(ros_context, tmp_pa
 
 
 @pytest.mark.ros
+@pytest.mark.parametrize('value, implementation', [
+    (False, 'vd_ros.sync'), ('false', 'vd_ros.sync'), (True, 'message_filters'),
+    ('TRUE', 'message_filters')])
+def test_use_message_filters_takes_a_bool_or_a_string(perception, value, implementation):
+    # -p sync.use_message_filters:=false and YAML false both arrive as a BOOL parameter.
+    node, _ = perception(topics={}, sync__use_message_filters=value)
+    assert node.sync_implementation == implementation
+
+
+@pytest.mark.ros
 @pytest.mark.slow
 def test_console_entry_point_exits_with_the_file_named(tmp_path):
     missing = tmp_path / 'missing.onnx'

@@ -121,7 +121,10 @@ class PerceptionNode(Node):
         self._mailbox = LatestMailbox()
         self._worker = None
         for name, (default, description, value_range) in PARAMETERS.items():
-            self.declare_parameter(name, default, _descriptor(description, value_range))
+            descriptor = _descriptor(description, value_range)
+            # -p sync.use_message_filters:=false (or YAML false) arrives as a bool, not a string.
+            descriptor.dynamic_typing = name == 'sync.use_message_filters'
+            self.declare_parameter(name, default, descriptor)
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
         self.params = p
         if not p['model_path']:
