@@ -106,7 +106,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     model_path, origin = obtain_model(args.model)
     contract = VDModel(model_path, ['cpu']).contract
-    trained = 'TRAINED' if contract.trained else 'NOT TRAINED (random weights)'
+    steps = contract.training.get('steps')
+    trained = f'TRAINED ({steps} steps)' if contract.trained else 'NOT TRAINED (random weights)'
     print(f'model: {model_path}\n  {origin}\n  {trained}, encoder {contract.encoder}')
     shared = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
     kitchen = os.path.join(shared, 'data', '7scenes_redkitchen')
