@@ -19,9 +19,9 @@ import os
 import shlex
 import sys
 
-from omegaconf import OmegaConf
 import torch
 
+from training.engine.config import load_config, to_plain
 from training.eval.completion_protocol import (baseline_methods, complete_frame, InputPattern,
                                                pattern_seed, run_completion_protocol,
                                                summarize_completion)
@@ -36,7 +36,6 @@ from training.eval.vd_model import load_vd_model, VDRunner
 _logger = logging.getLogger(__name__)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = os.path.join(ROOT, 'training', 'configs', 'default.yaml')
 DEFAULT_DATA = os.path.join(os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared')),
                             'data')
 
@@ -72,15 +71,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.checkpoint_label and not args.checkpoint:
         parser.error('--checkpoint-label needs --checkpoint')
     return args
-
-
-def load_config(paths: list[str], overrides: list[str]) -> dict:
-    """Merge default.yaml, extra YAML files and dotlist overrides into a plain dict."""
-    cfg = OmegaConf.load(DEFAULT_CONFIG)
-    for path in paths:
-        cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def evaluate_completion(args: argparse.Namespace, runner: VDRunner | None, provenance: str,
@@ -176,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     command = 'python -m training.evaluate ' + shlex.join(argv)
     runner, provenance = None, 'none (baselines only)'
     if args.checkpoint or args.random_init:
-        cfg = load_config(args.config, args.overrides)
+        cfg = to_plain(load_config(args.config, args.overrides))
         model, provenance = load_vd_model(cfg['model'], args.checkpoint, args.checkpoint_label,
                                           args.seed)
         runner = VDRunner(model, tuple(args.input_size), args.device)
