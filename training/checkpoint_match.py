@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from training.engine.checkpoint import load_checkpoint
+from training.engine.config import to_plain
 from training.models import build_model, resolve_model_config
 
 _logger = logging.getLogger(__name__)
@@ -97,18 +98,9 @@ def config_differences(expected: Mapping, found: Mapping, prefix: str = 'model')
         mine, theirs = expected.get(key), found.get(key)
         if isinstance(mine, Mapping) and isinstance(theirs, Mapping) and key != 'timm_kwargs':
             lines += config_differences(mine, theirs, f'{prefix}.{key}')
-        elif _plain(mine) != _plain(theirs):
+        elif to_plain(mine) != to_plain(theirs):
             lines.append(f'{prefix}.{key}: config {mine!r}, checkpoint {theirs!r}')
     return lines
-
-
-def _plain(value: Any) -> Any:
-    """Normalise tuples to lists and mappings to dicts for comparison."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
 
 
 def state_dict_differences(model: nn.Module, weights: Mapping) -> List[str]:

@@ -8,10 +8,11 @@ only sections that are empty in the defaults (e.g. ``model.timm_kwargs: {}``) ac
 The resolved config (interpolations replaced by their values) is saved beside each run.
 """
 
+from collections.abc import Mapping
 import os
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           'configs')
@@ -81,6 +82,16 @@ def save_config(cfg: DictConfig, path: str) -> None:
     os.replace(temp, path)
 
 
-def to_plain(cfg: DictConfig) -> dict:
-    """Return the config as plain dicts and lists (for checkpoints and ``build_model``)."""
-    return OmegaConf.to_container(cfg, resolve=True)
+def to_plain(value: Any) -> Any:
+    """Return configs as plain dicts and lists (for checkpoints, ``build_model``, comparisons).
+
+    OmegaConf containers are resolved (interpolations replaced); any mapping becomes a dict and
+    any list, tuple or ListConfig a list, recursively; other values are returned as they are.
+    """
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, Mapping):
+        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(item) for item in value]
+    return value

@@ -31,6 +31,7 @@ from training.data.datasets.seven_scenes import SevenScenesDataset
 from training.data.datasets.sunrgbd import SUNRGBDDataset
 from training.data.datasets.tum import TUMDataset
 from training.data.datasets.ycbv import YCBVideoDataset
+from training.engine.config import to_plain
 
 DATASET_TYPES = {
     'folder': FolderDataset,
@@ -44,15 +45,6 @@ DATASET_TYPES = {
     'open3d': Open3DSampleDataset,
     'rosbag': RosbagDataset,
 }
-
-
-def _plain(value):
-    """Turn OmegaConf containers (or any mapping / sequence) into dicts and lists."""
-    if hasattr(value, 'keys'):
-        return {key: _plain(value[key]) for key in value.keys()}
-    if isinstance(value, (list, tuple)) or type(value).__name__ == 'ListConfig':
-        return [_plain(item) for item in value]
-    return value
 
 
 def build_source(spec, transform=None, base_dir: str = None):
@@ -70,7 +62,7 @@ def build_source(spec, transform=None, base_dir: str = None):
     Raises:
         ValueError: Unknown type, missing root, or an argument the reader does not take.
     """
-    spec = _plain(spec)
+    spec = to_plain(spec)
     kind = spec.pop('type', None)
     if kind not in DATASET_TYPES:
         raise ValueError(f'unknown dataset type {kind!r}, expected one of {sorted(DATASET_TYPES)}')
@@ -99,7 +91,7 @@ def build_dataset(cfg, transform=None, base_dir: str = None) -> MixedDataset:
     Raises:
         ValueError: No sources, or a bad source entry.
     """
-    cfg = _plain(cfg)
+    cfg = to_plain(cfg)
     if 'sources' not in cfg and 'data' in cfg:
         cfg = cfg['data']
     specs = cfg.get('sources') or []
