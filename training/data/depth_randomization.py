@@ -13,6 +13,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
+from training.data.masking import uniform
+
 SHIFT, RERANGE, SCALE, UNCHANGED = range(4)
 
 # Candidate range ends in metres, one group drawn uniformly, then two distinct values of it.
@@ -23,14 +25,6 @@ RANGE_GROUPS_M: Dict[str, Tuple[float, ...]] = {
     'indoor': tuple(float(i) for i in range(1, 15)),
     'far': tuple(float(v) for v in range(50, 101, 10)),
 }
-
-
-def _uniform(shape: Sequence[int], generator: Optional[torch.Generator],
-             device: torch.device, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
-    """U(low, high) float32 of ``shape`` on ``device``, drawn from ``generator``."""
-    source = generator.device if generator is not None else device
-    values = torch.rand(tuple(shape), generator=generator, device=source).to(device)
-    return low + (high - low) * values
 
 
 def _range_table(groups: Dict[str, Sequence[float]], min_depth_m: float,
@@ -99,30 +93,30 @@ def randomize_depth_distribution(
     batch, device = depth.shape[0], depth.device
     valid = depth > 0  # (B, H, W)
     if branches is None:
-        branches = (_uniform((batch,), generator, device) * 4).long().clamp(max=3)
+        branches = (uniform((batch,), generator, device) * 4).long().clamp(max=3)
     branches = branches.to(device)
     low, high, std = _masked_stats(depth, valid)  # (B,) each
 
-    shift = _uniform((batch,), generator, device, -1.0, 1.0) * std  # (B,)
+    shift = uniform((batch,), generator, device, -1.0, 1.0) * std  # (B,)
     shift = shift + (min_depth_m - (low + shift)).clamp(min=0.0)
     shifted = depth + shift[:, None, None]  # (B, H, W)
 
     table, lengths = _range_table(range_groups, min_depth_m, max_depth_m, device)
-    group = (_uniform((batch,), generator, device) * len(lengths)).long().clamp(
+    group = (uniform((batch,), generator, device) * len(lengths)).long().clamp(
         max=len(lengths) - 1)  # (B,)
     count = lengths[group]  # (B,)
-    first = (_uniform((batch,), generator, device) * count).long().clamp(max=count - 1)
-    second = (_uniform((batch,), generator, device) * (count - 1)).long().clamp(max=count - 2)
+    first = (uniform((batch,), generator, device) * count).long().clamp(max=count - 1)
+    second = (uniform((batch,), generator, device) * (count - 1)).long().clamp(max=count - 2)
     second = second + (second >= first).long()  # distinct from first
     ends = torch.stack([table[group, first], table[group, second]], dim=1)  # (B, 2)
-    ends = ends * _uniform((batch, 2), generator, device, 1 - range_jitter, 1 + range_jitter)
+    ends = ends * uniform((batch, 2), generator, device, 1 - range_jitter, 1 + range_jitter)
     ends = ends.clamp(min_depth_m, max_depth_m).sort(dim=1).values  # (B, 2)
     span = (high - low)[:, None, None]
     unit = torch.where(span > 0, (depth - low[:, None, None]) / span.clamp(min=1e-12),
                        torch.full_like(depth, 0.5))  # (B, H, W) in [0, 1] on valid pixels
     reranged = ends[:, :1, None] + unit * (ends[:, 1:, None] - ends[:, :1, None])
 
-    scaled = depth * _uniform((batch,), generator, device, *scale_range)[:, None, None]
+    scaled = depth * uniform((batch,), generator, device, *scale_range)[:, None, None]
 
     choice = branches[:, None, None]
     out = torch.where(choice == SHIFT, shifted,
@@ -157,15 +151,15 @@ def corrupt_depth(depth: torch.Tensor, generator: Optional[torch.Generator] = No
     """
     batch, device = depth.shape[0], depth.device
     limit = clamp_fraction * max_depth_m
-    noise = _uniform(depth.shape, generator, device, -noise_m, noise_m)
+    noise = uniform(depth.shape, generator, device, -noise_m, noise_m)
     out = torch.where(depth > 0, depth + noise, depth)  # (B, H, W)
-    with_outliers = _uniform((batch,), generator, device) < outlier_prob  # (B,)
-    hit = (_uniform(depth.shape, generator, device) < outlier_fraction) & \
+    with_outliers = uniform((batch,), generator, device) < outlier_prob  # (B,)
+    hit = (uniform(depth.shape, generator, device) < outlier_fraction) & \
         with_outliers[:, None, None]  # (B, H, W)
-    relative = _uniform((batch,), generator, device) < 0.5  # (B,)
+    relative = uniform((batch,), generator, device) < 0.5  # (B,)
     absolute = torch.full((batch,), limit, device=device, dtype=depth.dtype)
     top = torch.where(relative, 1.5 * depth.amax(dim=(1, 2)), absolute)  # (B,)
-    outliers = _uniform(depth.shape, generator, device) * top[:, None, None]  # (B, H, W)
+    outliers = uniform(depth.shape, generator, device) * top[:, None, None]  # (B, H, W)
     out = torch.where(hit, outliers, out)
     out = torch.where(out < min_depth_m, torch.zeros_like(out), out)
     return out.clamp(max=limit)

@@ -15,17 +15,22 @@ PERLIN_SCALES = (2, 4, 8, 16)
 PERLIN_ALIGN = 32
 
 
-def _uniform(shape: Sequence[int], generator: Optional[torch.Generator],
-             device: torch.device) -> torch.Tensor:
-    """U(0, 1) float32 of ``shape`` on ``device``, drawn from ``generator``."""
+def uniform(shape: Sequence[int], generator: Optional[torch.Generator],
+            device: torch.device, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    """U(low, high) float32 of ``shape`` on ``device``, drawn from ``generator``.
+
+    The values are drawn on the generator's device (a CPU generator can feed GPU data) and
+    moved to ``device``.
+    """
     source = generator.device if generator is not None else device
-    return torch.rand(tuple(shape), generator=generator, device=source).to(device)
+    values = torch.rand(tuple(shape), generator=generator, device=source).to(device)
+    return low + (high - low) * values
 
 
 def _choice(values: Sequence[int], count: int, generator: Optional[torch.Generator],
             device: torch.device) -> torch.Tensor:
     """Draw ``count`` entries of ``values`` uniformly (long tensor on ``device``)."""
-    index = (_uniform((count,), generator, device) * len(values)).long().clamp(
+    index = (uniform((count,), generator, device) * len(values)).long().clamp(
         max=len(values) - 1)
     return torch.tensor(values, device=device)[index]
 
@@ -60,7 +65,7 @@ def perlin_noise(batch: int, height: int, width: int,
     cells_y = _choice(scales, batch, generator, device)  # (B,)
     cells_x = _choice(scales, batch, generator, device)  # (B,)
     lattice = max(scales) + 1
-    angle = 2.0 * math.pi * _uniform((batch, lattice, lattice), generator, device)
+    angle = 2.0 * math.pi * uniform((batch, lattice, lattice), generator, device)
     gradients = torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)  # (B, L, L, 2)
     y = torch.arange(padded_h, device=device) / padded_h * cells_y[:, None]  # (B, Hp)
     x = torch.arange(padded_w, device=device) / padded_w * cells_x[:, None]  # (B, Wp)
@@ -102,13 +107,13 @@ def blocky_noise(batch: int, height: int, width: int,
     """
     def grid_size(size: int) -> Tuple[torch.Tensor, int]:
         """Draw the per-sample cell count (B,) along an axis of ``size``; return its max."""
-        cells = (_uniform((batch,), generator, device) * max_fraction * size).long()
+        cells = (uniform((batch,), generator, device) * max_fraction * size).long()
         lowest = min(min_cells, size)
         return cells.clamp(min=lowest, max=size), max(lowest, int(max_fraction * size))
 
     cells_h, max_h = grid_size(height)
     cells_w, max_w = grid_size(width)
-    values = _uniform((batch, max_h, max_w), generator, device)  # (B, h_max, w_max)
+    values = uniform((batch, max_h, max_w), generator, device)  # (B, h_max, w_max)
     row = torch.arange(height, device=device) * cells_h[:, None] // height  # (B, H)
     col = torch.arange(width, device=device) * cells_w[:, None] // width  # (B, W)
     rows = torch.arange(batch, device=device)[:, None, None]
@@ -160,7 +165,7 @@ def sample_masks(valid: torch.Tensor, ratios: torch.Tensor,
                          f'and {tuple(ratios.shape)}')
     batch, height, width = valid.shape
     device = valid.device
-    use_perlin = _uniform((batch,), generator, device) < perlin_prob  # (B,)
+    use_perlin = uniform((batch,), generator, device) < perlin_prob  # (B,)
     noise = torch.empty((batch, height, width), device=device)
     count = int(use_perlin.sum())
     noise[use_perlin] = perlin_noise(count, height, width, generator, device, perlin_scales)
@@ -202,7 +207,7 @@ def sparsify_depth(depth: torch.Tensor, num_points: int,
     flat = depth.flatten(1)  # (B, N)
     if num_points >= flat.shape[1]:
         return depth.clone()
-    score = _uniform(flat.shape, generator, depth.device).masked_fill(flat <= 0, -1.0)
+    score = uniform(flat.shape, generator, depth.device).masked_fill(flat <= 0, -1.0)
     keep = torch.zeros_like(flat, dtype=torch.bool)
     keep.scatter_(1, score.topk(num_points, dim=1).indices, True)  # (B, N)
     return torch.where(keep & (flat > 0), flat, torch.zeros_like(flat)).view_as(depth)
