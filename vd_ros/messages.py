@@ -7,6 +7,31 @@ from std_msgs.msg import Header
 XYZRGB_FIELDS = (('x', 0), ('y', 4), ('z', 8), ('rgb', 12))
 
 
+def rectified_camera_info(intrinsics: np.ndarray, size: tuple, header: Header) -> CameraInfo:
+    """Build a distortion-free camera_info: K, R = identity and P = [K | 0].
+
+    Args:
+        intrinsics: (3, 3) or 9-value K.
+        size: (height, width) of the image grid.
+        header: Header of the message (copied).
+
+    Returns:
+        The message.
+    """
+    info = CameraInfo()
+    info.header = Header(stamp=header.stamp, frame_id=header.frame_id)
+    info.height, info.width = map(int, size)
+    camera = np.asarray(intrinsics, dtype=np.float64).reshape(3, 3)
+    info.distortion_model = 'plumb_bob'
+    info.d = [0.0] * 5
+    info.k = [float(v) for v in camera.reshape(9)]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    projection = np.zeros((3, 4))
+    projection[:, :3] = camera
+    info.p = [float(v) for v in projection.reshape(12)]
+    return info
+
+
 def camera_info_with(info: CameraInfo, header: Header, intrinsics: np.ndarray = None,
                      size: tuple = None) -> CameraInfo:
     """Copy a camera_info with a new header, and optionally a new K (and P) and size.
@@ -20,22 +45,15 @@ def camera_info_with(info: CameraInfo, header: Header, intrinsics: np.ndarray = 
     Returns:
         The new message. With a new K the output is rectified (no distortion) and P = [K | 0].
     """
+    size = (info.height, info.width) if size is None else size
+    if intrinsics is not None:
+        return rectified_camera_info(intrinsics, size, header)
     out = CameraInfo()
     out.header = Header(stamp=header.stamp, frame_id=header.frame_id)
-    out.height, out.width = (info.height, info.width) if size is None else map(int, size)
-    if intrinsics is None:
-        out.distortion_model, out.d = info.distortion_model, list(info.d)
-        out.k, out.r, out.p = info.k, info.r, info.p
-        out.binning_x, out.binning_y, out.roi = info.binning_x, info.binning_y, info.roi
-        return out
-    camera = np.asarray(intrinsics, dtype=np.float64).reshape(3, 3)
-    out.distortion_model = 'plumb_bob'
-    out.d = [0.0] * 5
-    out.k = [float(v) for v in camera.reshape(9)]
-    out.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    projection = np.zeros((3, 4))
-    projection[:, :3] = camera
-    out.p = [float(v) for v in projection.reshape(12)]
+    out.height, out.width = map(int, size)
+    out.distortion_model, out.d = info.distortion_model, list(info.d)
+    out.k, out.r, out.p = info.k, info.r, info.p
+    out.binning_x, out.binning_y, out.roi = info.binning_x, info.binning_y, info.roi
     return out
 
 

@@ -34,7 +34,9 @@ from std_msgs.msg import Header
 from tqdm import tqdm
 
 from vd_ros.core.depth_codec import read_depth, read_rgb
+from vd_ros.core.intrinsics import pinhole_matrix, scale_intrinsics
 from vd_ros.image_codec import array_to_image
+from vd_ros.messages import rectified_camera_info
 
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sample_data',
                           'open3d_rgbd')
@@ -61,11 +63,6 @@ class Frame:
     depth_m: np.ndarray
     intrinsics: np.ndarray
     name: str = ''
-
-
-def camera_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
-    """Return the 3x3 pinhole camera matrix K."""
-    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def detect_format(folder: str) -> str:
@@ -128,12 +125,12 @@ def frame_files(folder: str, fmt: str) -> tuple:
             if nearest >= 0 and abs(stamps[nearest] - stamp) <= 0.02:  # TUM associate.py
                 pairs.append((os.path.join(folder, colour),
                               os.path.join(folder, depths[nearest][1])))
-        intrinsics, encoding = camera_matrix(*TUM_DEFAULT_INTRINSICS), 'tum'
+        intrinsics, encoding = pinhole_matrix(*TUM_DEFAULT_INTRINSICS), 'tum'
     elif fmt == 'ycbv':
         colours = sorted(glob.glob(os.path.join(folder, '*-color.png'))
                          or glob.glob(os.path.join(folder, 'frames', '*', '*-color.png')))
         pairs = [(c, c.replace('-color.png', '-depth.png')) for c in colours]
-        intrinsics, encoding = camera_matrix(*YCBV_INTRINSICS), 'ycbv'
+        intrinsics, encoding = pinhole_matrix(*YCBV_INTRINSICS), 'ycbv'
     elif fmt == 'open3d':
         pairs = list(zip(sorted(glob.glob(os.path.join(folder, 'color', '*'))),
                          sorted(glob.glob(os.path.join(folder, 'depth', '*')))))
@@ -166,13 +163,11 @@ def load_frames(source: str, fmt: str = None, start: int = 0, step: int = 1,
     """
     import cv2
 
-    from vd_ros.core.intrinsics import scale_intrinsics
-
     folder = SAMPLE_DIR if source == 'sample' else source
     fmt = fmt or detect_format(folder)
     pairs, encoding, camera = frame_files(folder, fmt)
     if intrinsics is not None:
-        camera = camera_matrix(*intrinsics)
+        camera = pinhole_matrix(*intrinsics)
     stop = None if count is None else start + count * step
     frames = []
     for colour, depth_path in pairs[start:stop:step]:
@@ -187,22 +182,6 @@ def load_frames(source: str, fmt: str = None, start: int = 0, step: int = 1,
         frames.append(Frame(rgb, depth, np.asarray(frame_camera, dtype=np.float64),
                             os.path.basename(colour)))
     return frames
-
-
-def camera_info_message(intrinsics: np.ndarray, width: int, height: int,
-                        header: Header) -> CameraInfo:
-    """Build a distortion-free ``CameraInfo`` with K, P and R = identity."""
-    info = CameraInfo()
-    info.header = Header(stamp=header.stamp, frame_id=header.frame_id)
-    info.width, info.height = int(width), int(height)
-    info.distortion_model = 'plumb_bob'
-    info.d = [0.0] * 5
-    info.k = [float(v) for v in np.asarray(intrinsics).reshape(9)]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    projection = np.zeros((3, 4))
-    projection[:, :3] = np.asarray(intrinsics).reshape(3, 3)
-    info.p = [float(v) for v in projection.reshape(12)]
-    return info
 
 
 def frame_messages(frame: Frame, header: Header, depth_encoding: str = '16UC1') -> tuple:
@@ -225,7 +204,7 @@ def frame_messages(frame: Frame, header: Header, depth_encoding: str = '16UC1') 
     height, width = frame.rgb.shape[:2]
     return (array_to_image(frame.rgb, 'rgb8', header),
             array_to_image(depth, depth_encoding, header),
-            camera_info_message(frame.intrinsics, width, height, header))
+            rectified_camera_info(frame.intrinsics, (height, width), header))
 
 
 def bag_frames(path: str, rgb_topic: str = None, depth_topic: str = None,
