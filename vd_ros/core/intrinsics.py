@@ -9,6 +9,11 @@ import numpy as np
 from vd_ros.core.preprocess import Letterbox
 
 
+def pinhole_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    """Return the 3x3 float64 pinhole camera matrix K of focal lengths and principal point."""
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
 def camera_matrix(k) -> np.ndarray:
     """Return a 3x3 float64 camera matrix from a 3x3 array or a row-major 9-list (CameraInfo.k).
 

@@ -31,6 +31,7 @@ from vd_ros.core.depth_codec import FrameError
 from vd_ros.core.depth_codec import FrameReadError
 from vd_ros.core.depth_codec import read_depth
 from vd_ros.core.depth_codec import read_rgb
+from vd_ros.core.intrinsics import pinhole_matrix
 
 _logger = logging.getLogger(__name__)
 
@@ -81,8 +82,7 @@ def intrinsics_matrix(value) -> np.ndarray | None:
         value = [value['fx'], value['fy'], value['cx'], value['cy']]
     array = np.asarray(value, dtype=np.float64)
     if array.shape == (4,):
-        fx, fy, cx, cy = array
-        return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        return pinhole_matrix(*array)
     if array.shape == (3, 3):
         return array
     raise ValueError(f'intrinsics must be 3x3, [fx, fy, cx, cy] or a mapping, got {value!r}')
