@@ -22,7 +22,7 @@ from training.models import build_model, resolve_model_config
 
 _logger = logging.getLogger(__name__)
 
-INIT_ONLY_KEYS = ('pretrained', 'weights_path')
+INIT_ONLY_KEYS = ('pretrained', 'weights_path', 'rgb_trainable')
 MAX_LISTED = 12
 
 

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from training.data.datasets import build_dataset, collate_common_keys
 from training.data.masking import NoiseShift
-from training.data.transforms import build_transform
+from training.data.transforms import build_transform, TransformConfig
 from training.engine import distributed
 from training.engine.batch import PretrainBatchBuilder, PretrainInputs, step_seed
 from training.engine.checkpoint import CheckpointManager, load_checkpoint
@@ -166,8 +166,8 @@ def validate(model: torch.nn.Module, batches: List[dict], builder: PretrainBatch
 def _synthetic_inputs(builder, batch_size, size, device) -> PretrainInputs:
     """Random RGB and 0.5-4.5 m depth of the training shape, half of it masked."""
     generator = torch.Generator(device='cpu').manual_seed(0)
-    depth = 0.5 + 4.0 * torch.rand((batch_size, 1, size, size), generator=generator)
-    batch = {'rgb': torch.rand((batch_size, 3, size, size), generator=generator),
+    depth = 0.5 + 4.0 * torch.rand((batch_size, 1, *size), generator=generator)
+    batch = {'rgb': torch.rand((batch_size, 3, *size), generator=generator),
              'depth': depth, 'valid': torch.ones_like(depth, dtype=torch.bool)}
     return builder.eval_inputs(batch, 0.5, 0, device)
 
@@ -313,7 +313,7 @@ def train(cfg: DictConfig) -> TrainResult:
     builder = PretrainBatchBuilder(core.pde_config, noise_shift, to_plain(cfg.depth),
                                    to_plain(cfg.masking))
     loss_fn = MultiScaleSILogLoss(**to_plain(cfg.loss))
-    size = int(cfg.data.transform.size)
+    size = TransformConfig(size=to_plain(cfg.data.transform.size)).output_hw  # (H, W)
     unreached = freeze_unreached_parameters(core, builder, loss_fn, autocast, size, device)
     if unreached:
         _logger.info('frozen for pretraining (no gradient from the loss): %s', unreached)

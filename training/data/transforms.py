@@ -1,18 +1,18 @@
 """Augmentations that keep RGB, depth, validity and labels pixel-aligned (paper section 4).
 
 Training order (per sample): horizontal and vertical flips (p 0.5 each) -> random resized crop
-(area scale 0.08-1, aspect 3/4-4/3, torchvision's sampling) -> resize so the longer side is
-``size`` (bicubic RGB, *nearest* depth and labels: depth is never interpolated) -> depth range
-handling (paper section 2) -> colour jitter (p 1; brightness 0.4, contrast 0.4, saturation
-0.2, hue 0.1, random order) and random grayscale (p 0.2), on RGB only -> zero-pad to
-``size x size``.
+(area scale 0.08-1, aspect 3/4-4/3 times the output aspect, torchvision's sampling) -> resize
+to fit ``size`` (S x S, or H x W) (bicubic RGB, *nearest* depth and labels: depth is never
+interpolated) -> depth range handling (paper section 2) -> colour jitter (p 1; brightness 0.4,
+contrast 0.4, saturation 0.2, hue 0.1, random order) and random grayscale (p 0.2), on RGB only
+-> zero-pad to the output size.
 
 Choices where the paper leaves room (documented, not hidden):
 
 - Non-square crops are resized with their aspect ratio kept and then zero-padded at the
-  bottom/right ("zero-padded to square"); padding comes last so that colour jitter (contrast
-  uses the image mean) never sees or changes the padding: padded RGB is 0, padded depth is 0
-  (invalid), ``valid`` is False and labels take ``label_fill``. Flips are drawn before the crop
+  bottom/right ("zero-padded to square", or to H x W); padding comes last so that colour
+  jitter (contrast uses the image mean) never sees or changes the padding: padded RGB is 0,
+  padded depth is 0 (invalid), ``valid`` is False and labels take ``label_fill``. Flips are drawn before the crop
   as in the paper; the distribution equals flipping after it.
 - Colour jitter runs after the resize rather than first: all its operations are per-pixel
   except contrast, whose mean is taken over the crop instead of the full image.
@@ -20,12 +20,14 @@ Choices where the paper leaves room (documented, not hidden):
   resize scales it as ``(c + 0.5) * s - 0.5``, a horizontal flip maps ``cx -> W - 1 - cx`` and
   ``fx -> -fx`` (a mirrored image is the projection of a mirrored world: back-projection with
   the new K stays exact), likewise for vertical flips.
+- A non-square output (H, W) scales the crop aspect range by W / H, so crops mostly fill it
+  (a 4:3 camera frame resized to 126 x 168 needs no padding at all).
 - Evaluation (``train=False``) keeps the whole image: resize + pad, no flips, no jitter, no
   rescaling; depth beyond ``max_depth_m`` is invalid (set to 0, never clamped).
 
-Outputs (tensors ready for ``default_collate``): ``rgb`` float32 (3, S, S) in [0, 1] (ImageNet
-normalisation happens inside the model), ``depth`` float32 (1, S, S) metres, ``valid`` bool
-(1, S, S), and when present in the input ``K`` float32 (3, 3), ``label`` int64 (S, S),
+Outputs (tensors ready for ``default_collate``): ``rgb`` float32 (3, H, W) in [0, 1] (ImageNet
+normalisation happens inside the model), ``depth`` float32 (1, H, W) metres, ``valid`` bool
+(1, H, W), and when present in the input ``K`` float32 (3, 3), ``label`` int64 (H, W),
 ``pose`` float32 (4, 4); ``name`` and ``source`` pass through.
 """
 
@@ -48,9 +50,10 @@ class TransformConfig:
     """Parameters of the RGB-D augmentation (paper section 4 defaults).
 
     Attributes:
-        size: Output height and width S.
+        size: Output size: S for S x S, or (H, W) (e.g. (126, 168) for 4:3 cameras).
         scale: Range of the crop area as a fraction of the image area.
-        ratio: Range of the crop aspect ratio (width / height), drawn log-uniformly.
+        ratio: Range of the crop aspect ratio (width / height) for a square output, drawn
+            log-uniformly; multiplied by W / H for an (H, W) output.
         hflip: Probability of a horizontal flip.
         vflip: Probability of a vertical flip.
         jitter: Probability of colour jitter.
@@ -68,7 +71,7 @@ class TransformConfig:
         seed: Base seed of the default random generator (None: fresh entropy).
     """
 
-    size: int = 224
+    size: int | tuple = 224
     scale: tuple = (0.08, 1.0)
     ratio: tuple = (3.0 / 4.0, 4.0 / 3.0)
     hflip: float = 0.5
@@ -88,7 +91,7 @@ class TransformConfig:
 
     def __post_init__(self):
         """Validate the parameters."""
-        if self.size <= 0:
+        if min(self.output_hw) <= 0:
             raise ValueError(f'transform size must be positive, got {self.size}')
         if not 0.0 < self.scale[0] <= self.scale[1] <= 1.0:
             raise ValueError(f'crop scale must satisfy 0 < lo <= hi <= 1, got {self.scale}')
@@ -102,6 +105,15 @@ class TransformConfig:
         if self.max_depth_m <= 0.0 or not 0.0 < self.rescale_range[0] <= self.rescale_range[1]:
             raise ValueError(f'bad depth range max_depth_m={self.max_depth_m}, '
                              f'rescale_range={self.rescale_range}')
+
+    @property
+    def output_hw(self) -> tuple:
+        """Output (height, width)."""
+        if isinstance(self.size, (tuple, list)):
+            if len(self.size) != 2:
+                raise ValueError(f'transform size must be S or (H, W), got {self.size}')
+            return int(self.size[0]), int(self.size[1])
+        return int(self.size), int(self.size)
 
     @classmethod
     def from_dict(cls, values) -> 'TransformConfig':
@@ -191,8 +203,8 @@ def crop(sample: dict, box: tuple) -> dict:
     return out
 
 
-def resize_longer_side(sample: dict, size: int, rgb_interpolation: str = 'bicubic') -> dict:
-    """Resize so the longer side is ``size``, keeping the aspect ratio.
+def resize_to_fit(sample: dict, size, rgb_interpolation: str = 'bicubic') -> dict:
+    """Resize to the largest size that fits in ``size``, keeping the aspect ratio.
 
     RGB uses ``rgb_interpolation``; depth, validity and labels use OpenCV's
     ``INTER_NEAREST_EXACT`` (pixel-centre nearest neighbour, the same sampling grid as the RGB
@@ -200,15 +212,17 @@ def resize_longer_side(sample: dict, size: int, rgb_interpolation: str = 'bicubi
 
     Args:
         sample: Numpy sample.
-        size: Target length of the longer side.
+        size: Box (height, width) to fit in; an int S is the box S x S (longer side S).
         rgb_interpolation: Key of ``_RGB_INTERPOLATIONS``.
 
     Returns:
         A new sample dict with ``K`` scaled.
     """
+    box_h, box_w = (size, size) if isinstance(size, int) else size
     height, width = sample['depth'].shape
-    factor = size / max(height, width)
-    new_h, new_w = max(1, round(height * factor)), max(1, round(width * factor))
+    factor = min(box_h / height, box_w / width)
+    new_h = min(box_h, max(1, round(height * factor)))
+    new_w = min(box_w, max(1, round(width * factor)))
     out = dict(sample)
     out['rgb'] = cv2.resize(np.ascontiguousarray(sample['rgb']), (new_w, new_h),
                             interpolation=_RGB_INTERPOLATIONS[rgb_interpolation])
@@ -340,6 +354,7 @@ class RGBDTransform:
             The tensor sample (module docstring).
         """
         cfg = self.config
+        out_h, out_w = cfg.output_hw
         sample = dict(sample)
         sample.setdefault('valid', sample['depth'] > 0.0)
         rng = _numpy_rng(rng) if rng is not None else self._default_rng()
@@ -349,8 +364,9 @@ class RGBDTransform:
             if rng.random() < cfg.vflip:
                 sample = flip(sample, horizontal=False)
             height, width = sample['depth'].shape
-            sample = crop(sample, sample_crop(height, width, cfg.scale, cfg.ratio, rng))
-        sample = resize_longer_side(sample, cfg.size, cfg.rgb_interpolation)
+            ratio = tuple(r * out_w / out_h for r in cfg.ratio)
+            sample = crop(sample, sample_crop(height, width, cfg.scale, ratio, rng))
+        sample = resize_to_fit(sample, (out_h, out_w), cfg.rgb_interpolation)
         depth = depth_range(sample['depth'], cfg.max_depth_m, cfg.rescale_threshold,
                             cfg.rescale_range, rng if self.train else None)
         valid = sample['valid'] & (depth > 0.0)
@@ -359,15 +375,15 @@ class RGBDTransform:
         if self.train:
             rgb = color_jitter(rgb, cfg, rng)
         height, width = depth.shape
-        pad = (0, cfg.size - width, 0, cfg.size - height)  # right and bottom
+        pad = (0, out_w - width, 0, out_h - height)  # right and bottom
         out = {
-            'rgb': F.pad(rgb, pad),  # (3, S, S)
-            'depth': F.pad(torch.from_numpy(depth)[None], pad),  # (1, S, S)
-            'valid': F.pad(torch.from_numpy(np.ascontiguousarray(valid))[None], pad),  # (1, S, S)
+            'rgb': F.pad(rgb, pad),  # (3, H, W)
+            'depth': F.pad(torch.from_numpy(depth)[None], pad),  # (1, H, W)
+            'valid': F.pad(torch.from_numpy(np.ascontiguousarray(valid))[None], pad),  # (1, H, W)
         }
         if 'label' in sample:
             label = torch.from_numpy(np.ascontiguousarray(sample['label'])).long()
-            out['label'] = F.pad(label, pad, value=cfg.label_fill)  # (S, S)
+            out['label'] = F.pad(label, pad, value=cfg.label_fill)  # (H, W)
         for key in ('K', 'pose'):
             if key in sample:
                 out[key] = torch.as_tensor(np.asarray(sample[key]), dtype=torch.float32)

@@ -3,6 +3,11 @@
 The RGB path is the pretrained model, unchanged and never trained (paper.md section 3): all
 parameters have ``requires_grad=False`` and the module stays in eval mode even when a parent
 calls ``.train()``, so dropout, drop-path and any norm statistics behave as at inference.
+
+``trainable=True`` (config ``model.rgb_trainable``) is the one exception, for encoders without
+pretrained weights: a frozen random ViT only passes random projections of the RGB patches to
+the fusion, so the CPU preset trains it together with the adapter (measured in
+training/README.md, "CPU preset"). Never use it with pretrained weights: that is not the paper.
 """
 
 import logging
@@ -23,7 +28,7 @@ class PretrainedWeightsUnavailable(RuntimeError):
 
 
 class FrozenRGBEncoder(nn.Module):
-    """A timm ViT that is frozen and kept in eval mode.
+    """A timm ViT that is frozen and kept in eval mode (unless built ``trainable``).
 
     Attributes:
         vit: The wrapped timm model (classifier removed).
@@ -32,18 +37,21 @@ class FrozenRGBEncoder(nn.Module):
         num_blocks: Number of transformer blocks.
         mean: RGB mean of the pretrained weights (pretrained config of the timm model).
         std: RGB std of the pretrained weights.
+        trainable: The RGB ViT trains with the adapter (random-init encoders only).
     """
 
-    def __init__(self, vit: nn.Module):
+    def __init__(self, vit: nn.Module, trainable: bool = False):
         """Wrap and freeze ``vit``.
 
         Args:
             vit: A timm ``VisionTransformer`` or ``Eva``.
+            trainable: Leave ``vit`` trainable instead (module docstring).
         """
         super().__init__()
         vit_tokens.check_supported(vit)
         self.vit = vit
-        self.vit.requires_grad_(False)
+        self.trainable = bool(trainable)
+        self.vit.requires_grad_(self.trainable)
         self.patch_size = vit_tokens.patch_size(vit)
         self.embed_dim = int(vit.embed_dim)
         self.num_blocks = len(vit.blocks)
@@ -53,8 +61,8 @@ class FrozenRGBEncoder(nn.Module):
         self.train(False)
 
     def train(self, mode: bool = True) -> 'FrozenRGBEncoder':
-        """Ignore ``mode``: the frozen encoder always runs as at inference."""
-        return super().train(False)
+        """Ignore ``mode`` when frozen: the frozen encoder always runs as at inference."""
+        return super().train(mode and self.trainable)
 
     def patch_tokens(self, image: torch.Tensor, blocks: Sequence[int]) -> List[torch.Tensor]:
         """Return the patch tokens (B, h * w, D) after each block in ``blocks``, without grad.
@@ -63,7 +71,7 @@ class FrozenRGBEncoder(nn.Module):
             image: Normalised RGB (B, 3, H, W).
             blocks: Block indices (0-based).
         """
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             return vit_tokens.stream_patch_tokens(self.vit, image, list(blocks))
 
 
@@ -100,6 +108,7 @@ def create_rgb_encoder(
         pretrained: bool = False,
         weights_path: Optional[str] = None,
         img_size: Optional[Tuple[int, int]] = None,
+        trainable: bool = False,
         **timm_kwargs) -> FrozenRGBEncoder:
     """Create a frozen timm ViT.
 
@@ -111,6 +120,7 @@ def create_rgb_encoder(
         weights_path: Local .pth/.safetensors file with the weights; wins over ``pretrained``.
         img_size: (H, W) the position embedding is built for; other multiples of the patch
             size still work because ``dynamic_img_size`` defaults to True.
+        trainable: Train the RGB ViT too (``FrozenRGBEncoder``; random-init encoders only).
         **timm_kwargs: Passed to ``timm.create_model`` (e.g. ``depth``, ``embed_dim``,
             ``num_heads`` for tiny test models).
 
@@ -138,4 +148,7 @@ def create_rgb_encoder(
             'RGB encoder %s has RANDOM weights (pretrained=false, no weights_path): fine for '
             'tests, useless for real training or export', name)
         vit = timm.create_model(name, pretrained=False, **timm_kwargs)
-    return FrozenRGBEncoder(vit)
+    if trainable and (weights_path or pretrained):
+        _logger.warning('RGB encoder %s is pretrained AND trainable: this departs from the '
+                        'paper (frozen RGB path)', name)
+    return FrozenRGBEncoder(vit, trainable)

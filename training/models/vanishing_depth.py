@@ -23,6 +23,7 @@ MODEL_DEFAULTS = {
     'encoder': 'vit_small_patch14_dinov2',
     'pretrained': False,
     'weights_path': None,
+    'rgb_trainable': False,
     'img_size': [224, 224],
     'timm_kwargs': {},
     'pde': PDEConfig().to_dict(),
@@ -198,7 +199,8 @@ def build_model(cfg: Mapping) -> VanishingDepth:
                          f"{decoder['output']!r}")
     encoder = create_rgb_encoder(
         config['encoder'], pretrained=config['pretrained'], weights_path=config['weights_path'],
-        img_size=config['img_size'], **config['timm_kwargs'])
+        img_size=config['img_size'], trainable=config['rgb_trainable'],
+        **config['timm_kwargs'])
     model = VanishingDepth(
         encoder, PDEConfig.from_dict(config['pde']), fusion_blocks=config['fusion_blocks'],
         se_reduction=config['se_reduction'], decoder=decoder['enabled'],

@@ -61,7 +61,7 @@ def test_ycbv_factor_labels_and_meta_intrinsics(shared_data):
     """YCB-Video: value / 10000, labels in 0..21, K from meta.mat equal to the README."""
     root = os.path.join(shared_data, 'ycbv')
     dataset = YCBVideoDataset(root)
-    assert len(dataset) == 40
+    assert len(dataset) == 20 * len(os.listdir(os.path.join(root, 'frames')))  # 20 per video
     sample = _by_name(dataset, os.path.join('0000', '000001-depth.png'))
     raw = _pil(os.path.join(root, 'frames', '0000', '000001-depth.png'))
     assert raw[0, 0] == 8130 and sample['depth'][0, 0] == pytest.approx(0.813)
@@ -200,7 +200,7 @@ def test_truncated_frame_is_skipped_counted_and_logged(shared_data, tmp_path, ca
 def test_mixed_dataset_weights_and_build_dataset(shared_data):
     """build_dataset from a config; the sampler draws sources by weight, not by size."""
     cfg = {'data': {'sources': [
-        {'type': 'ycbv', 'root': 'ycbv', 'weight': 1.0},
+        {'type': 'ycbv', 'root': 'ycbv', 'weight': 1.0, 'select': [0, 40]},
         {'type': 'open3d', 'root': 'open3d_rgbd', 'weight': 3.0},
         {'type': 'tum', 'root': 'open3d_rgbd/other_formats', 'weight': 0.0,
          'rgb_glob': 'TUM_color.png', 'depth_glob': 'TUM_depth.png'},

@@ -9,7 +9,7 @@ import torch
 from training.data.datasets import SevenScenesDataset
 from training.data.transforms import build_transform
 from training.data.transforms import depth_range
-from training.data.transforms import resize_longer_side
+from training.data.transforms import resize_to_fit
 from training.data.transforms import sample_crop
 from training.data.transforms import TransformConfig
 
@@ -65,7 +65,7 @@ def test_nearest_resize_never_invents_depth(shared_data):
     dataset = SevenScenesDataset(os.path.join(shared_data, '7scenes_redkitchen'))
     sample = dataset[0]
     values = set(np.unique(sample['depth']).tolist()) | {0.0}
-    resized = resize_longer_side(sample, 97)
+    resized = resize_to_fit(sample, 97)
     assert set(np.unique(resized['depth']).tolist()) <= values
     np.testing.assert_array_equal(resized['valid'], resized['depth'] > 0)
     for train in (True, False):

@@ -14,8 +14,11 @@ Schema (YAML)::
            depth_topic: /camera/depth/image_rect_raw, slop: 0.02}
 
 Every source needs ``type`` and ``root``; ``weight`` (default 1.0) is its sampling weight;
-``name`` (default ``type``) names it in logs; all other keys go to the reader's constructor
-(see ``DATASET_TYPES``). Relative roots are resolved against ``base_dir``.
+``name`` (default ``type``) names it in logs; ``select`` keeps and ``exclude`` drops frames by
+index ranges ``[start, stop(, step)]`` (Python slice semantics, ``null`` for an open end) over
+the reader's frame list, which is sorted by file name or time stamp: ``select: [300, 400]``,
+``exclude: [[0, null, 10], [50, 60]]``. All other keys go to the reader's constructor (see
+``DATASET_TYPES``). Relative roots are resolved against ``base_dir``.
 """
 
 import os
@@ -47,6 +50,46 @@ DATASET_TYPES = {
 }
 
 
+def frame_ranges(value, key: str) -> list:
+    """Return ``value`` as a list of slices: one ``[start, stop(, step)]`` or a list of them.
+
+    Raises:
+        ValueError: Anything else.
+    """
+    ranges = value if value and isinstance(value[0], (list, tuple)) else [value]
+    slices = []
+    for entry in ranges:
+        if not isinstance(entry, (list, tuple)) or len(entry) not in (2, 3) or not all(
+                v is None or isinstance(v, int) for v in entry) or (
+                len(entry) == 3 and entry[2] is not None and entry[2] <= 0):
+            raise ValueError(f'{key} takes [start, stop(, step)] ranges of ints or null with a '
+                             f'positive step, got {value!r}')
+        slices.append(slice(*entry))
+    return slices
+
+
+def select_frames(dataset, select=None, exclude=None):
+    """Keep the frames of ``dataset`` in ``select`` and not in ``exclude`` (module docstring).
+
+    Raises:
+        ValueError: Bad ranges, a reader without a frame list, or no frame left.
+    """
+    if select is None and exclude is None:
+        return dataset
+    if not hasattr(dataset, 'frames'):
+        raise ValueError(f'{type(dataset).__name__} has no frame list to select from')
+    indices = range(len(dataset.frames))
+    kept = set(indices) if select is None else {
+        i for part in frame_ranges(select, 'select') for i in indices[part]}
+    if exclude is not None:
+        kept -= {i for part in frame_ranges(exclude, 'exclude') for i in indices[part]}
+    if not kept:
+        raise ValueError(f'select={select!r} / exclude={exclude!r} leave no frame of '
+                         f'{len(dataset.frames)}')
+    dataset.frames = [dataset.frames[i] for i in sorted(kept)]
+    return dataset
+
+
 def build_source(spec, transform=None, base_dir: str = None):
     """Build one reader from its config entry.
 
@@ -60,7 +103,8 @@ def build_source(spec, transform=None, base_dir: str = None):
         The dataset.
 
     Raises:
-        ValueError: Unknown type, missing root, or an argument the reader does not take.
+        ValueError: Unknown type, missing root, an argument the reader does not take, or bad
+            ``select`` / ``exclude`` ranges.
     """
     spec = to_plain(spec)
     kind = spec.pop('type', None)
@@ -70,11 +114,13 @@ def build_source(spec, transform=None, base_dir: str = None):
         raise ValueError(f'dataset source {kind!r} needs a root: {spec!r}')
     spec.pop('weight', None)
     spec.pop('name', None)
+    select, exclude = spec.pop('select', None), spec.pop('exclude', None)
     spec['root'] = os.path.join(base_dir or os.getcwd(), os.path.expanduser(spec['root']))
     try:
-        return DATASET_TYPES[kind](transform=transform, **spec)
+        dataset = DATASET_TYPES[kind](transform=transform, **spec)
     except TypeError as error:
         raise ValueError(f'bad arguments for dataset type {kind!r}: {error}') from error
+    return select_frames(dataset, select, exclude)
 
 
 def build_dataset(cfg, transform=None, base_dir: str = None) -> MixedDataset:
