@@ -12,8 +12,8 @@ Choices where the paper leaves room (documented, not hidden):
 - Non-square crops are resized with their aspect ratio kept and then zero-padded at the
   bottom/right ("zero-padded to square", or to H x W); padding comes last so that colour
   jitter (contrast uses the image mean) never sees or changes the padding: padded RGB is 0,
-  padded depth is 0 (invalid), ``valid`` is False and labels take ``label_fill``. Flips are drawn before the crop
-  as in the paper; the distribution equals flipping after it.
+  padded depth is 0 (invalid), ``valid`` is False and labels take ``label_fill``. Flips are
+  drawn before the crop as in the paper; the distribution equals flipping after it.
 - Colour jitter runs after the resize rather than first: all its operations are per-pixel
   except contrast, whose mean is taken over the crop instead of the full image.
 - ``K`` follows every step with the pixel-centre convention: crop shifts the principal point,
