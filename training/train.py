@@ -5,13 +5,15 @@ Usage::
     python -m training.train --config training/configs/smoke.yaml train.max_steps=100
     torchrun --standalone --nproc_per_node=8 -m training.train run.name=vits model.weights_path=..
 
-The loop, top to bottom (``train``): build data (reproducible sample stream), model (frozen RGB
-ViT + trainable adapter and decoder), AdamW + schedule, resume from the latest checkpoint; then
-per optimiser step and micro-step: batch -> depth randomisation, corruption, masking, PDE ->
-bf16 forward -> multi-scale SILog loss -> backward; a non-finite loss or gradient skips the
-step (its BatchNorm statistics updates included); clip, step, schedule; log, plot, validate
-and checkpoint at intervals. Outputs go to ``runs/<name>/`` (config.yaml, metrics.csv, tb/,
-panels/, loss_curve.png, checkpoints/).
+``train`` reads top to bottom: ``start_run`` (run folder, config.yaml), ``build_training``
+(frozen RGB ViT + trainable adapter and decoder, loss, AdamW + schedule), ``resume_training``
+(model, optimiser, sampler and RNG from the latest checkpoint), data (a reproducible sample
+stream); then per optimiser step ``train_step``: per micro-step batch -> depth randomisation,
+corruption, masking, PDE -> bf16 forward -> multi-scale SILog loss -> backward; a non-finite
+loss or gradient skips the step (its BatchNorm statistics updates included); clip, step,
+schedule. At intervals: ``validate``, ``log_metrics``, ``save_panels``, ``save_checkpoint``.
+Outputs go to ``runs/<name>/`` (config.yaml, metrics.csv, tb/, panels/, loss_curve.png,
+checkpoints/).
 """
 
 import argparse
@@ -21,7 +23,7 @@ import logging
 import math
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from omegaconf import DictConfig
 import torch
@@ -230,69 +232,123 @@ def count_training_flops(model, builder, loss_fn, autocast, batch_size, size, de
     return train_flops, forward_flops
 
 
-def _checkpoint_state(core, optimizer, scheduler, scaler, noise_shift, cfg, step, consumed,
-                      counters, info, val_loss) -> Dict[str, object]:
-    """Assemble the checkpoint dict (format documented in training/README.md)."""
-    return {
-        'format': CHECKPOINT_FORMAT,
-        'step': step,
-        'model': core.state_dict(),
-        'model_config': core.config,
-        'config': to_plain(cfg),
-        'optimizer': optimizer.state_dict(),
-        'scheduler': scheduler.state_dict(),
-        'scaler': scaler.state_dict() if scaler is not None else None,
-        'noise_shift': noise_shift.state_dict(),
-        'sampler': {'consumed': consumed, 'world_size': info.world_size,
-                    'seed': int(cfg.run.seed)},
-        'rng': distributed.all_gather_objects(capture_rng_state(), info),
-        'counters': dict(counters),
-        'val_loss': val_loss,
-    }
+@dataclass
+class RunContext:
+    """Where a run writes and what its log rows need: built once by ``start_run``.
 
-
-def _find_resume(cfg: DictConfig, manager: CheckpointManager) -> Optional[str]:
-    """Return the checkpoint to resume from, or None for a fresh run."""
-    choice = cfg.train.resume
-    if choice in (None, 'none', False):
-        return None
-    if choice == 'auto':
-        return manager.latest()
-    return str(choice)
-
-
-def _micro_outcome(status: int, info: distributed.DistInfo) -> int:
-    """Return the worst micro-step outcome over all ranks (the same decision everywhere)."""
-    if not info.enabled:
-        return status
-    value = torch.tensor([status], device=info.device)
-    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-    return int(value.item())
-
-
-def train(cfg: DictConfig) -> TrainResult:
-    """Run (or resume) pretraining as configured.
-
-    Args:
-        cfg: Resolved config (``training.engine.config.load_config``).
-
-    Returns:
-        What happened (see ``TrainResult``).
-
-    Raises:
-        TrainingDiverged: Too many non-finite steps in a row (a checkpoint is written first).
+    Attributes:
+        cfg: The config.
+        info: Rank and device.
+        name: Run name (``run.name`` or a time stamp).
+        run_dir: The run folder.
+        manager: Checkpoint folder of the run.
+        images_per_step: Images of one optimiser step over all ranks.
+        flops_per_image: Measured training FLOPs per image (None when not measured).
+        peak: Peak FLOP/s of the device (None when unknown).
+        metrics: metrics.csv / TensorBoard writer (main rank only).
     """
-    info = distributed.init_distributed(cfg.train.device)
-    device = info.device
-    if cfg.train.threads:
-        torch.set_num_threads(int(cfg.train.threads))
+
+    cfg: DictConfig
+    info: distributed.DistInfo
+    name: str
+    run_dir: str
+    manager: CheckpointManager
+    images_per_step: int
+    flops_per_image: Optional[float] = None
+    peak: Optional[float] = None
+    metrics: Optional[MetricsLogger] = None
+
+
+@dataclass
+class TrainingParts:
+    """The model, its inputs, loss and optimiser: built by ``build_training``.
+
+    Attributes:
+        core: The unwrapped model (checkpoints, validation, FLOP counting).
+        autocast: Returns the forward pass's autocast context.
+        scaler: Gradient scaler (fp16 only).
+        noise_shift: Mask-ratio schedule (paper section 5).
+        builder: Turns a batch into masked, PDE-encoded model inputs.
+        loss_fn: Multi-scale SILog loss.
+        params: The trained parameters.
+        optimizer: AdamW.
+        scheduler: Learning-rate schedule.
+        model: What the loop calls: ``core`` or its DDP / compiled wrapper (``wrap_model``).
+        ddp: The DDP wrapper when distributed.
+    """
+
+    core: torch.nn.Module
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    scaler: Optional[torch.amp.GradScaler]
+    noise_shift: NoiseShift
+    builder: PretrainBatchBuilder
+    loss_fn: MultiScaleSILogLoss
+    params: List[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    model: Optional[torch.nn.Module] = None
+    ddp: Optional[DistributedDataParallel] = None
+
+
+def _fresh_counters() -> Dict[str, int]:
+    """Return zeroed step counters."""
+    return {'nonfinite_total': 0, 'consecutive_nonfinite': 0, 'empty_micro_steps': 0}
+
+
+@dataclass
+class Progress:
+    """How far a run is: saved in every checkpoint, restored by ``resume_training``.
+
+    Attributes:
+        step: Optimiser steps done.
+        consumed: Samples of this rank's stream drawn so far.
+        counters: Non-finite steps (in total and in a row) and empty micro-steps.
+    """
+
+    step: int = 0
+    consumed: int = 0
+    counters: Dict[str, int] = field(default_factory=_fresh_counters)
+
+
+@dataclass
+class StepOutcome:
+    """What one optimiser step (``train_step``) did.
+
+    Attributes:
+        loss: Mean loss over its backward passes (NaN when skipped or every micro-step empty).
+        grad_norm: Gradient norm before clipping (NaN when not computed).
+        nonfinite: A non-finite loss or gradient skipped the update.
+        backward_passes: Micro-steps that reached backward.
+        empty_micro_steps: Micro-steps without a masked valid pixel (no loss).
+        inputs: The last micro-batch that reached backward (for panels).
+        depths: Its finest predicted depth, (B, 1, H, W).
+    """
+
+    loss: float
+    grad_norm: float
+    nonfinite: bool
+    backward_passes: int
+    empty_micro_steps: int
+    inputs: Optional[PretrainInputs] = None
+    depths: Optional[torch.Tensor] = None
+
+
+def start_run(cfg: DictConfig, info: distributed.DistInfo) -> RunContext:
+    """Name the run, write its config.yaml and open its checkpoint folder."""
     name = cfg.run.name or time.strftime('pretrain-%Y%m%d-%H%M%S')
     run_dir = os.path.join(cfg.run.out_dir, name)
     manager = CheckpointManager(os.path.join(run_dir, 'checkpoints'), cfg.checkpoint.keep_last)
     if info.is_main:
         save_config(cfg, os.path.join(run_dir, 'config.yaml'))
+    images_per_step = cfg.train.batch_size * cfg.train.accum_steps * info.world_size
+    return RunContext(cfg, info, name, run_dir, manager, images_per_step)
 
-    # Model: every rank builds the same random initialisation from the run seed.
+
+def build_training(cfg: DictConfig, device: torch.device) -> TrainingParts:
+    """Build the model (the same random initialisation on every rank), loss, AdamW, schedule.
+
+    Parameters the loss does not reach are frozen first (``freeze_unreached_parameters``).
+    """
     torch.manual_seed(cfg.run.seed)
     core = build_model(cfg.model).to(device)
     if device.type == 'cuda' and cfg.train.channels_last:
@@ -322,213 +378,363 @@ def train(cfg: DictConfig) -> TrainResult:
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                                   weight_decay=cfg.optim.weight_decay, fused=fused or None)
     scheduler = build_scheduler(optimizer, cfg.optim.schedule, max_steps)
+    return TrainingParts(core, autocast, scaler, noise_shift, builder, loss_fn, params,
+                         optimizer, scheduler)
 
-    # Resume: model, optimiser, schedule, scaler, noise shift, counters, sampler, RNG.
-    start_step, consumed = 0, 0
-    counters = {'nonfinite_total': 0, 'consecutive_nonfinite': 0, 'empty_micro_steps': 0}
-    resume_path = _find_resume(cfg, manager)
-    if resume_path:
-        state = load_checkpoint(resume_path)
-        if state.get('format') != CHECKPOINT_FORMAT:
-            raise ValueError(f'{resume_path}: not a {CHECKPOINT_FORMAT} checkpoint '
-                             f'(format {state.get("format")!r})')
-        core.load_state_dict(state['model'])
-        optimizer.load_state_dict(state['optimizer'])
-        scheduler.load_state_dict(state['scheduler'])
-        if scaler is not None and state['scaler'] is not None:
-            scaler.load_state_dict(state['scaler'])
-        noise_shift.load_state_dict(state['noise_shift'])
-        counters.update(state['counters'])
-        manager.best_metric = state['best_metric']
-        start_step = int(state['step'])
-        if state['sampler']['world_size'] == info.world_size:
-            consumed = int(state['sampler']['consumed'])
-            restore_rng_state(state['rng'][info.rank])
-        else:
-            consumed = start_step * cfg.train.batch_size * cfg.train.accum_steps
-            _logger.warning('resuming on %d ranks from a %d-rank checkpoint: data order and '
-                            'RNG states are not continued exactly', info.world_size,
-                            state['sampler']['world_size'])
-        _logger.info('resumed %s at step %d', resume_path, start_step)
-    else:
+
+def resume_training(cfg: DictConfig, parts: TrainingParts, path: Optional[str],
+                    manager: CheckpointManager, info: distributed.DistInfo) -> Progress:
+    """Restore model, optimiser, schedule, scaler, noise shift, counters, sampler and RNG.
+
+    Without a checkpoint (``path`` None) this rank's RNG is seeded for a fresh run.
+
+    Returns:
+        The progress to continue from.
+    """
+    progress = Progress()
+    if not path:
         torch.manual_seed(cfg.run.seed + info.rank)
-    stop_step = min(max_steps, int(cfg.train.stop_at_step or max_steps))
+        return progress
+    state = load_checkpoint(path)
+    if state.get('format') != CHECKPOINT_FORMAT:
+        raise ValueError(f'{path}: not a {CHECKPOINT_FORMAT} checkpoint '
+                         f'(format {state.get("format")!r})')
+    parts.core.load_state_dict(state['model'])
+    parts.optimizer.load_state_dict(state['optimizer'])
+    parts.scheduler.load_state_dict(state['scheduler'])
+    if parts.scaler is not None and state['scaler'] is not None:
+        parts.scaler.load_state_dict(state['scaler'])
+    parts.noise_shift.load_state_dict(state['noise_shift'])
+    progress.counters.update(state['counters'])
+    manager.best_metric = state['best_metric']
+    progress.step = int(state['step'])
+    if state['sampler']['world_size'] == info.world_size:
+        progress.consumed = int(state['sampler']['consumed'])
+        restore_rng_state(state['rng'][info.rank])
+    else:
+        progress.consumed = progress.step * cfg.train.batch_size * cfg.train.accum_steps
+        _logger.warning('resuming on %d ranks from a %d-rank checkpoint: data order and '
+                        'RNG states are not continued exactly', info.world_size,
+                        state['sampler']['world_size'])
+    _logger.info('resumed %s at step %d', path, progress.step)
+    return progress
 
-    # FLOPs: measured once on the unwrapped model, on the real per-rank micro-batch shape.
-    flops_per_image = forward_flops_per_image = None
-    if cfg.train.measure_flops:
-        train_flops, forward_flops = count_training_flops(
-            core, builder, loss_fn, autocast, cfg.train.batch_size, size, device)
-        flops_per_image = train_flops / cfg.train.batch_size
-        forward_flops_per_image = forward_flops / cfg.train.batch_size
-        _logger.info('FLOPs per image: %.3f GFLOP training step (fwd + bwd), %.3f GFLOP '
-                     'forward', flops_per_image / 1e9, forward_flops_per_image / 1e9)
-    peak = peak_flops(device, cfg.train.peak_tflops)
 
-    model = ddp = None
+def measure_flops_per_image(cfg: DictConfig, parts: TrainingParts,
+                            device: torch.device) -> Optional[float]:
+    """Return training FLOPs per image (None unless ``train.measure_flops``), and log them.
+
+    Measured once on the unwrapped model, on the real per-rank micro-batch shape.
+    """
+    if not cfg.train.measure_flops:
+        return None
+    batch_size = cfg.train.batch_size
+    train_flops, forward_flops = count_training_flops(
+        parts.core, parts.builder, parts.loss_fn, parts.autocast, batch_size,
+        int(cfg.data.transform.size), device)
+    _logger.info('FLOPs per image: %.3f GFLOP training step (fwd + bwd), %.3f GFLOP '
+                 'forward', train_flops / batch_size / 1e9, forward_flops / batch_size / 1e9)
+    return train_flops / batch_size
+
+
+def wrap_model(parts: TrainingParts, cfg: DictConfig, info: distributed.DistInfo) -> None:
+    """Set ``parts.model``: the core, wrapped in DDP when distributed, compiled on request."""
+    model = core = parts.core
     if info.enabled:
-        model = ddp = DistributedDataParallel(
-            core, device_ids=[info.local_rank] if device.type == 'cuda' else None,
+        model = parts.ddp = DistributedDataParallel(
+            core, device_ids=[info.local_rank] if info.device.type == 'cuda' else None,
             find_unused_parameters=bool(cfg.train.find_unused_parameters))
-    model = model or core
-    if cfg.train.compile:
-        model = torch.compile(model)
+    parts.model = torch.compile(model) if cfg.train.compile else model
 
-    loader = build_train_loader(cfg, info, consumed)
-    batches = iter(loader)
-    val_batches = load_val_batches(cfg) if cfg.val.enabled and info.is_main else []
-    metrics = MetricsLogger(run_dir, bool(cfg.log.tensorboard),
-                            start_step if resume_path else None) if info.is_main else None
-    images_per_step = cfg.train.batch_size * cfg.train.accum_steps * info.world_size
-    inject_loss = set(cfg.debug.inject_nan_steps)
-    inject_grad = set(cfg.debug.inject_nan_grad_steps)
-    result = TrainResult(run_dir, start_step, start_step, flops_per_image=flops_per_image)
-    progress = tqdm(total=stop_step, initial=start_step, dynamic_ncols=True, unit='step',
-                    disable=not (info.is_main and cfg.log.progress))
-    step_times, val_loss, last_inputs, last_depths = [], math.nan, None, None
-    generator = torch.Generator(device=device)
-    _logger.info('training steps %d..%d of %d, %d images per step, run folder %s',
-                 start_step, stop_step, max_steps, images_per_step, run_dir)
 
-    buffers = list(core.buffers())  # BatchNorm statistics: a bad forward must not stick
-    for step in range(start_step, stop_step):
-        started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        saved_buffers = [b.clone() for b in buffers]
-        step_loss, backward_passes, outcome = 0.0, 0, OK
-        for micro in range(cfg.train.accum_steps):
-            batch = next(batches)  # consumed even when the step is skipped: exact resume
-            consumed += cfg.train.batch_size
-            if outcome == NONFINITE:
+def _micro_step_loss(parts: TrainingParts, depths, inputs: PretrainInputs, step: int,
+                     cfg: DictConfig, info: distributed.DistInfo):
+    """Return (loss or None, outcome); the outcome is the worst over all ranks.
+
+    ``debug.inject_nan_steps`` turns the loss of those steps into NaN (tests of the guard).
+    """
+    loss = None
+    try:
+        out = parts.loss_fn(depths, inputs.target, inputs.removed)
+        loss = None if out is None else out.loss
+        if loss is not None and step in set(cfg.debug.inject_nan_steps):
+            loss = loss * math.nan
+        status = EMPTY if loss is None else (OK if torch.isfinite(loss) else NONFINITE)
+    except NonFiniteLossError as error:
+        _logger.warning('step %d: %s', step, error)
+        status = NONFINITE
+    return loss, _micro_outcome(status, info)
+
+
+def _clip_and_update(parts: TrainingParts, cfg: DictConfig, step: int):
+    """Unscale and clip the gradients, then step the optimiser unless their norm is non-finite.
+
+    Returns:
+        (gradient norm before clipping, whether the update was skipped as non-finite).
+        With fp16 the scaler skips overflowing steps by itself.
+    """
+    if parts.scaler is not None:
+        parts.scaler.unscale_(parts.optimizer)
+    if step in set(cfg.debug.inject_nan_grad_steps):
+        parts.params[0].grad.fill_(math.nan)
+    grad_norm = torch.nn.utils.clip_grad_norm_(
+        parts.params, cfg.train.grad_clip or math.inf).item()
+    if parts.scaler is not None:
+        parts.scaler.step(parts.optimizer)
+        parts.scaler.update()
+        return grad_norm, False
+    if not math.isfinite(grad_norm):
+        return grad_norm, True
+    parts.optimizer.step()
+    return grad_norm, False
+
+
+def train_step(parts: TrainingParts, cfg: DictConfig, info: distributed.DistInfo, batches,
+               step: int, generator: torch.Generator) -> StepOutcome:
+    """Run one optimiser step: ``train.accum_steps`` micro-steps, then clip and update.
+
+    A non-finite loss (on any rank) or gradient skips the update and undoes the step's
+    BatchNorm statistics updates. Every micro-batch is drawn even then: resume stays exact.
+    """
+    accum = cfg.train.accum_steps
+    buffers = list(parts.core.buffers())  # BatchNorm statistics: a bad forward must not stick
+    saved_buffers = [b.clone() for b in buffers]
+    parts.optimizer.zero_grad(set_to_none=True)
+    outcome = StepOutcome(math.nan, math.nan, False, 0, 0)
+    step_loss = 0.0
+    for micro in range(accum):
+        batch = next(batches)
+        if outcome.nonfinite:
+            continue
+        generator.manual_seed(step_seed(cfg.run.seed, info.rank, step, micro))
+        inputs = parts.builder.train_inputs(batch, step, generator, info.device)
+        sync = parts.ddp.no_sync() if parts.ddp is not None and micro < accum - 1 else \
+            contextlib.nullcontext()
+        with sync:
+            with parts.autocast():
+                depths = parts.model(inputs.rgb, inputs.pde)['depths']
+            loss, status = _micro_step_loss(parts, depths, inputs, step, cfg, info)
+            if status == EMPTY:
+                outcome.empty_micro_steps += 1
                 continue
-            generator.manual_seed(step_seed(cfg.run.seed, info.rank, step, micro))
-            inputs: PretrainInputs = builder.train_inputs(batch, step, generator, device)
-            last_sync = micro == cfg.train.accum_steps - 1
-            sync = ddp.no_sync() if ddp is not None and not last_sync else \
-                contextlib.nullcontext()
-            with sync:
-                with autocast():
-                    depths = model(inputs.rgb, inputs.pde)['depths']
-                try:
-                    out = loss_fn(depths, inputs.target, inputs.removed)
-                    loss = None if out is None else out.loss
-                    if loss is not None and step in inject_loss:
-                        loss = loss * math.nan
-                    status = EMPTY if loss is None else \
-                        (OK if torch.isfinite(loss) else NONFINITE)
-                except NonFiniteLossError as error:
-                    _logger.warning('step %d: %s', step, error)
-                    status = NONFINITE
-                status = _micro_outcome(status, info)
-                if status == EMPTY:
-                    counters['empty_micro_steps'] += 1
-                    continue
-                if status == NONFINITE:
-                    outcome = NONFINITE
-                    continue
-                loss = loss / cfg.train.accum_steps
-                (scaler.scale(loss) if scaler is not None else loss).backward()
-                step_loss += loss.item()
-                backward_passes += 1
-            last_inputs, last_depths = inputs, depths[0].detach()
+            if status == NONFINITE:
+                outcome.nonfinite = True
+                continue
+            loss = loss / accum
+            (parts.scaler.scale(loss) if parts.scaler is not None else loss).backward()
+            step_loss += loss.item()
+            outcome.backward_passes += 1
+        outcome.inputs, outcome.depths = inputs, depths[0].detach()
 
-        grad_norm = math.nan
-        if outcome == OK and backward_passes:
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            if step in inject_grad:
-                params[0].grad.fill_(math.nan)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                params, cfg.train.grad_clip or math.inf).item()
-            if scaler is not None:
-                scaler.step(optimizer)  # skips by itself on fp16 overflow
-                scaler.update()
-            elif math.isfinite(grad_norm):
-                optimizer.step()
-            else:
-                outcome = NONFINITE
-        scheduler.step()
-        if outcome == NONFINITE:
-            with torch.no_grad():
-                for buffer, saved in zip(buffers, saved_buffers):
-                    buffer.copy_(saved)
-            counters['nonfinite_total'] += 1
-            counters['consecutive_nonfinite'] += 1
-            result.losses.append(math.nan)
-            _logger.warning('step %d skipped: non-finite %s (%d in a row, %d in total)', step,
-                            'gradient' if backward_passes else 'loss',
-                            counters['consecutive_nonfinite'], counters['nonfinite_total'])
-        else:
-            counters['consecutive_nonfinite'] = 0
-            result.losses.append(step_loss * cfg.train.accum_steps / max(1, backward_passes)
-                                 if backward_passes else math.nan)
-        done = step + 1
-        elapsed = time.perf_counter() - started
-        step_times.append(elapsed)
-        progress.update(1)
-        result.end_step = done
+    if not outcome.nonfinite and outcome.backward_passes:
+        outcome.grad_norm, outcome.nonfinite = _clip_and_update(parts, cfg, step)
+    parts.scheduler.step()
+    if outcome.nonfinite:
+        with torch.no_grad():
+            for buffer, saved in zip(buffers, saved_buffers):
+                buffer.copy_(saved)
+    elif outcome.backward_passes:
+        outcome.loss = step_loss * accum / outcome.backward_passes
+    return outcome
 
-        diverged = counters['consecutive_nonfinite'] >= cfg.train.max_consecutive_nonfinite
-        checkpoint_due = done % cfg.checkpoint.every_steps == 0 or done == stop_step or diverged
-        if checkpoint_due and val_batches and not diverged:
-            val_loss = validate(core, val_batches, builder, loss_fn, cfg, device, autocast)
-        log_due = done % cfg.log.every_steps == 0 or checkpoint_due
-        if log_due:  # every rank joins the reduction
-            mean_loss = distributed.all_reduce_mean(
-                torch.tensor([result.losses[-1]], device=device), info).item()
-        if info.is_main and log_due:
-            images_per_s = images_per_step / elapsed
-            row = {'loss': mean_loss, 'lr': scheduler.get_last_lr()[0],
-                   'grad_norm': grad_norm, 'mask_mu': noise_shift.params(step)[0],
-                   'images_per_s': images_per_s, 'skipped_total': counters['nonfinite_total'],
-                   'step_s': elapsed, 'val_loss': val_loss if checkpoint_due else math.nan}
-            if flops_per_image and peak:
-                row['mfu'] = model_flops_utilization(flops_per_image * images_per_step /
-                                                     info.world_size, 1.0 / elapsed, peak)
-            metrics.log(done, row)
-            progress.set_postfix(loss=f'{row["loss"]:.3f}', img_s=f'{images_per_s:.1f}')
-        panel_due = cfg.log.panel_every_steps and (done % cfg.log.panel_every_steps == 0 or
-                                                   done == stop_step)
-        if info.is_main and panel_due and last_inputs is not None:
-            rows = cfg.log.panel_rows
-            os.makedirs(os.path.join(run_dir, 'panels'), exist_ok=True)
-            save_panel(os.path.join(run_dir, 'panels', f'step_{done:08d}.png'),
-                       last_inputs.rgb[:rows], last_inputs.input_depth[:rows],
-                       last_depths[:rows, 0], last_inputs.target[:rows],
-                       title=f'{name} step {done}')
-            save_loss_curve(os.path.join(run_dir, 'loss_curve.png'), metrics.history,
-                            title=f'{name}: {cfg.model.encoder}')
-        if checkpoint_due:
-            state = _checkpoint_state(core, optimizer, scheduler, scaler, noise_shift, cfg,
-                                      done, consumed, counters, info, val_loss)
-            if info.is_main:
-                result.last_checkpoint = manager.save(
-                    state, done, None if diverged else val_loss)
-            distributed.barrier(info)
-        if diverged:
-            progress.close()
-            message = (f'stopping: {counters["consecutive_nonfinite"]} consecutive steps with a '
-                       f'non-finite loss or gradient (up to step {step}); the weights were not '
-                       f'updated by them; last checkpoint: {result.last_checkpoint}')
-            _logger.error(message)
-            raise TrainingDiverged(message)
 
-    progress.close()
+def count_nonfinite(outcome: StepOutcome, step: int, counters: Dict[str, int]) -> None:
+    """Update the step counters; warn about a skipped step."""
+    counters['empty_micro_steps'] += outcome.empty_micro_steps
+    if not outcome.nonfinite:
+        counters['consecutive_nonfinite'] = 0
+        return
+    counters['nonfinite_total'] += 1
+    counters['consecutive_nonfinite'] += 1
+    _logger.warning('step %d skipped: non-finite %s (%d in a row, %d in total)', step,
+                    'gradient' if outcome.backward_passes else 'loss',
+                    counters['consecutive_nonfinite'], counters['nonfinite_total'])
+
+
+def log_metrics(run: RunContext, parts: TrainingParts, bar: tqdm, step: int,
+                outcome: StepOutcome, seconds: float, val_loss: float,
+                counters: Dict[str, int]) -> None:
+    """Write a metrics row for ``step`` (the loss averaged over ranks; every rank calls this)."""
+    mean_loss = distributed.all_reduce_mean(
+        torch.tensor([outcome.loss], device=run.info.device), run.info).item()
+    if not run.info.is_main:
+        return
+    images_per_s = run.images_per_step / seconds
+    row = {'loss': mean_loss, 'lr': parts.scheduler.get_last_lr()[0],
+           'grad_norm': outcome.grad_norm, 'mask_mu': parts.noise_shift.params(step)[0],
+           'images_per_s': images_per_s, 'skipped_total': counters['nonfinite_total'],
+           'step_s': seconds, 'val_loss': val_loss}
+    if run.flops_per_image and run.peak:
+        row['mfu'] = model_flops_utilization(run.flops_per_image * run.images_per_step /
+                                             run.info.world_size, 1.0 / seconds, run.peak)
+    run.metrics.log(step + 1, row)
+    bar.set_postfix(loss=f'{row["loss"]:.3f}', img_s=f'{images_per_s:.1f}')
+
+
+def save_panels(run: RunContext, done: int, last: StepOutcome) -> None:
+    """Save an input / prediction / target panel of the last batch and the loss curve."""
+    rows = run.cfg.log.panel_rows
+    os.makedirs(os.path.join(run.run_dir, 'panels'), exist_ok=True)
+    save_panel(os.path.join(run.run_dir, 'panels', f'step_{done:08d}.png'),
+               last.inputs.rgb[:rows], last.inputs.input_depth[:rows], last.depths[:rows, 0],
+               last.inputs.target[:rows], title=f'{run.name} step {done}')
+    save_loss_curve(os.path.join(run.run_dir, 'loss_curve.png'), run.metrics.history,
+                    title=f'{run.name}: {run.cfg.model.encoder}')
+
+
+def _checkpoint_state(run: RunContext, parts: TrainingParts, progress: Progress,
+                      val_loss: float) -> Dict[str, object]:
+    """Assemble the checkpoint dict (format documented in training/README.md)."""
+    cfg, scaler = run.cfg, parts.scaler
+    return {
+        'format': CHECKPOINT_FORMAT,
+        'step': progress.step,
+        'model': parts.core.state_dict(),
+        'model_config': parts.core.config,
+        'config': to_plain(cfg),
+        'optimizer': parts.optimizer.state_dict(),
+        'scheduler': parts.scheduler.state_dict(),
+        'scaler': scaler.state_dict() if scaler is not None else None,
+        'noise_shift': parts.noise_shift.state_dict(),
+        'sampler': {'consumed': progress.consumed, 'world_size': run.info.world_size,
+                    'seed': int(cfg.run.seed)},
+        'rng': distributed.all_gather_objects(capture_rng_state(), run.info),
+        'counters': dict(progress.counters),
+        'val_loss': val_loss,
+    }
+
+
+def save_checkpoint(run: RunContext, parts: TrainingParts, progress: Progress,
+                    val_loss: float, diverged: bool) -> Optional[str]:
+    """Write a checkpoint (every rank joins; the main rank writes and returns its path).
+
+    A diverged run's checkpoint never becomes ``best.pt``.
+    """
+    state = _checkpoint_state(run, parts, progress, val_loss)
+    path = None
+    if run.info.is_main:
+        path = run.manager.save(state, progress.step, None if diverged else val_loss)
+    distributed.barrier(run.info)
+    return path
+
+
+def _find_resume(cfg: DictConfig, manager: CheckpointManager) -> Optional[str]:
+    """Return the checkpoint to resume from, or None for a fresh run."""
+    choice = cfg.train.resume
+    if choice in (None, 'none', False):
+        return None
+    if choice == 'auto':
+        return manager.latest()
+    return str(choice)
+
+
+def _micro_outcome(status: int, info: distributed.DistInfo) -> int:
+    """Return the worst micro-step outcome over all ranks (the same decision everywhere)."""
+    if not info.enabled:
+        return status
+    value = torch.tensor([status], device=info.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return int(value.item())
+
+
+def _divergence(counters: Dict[str, int], step: int, checkpoint: Optional[str]):
+    """Log and return the error that stops a run after too many non-finite steps in a row."""
+    message = (f'stopping: {counters["consecutive_nonfinite"]} consecutive steps with a '
+               f'non-finite loss or gradient (up to step {step}); the weights were not '
+               f'updated by them; last checkpoint: {checkpoint}')
+    _logger.error(message)
+    return TrainingDiverged(message)
+
+
+def finish_run(run: RunContext, result: TrainResult, step_times: List[float]) -> TrainResult:
+    """Fill in throughput and MFU (after warm-up steps), close the metrics and log a summary."""
     measured = step_times[min(len(step_times) - 1, max(2, len(step_times) // 10)):]
     if measured:
         step_seconds = sum(measured) / len(measured)
-        result.images_per_second = images_per_step / step_seconds
-        if flops_per_image and peak:
+        result.images_per_second = run.images_per_step / step_seconds
+        if run.flops_per_image and run.peak:
             result.mfu = model_flops_utilization(
-                flops_per_image * images_per_step / info.world_size, 1.0 / step_seconds, peak)
-    result.skipped_steps = counters['nonfinite_total']
-    result.model = core
-    if info.is_main:
-        metrics.close()
+                run.flops_per_image * run.images_per_step / run.info.world_size,
+                1.0 / step_seconds, run.peak)
+    if run.info.is_main:
+        run.metrics.close()
         _logger.info('done: steps %d..%d, %.2f images/s%s, %d skipped steps, run folder %s',
-                     start_step, result.end_step, result.images_per_second,
+                     result.start_step, result.end_step, result.images_per_second,
                      f', MFU {100 * result.mfu:.1f} %' if result.mfu is not None else '',
-                     result.skipped_steps, run_dir)
+                     result.skipped_steps, run.run_dir)
+    return result
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Run (or resume) pretraining as configured.
+
+    Args:
+        cfg: Resolved config (``training.engine.config.load_config``).
+
+    Returns:
+        What happened (see ``TrainResult``).
+
+    Raises:
+        TrainingDiverged: Too many non-finite steps in a row (a checkpoint is written first).
+    """
+    info = distributed.init_distributed(cfg.train.device)
+    if cfg.train.threads:
+        torch.set_num_threads(int(cfg.train.threads))
+    run = start_run(cfg, info)
+    parts = build_training(cfg, info.device)
+    resume_path = _find_resume(cfg, run.manager)
+    progress = resume_training(cfg, parts, resume_path, run.manager, info)
+    start_step, max_steps = progress.step, int(cfg.train.max_steps)
+    stop_step = min(max_steps, int(cfg.train.stop_at_step or max_steps))
+    run.flops_per_image = measure_flops_per_image(cfg, parts, info.device)
+    run.peak = peak_flops(info.device, cfg.train.peak_tflops)
+    wrap_model(parts, cfg, info)
+    batches = iter(build_train_loader(cfg, info, progress.consumed))
+    val_batches = load_val_batches(cfg) if cfg.val.enabled and info.is_main else []
+    if info.is_main:
+        run.metrics = MetricsLogger(run.run_dir, bool(cfg.log.tensorboard),
+                                    start_step if resume_path else None)
+    result = TrainResult(run.run_dir, start_step, start_step, flops_per_image=run.flops_per_image)
+    bar = tqdm(total=stop_step, initial=start_step, dynamic_ncols=True, unit='step',
+               disable=not (info.is_main and cfg.log.progress))
+    step_times, val_loss, last = [], math.nan, None
+    generator = torch.Generator(device=info.device)
+    _logger.info('training steps %d..%d of %d, %d images per step, run folder %s',
+                 start_step, stop_step, max_steps, run.images_per_step, run.run_dir)
+
+    for step in range(start_step, stop_step):
+        started = time.perf_counter()
+        outcome = train_step(parts, cfg, info, batches, step, generator)
+        progress.consumed += cfg.train.batch_size * cfg.train.accum_steps
+        count_nonfinite(outcome, step, progress.counters)
+        result.losses.append(outcome.loss)
+        last = outcome if outcome.inputs is not None else last
+        progress.step = result.end_step = done = step + 1
+        step_times.append(time.perf_counter() - started)
+        bar.update(1)
+
+        diverged = progress.counters['consecutive_nonfinite'] >= \
+            cfg.train.max_consecutive_nonfinite
+        checkpoint_due = done % cfg.checkpoint.every_steps == 0 or done == stop_step or diverged
+        if checkpoint_due and val_batches and not diverged:
+            val_loss = validate(parts.core, val_batches, parts.builder, parts.loss_fn, cfg,
+                                info.device, parts.autocast)
+        if done % cfg.log.every_steps == 0 or checkpoint_due:
+            log_metrics(run, parts, bar, step, outcome, step_times[-1],
+                        val_loss if checkpoint_due else math.nan, progress.counters)
+        panel_due = cfg.log.panel_every_steps and (done % cfg.log.panel_every_steps == 0 or
+                                                   done == stop_step)
+        if info.is_main and panel_due and last is not None:
+            save_panels(run, done, last)
+        if checkpoint_due:
+            result.last_checkpoint = save_checkpoint(run, parts, progress, val_loss, diverged)
+        if diverged:
+            bar.close()
+            raise _divergence(progress.counters, step, result.last_checkpoint)
+
+    bar.close()
+    result.skipped_steps, result.model = progress.counters['nonfinite_total'], parts.core
+    finish_run(run, result, step_times)
     distributed.cleanup_distributed(info)
     return result
 
