@@ -165,6 +165,11 @@ def validate(model: torch.nn.Module, batches: List[dict], builder: PretrainBatch
     return total / count if count else math.nan
 
 
+def _training_size(cfg: DictConfig) -> tuple:
+    """Return the (H, W) of the training crops."""
+    return TransformConfig(size=to_plain(cfg.data.transform.size)).output_hw
+
+
 def _synthetic_inputs(builder, batch_size, size, device) -> PretrainInputs:
     """Random RGB and 0.5-4.5 m depth of the training shape, half of it masked."""
     generator = torch.Generator(device='cpu').manual_seed(0)
@@ -369,8 +374,8 @@ def build_training(cfg: DictConfig, device: torch.device) -> TrainingParts:
     builder = PretrainBatchBuilder(core.pde_config, noise_shift, to_plain(cfg.depth),
                                    to_plain(cfg.masking))
     loss_fn = MultiScaleSILogLoss(**to_plain(cfg.loss))
-    size = TransformConfig(size=to_plain(cfg.data.transform.size)).output_hw  # (H, W)
-    unreached = freeze_unreached_parameters(core, builder, loss_fn, autocast, size, device)
+    unreached = freeze_unreached_parameters(core, builder, loss_fn, autocast,
+                                            _training_size(cfg), device)
     if unreached:
         _logger.info('frozen for pretraining (no gradient from the loss): %s', unreached)
     params = core.trainable_parameters()
@@ -431,7 +436,7 @@ def measure_flops_per_image(cfg: DictConfig, parts: TrainingParts,
     batch_size = cfg.train.batch_size
     train_flops, forward_flops = count_training_flops(
         parts.core, parts.builder, parts.loss_fn, parts.autocast, batch_size,
-        int(cfg.data.transform.size), device)
+        _training_size(cfg), device)
     _logger.info('FLOPs per image: %.3f GFLOP training step (fwd + bwd), %.3f GFLOP '
                  'forward', train_flops / batch_size / 1e9, forward_flops / batch_size / 1e9)
     return train_flops / batch_size
