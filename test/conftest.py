@@ -41,8 +41,9 @@ def perception(ros_context, contract_model_file):
     """Return a factory that starts the node (in-process) and a harness in one executor.
 
     Call ``perception(topics=..., **parameters)`` (``a__b`` stands for parameter ``a.b``;
-    ``topics`` are the outputs the harness subscribes to); returns ``(node, harness)``. Both
-    are destroyed after the test.
+    ``topics`` are the outputs the harness subscribes to; ``connect=False`` does not wait for
+    the node's inputs and outputs to match, for a node not active yet); returns
+    ``(node, harness)``. Both are destroyed after the test.
     """
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
@@ -51,7 +52,7 @@ def perception(ros_context, contract_model_file):
 
     started = []
 
-    def start(topics=OUTPUT_TOPICS, **parameters):
+    def start(topics=OUTPUT_TOPICS, connect=True, **parameters):
         parameters = {'model_path': contract_model_file, 'providers': ['cpu'],
                       'qos': 'reliable', 'diagnostics_period_s': 0.2, **parameters}
         name = f'vd_perception_{len(started)}'
@@ -64,7 +65,8 @@ def perception(ros_context, contract_model_file):
         thread = threading.Thread(target=executor.spin, daemon=True)
         thread.start()
         started.append((node, harness, executor, thread))
-        harness.wait_connected(node)
+        if connect:
+            harness.wait_connected(node)
         return node, harness
 
     yield start

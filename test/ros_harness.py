@@ -81,6 +81,18 @@ class Harness:
                         self._outputs[topic].get_publisher_count() > 0 for topic in outputs))
         self.wait_for(connected, timeout, 'DDS discovery between the test and the node')
 
+    def call(self, srv_type, service: str, request, timeout: float = 30.0):
+        """Call ``service`` of type ``srv_type`` over DDS; return the response."""
+        client = self.node.create_client(srv_type, service)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                pytest.fail(f'service {service} not available within {timeout} s')
+            future = client.call_async(request)
+            self.wait_for(future.done, timeout, f'the response of {service}')
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
     def latest_drops(self) -> dict:
         """Return the drop counters of the newest diagnostics status (empty if none yet)."""
         from vd_ros.diagnostics import status_values

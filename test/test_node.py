@@ -6,10 +6,7 @@ tiny model's features computed by ONNX Runtime directly, the camera model for th
 intrinsics and the back-projected points.
 """
 
-import copy
 import os
-import threading
-import time
 
 from contract_model import depth_of
 import numpy as np
@@ -112,31 +109,6 @@ def test_outputs_without_subscribers_are_not_computed(perception, kitchen_frame)
     stages = {key.rsplit('_p', 1)[0] for key in node.stages.snapshot()}
     assert stages == {'stage_decode', 'stage_prepare_inputs', 'stage_model', 'stage_depth',
                       'stage_process'}
-
-
-@pytest.mark.ros
-def test_pair_uses_its_own_camera_info_even_when_handled_after_the_images(perception,
-                                                                          kitchen_frame):
-    # Executor threads may handle a frame's camera_info after its images: the worker waits
-    # for the info with the pair's stamp instead of using an older one (or none).
-    node, _ = perception(topics={'depth': 'Image'})
-    _, _, info = frame_messages(kitchen_frame, Header(frame_id=FRAME_ID))
-
-    def info_at(seconds, width):
-        msg = copy.deepcopy(info)
-        msg.header.stamp.sec, msg.width = seconds, width
-        return msg
-
-    node._on_camera_info(info_at(100, 320))  # an older frame's camera_info
-    late = threading.Timer(0.2, node._on_camera_info, [info_at(101, 640)])
-    late.start()
-    start = time.monotonic()
-    found = node._camera_info_for(101 * 10**9)
-    assert found.width == 640 and 0.15 < time.monotonic() - start < 0.5
-    # A newer camera_info already there: this frame's will not come, the newest is used now.
-    start = time.monotonic()
-    assert node._camera_info_for(100 * 10**9 + 5 * 10**8).width == 640
-    assert time.monotonic() - start < 0.1
 
 
 def test_mailbox_keeps_only_the_newest_item():

@@ -163,11 +163,12 @@ def test_subscribe_synchronized_over_dds(use_message_filters):
     try:
         topics = [f'/vd_sync_test_{os.getpid()}_{use_message_filters}/{name}'
                   for name in ('rgb', 'depth')]
-        implementation = subscribe_synchronized(
+        implementation, subscriptions = subscribe_synchronized(
             node, [Image, Image], topics, 10, 5, 0.01,
             lambda rgb, depth: received.append((rgb.header.frame_id, depth.header.frame_id)),
             use_message_filters=use_message_filters)
         assert implementation == ('message_filters' if use_message_filters else 'vd_ros.sync')
+        assert sorted(sub.topic_name for sub in subscriptions) == sorted(topics)
         gc.collect()  # the node alone must keep the synchronizer alive
         publishers = [node.create_publisher(Image, topic, 10) for topic in topics]
         deadline = time.monotonic() + 20.0

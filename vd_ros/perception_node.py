@@ -1,27 +1,33 @@
 """The vd_ros perception node: synchronized RGB-D in; segmentation, depth, features out.
 
 Thin on purpose: decoding lives in :mod:`vd_ros.image_codec`, pairing in :mod:`vd_ros.sync`,
+camera_info in :mod:`vd_ros.camera_info_cache`, parameters in :mod:`vd_ros.live_parameters`,
 the model in :mod:`vd_ros.inference`, pre/post-processing in :mod:`vd_ros.core`. The
 subscription callbacks only put the newest RGB-depth pair into a one-slot mailbox; a worker
 thread runs the model on it, so a slow model drops frames (counted as ``stale``) instead of
 queueing them, and latency stays bounded.
+
+A lifecycle (managed) node: configure loads and checks the model and creates the publishers,
+activate subscribes and starts the worker, deactivate stops the input (the model stays),
+cleanup and shutdown free everything. With ``managed:=false`` (the default of the console
+script) it runs those transitions itself at start.
 """
 
-from collections import OrderedDict
 import os
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from vd_ros.camera_info_cache import CameraInfoCache
+from vd_ros.camera_info_input import CameraInfoInput
 from vd_ros.core.contract import ContractError
 from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
 from vd_ros.core.postprocess import (
@@ -31,6 +37,7 @@ from vd_ros.diagnostics import diagnostic_status, NodeStatistics, UnsyncedFrameC
 from vd_ros.image_codec import array_to_image, decode_depth, decode_rgb, ImageEncodingError
 from vd_ros.inference import ModelLoadError, VDModel
 from vd_ros.latest_mailbox import LatestMailbox
+from vd_ros.live_parameters import combination_error, LiveParameters
 from vd_ros.messages import camera_info_with, point_cloud_xyzrgb
 from vd_ros.replay import qos_profile
 from vd_ros.stage_timer import StageTimer
@@ -39,39 +46,10 @@ from vd_ros.sync import stamp_nanoseconds, subscribe_synchronized
 NODE_NAME = 'vd_perception'
 OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 # A frame's camera_info may be handled after its images (executor threads run callbacks in any
-# order): the worker waits this long for it before falling back to the newest camera_info.
+# order): when the intrinsics changed recently, the worker waits this long for the frame's own.
 CAMERA_INFO_WAIT_S = 0.5
 CAMERA_INFO_KEPT = 16  # recent camera_info messages kept to match pairs by stamp
-
-# name: (default, description, range (min, max) or None)
-PARAMETERS = {
-    'model_path': ('', 'ONNX model exported by training/export_onnx.py (required)', None),
-    'providers': (['cuda', 'cpu'], 'ONNX Runtime execution providers in order of preference: '
-                  'tensorrt, cuda, cpu (or full ORT names)', None),
-    'tensorrt_cache_path': ('', "TensorRT engine cache folder ('' = no cache)", None),
-    'intra_op_threads': (0, 'ONNX Runtime intra-op CPU threads (0 = ORT default)', (0, 256)),
-    'qos': ('sensor_data', "input QoS: 'sensor_data' (best effort) or 'reliable'", None),
-    'sync.slop': (0.02, 'largest RGB-depth stamp difference in a pair, seconds', (0.0, 1.0)),
-    'sync.queue_size': (5, 'messages kept per input while waiting for a partner', (1, 100)),
-    'sync.use_message_filters': ('auto', "'auto', 'true' or 'false' (false = vd_ros.sync)",
-                                 None),
-    'outputs.segmentation': (True, 'publish ~/segmentation and ~/segmentation/color', None),
-    'outputs.depth': (True, 'publish ~/depth and ~/depth/camera_info', None),
-    'outputs.features': (True, 'publish ~/features, ~/features/camera_info and '
-                         '~/features/pca', None),
-    'outputs.points': (False, 'publish ~/points (PointCloud2 xyzrgb)', None),
-    'segmentation.alpha': (0.5, 'weight of the label colour over the RGB image', (0.0, 1.0)),
-    'depth.min_m': (0.1, 'nearer measured depth is invalid; nearer output depth is NaN',
-                    (0.0, 100.0)),
-    'depth.max_m': (10.0, 'farther measured depth is invalid; farther output depth is NaN',
-                    (0.01, 1000.0)),
-    'depth.fit_shift': (False, 'align the predicted depth with scale and shift (else scale)',
-                        None),
-    'points.stride': (4, 'use every stride-th pixel for ~/points', (1, 64)),
-    'diagnostics_period_s': (1.0, 'period of /diagnostics, seconds', (0.05, 3600.0)),
-    'log_throttle_s': (5.0, 'at most one log line per drop cause per period, seconds',
-                       (0.0, 3600.0)),
-}
+SUCCESS = TransitionCallbackReturn.SUCCESS
 
 
 class FrameDropped(Exception):
@@ -83,56 +61,71 @@ class FrameDropped(Exception):
         self.cause = cause
 
 
-def _descriptor(description: str, value_range) -> ParameterDescriptor:
-    """Return a read-only parameter descriptor with an optional numeric range."""
-    descriptor = ParameterDescriptor(description=description, read_only=True)
-    if isinstance(value_range, tuple) and isinstance(value_range[0], float):
-        descriptor.floating_point_range = [FloatingPointRange(
-            from_value=value_range[0], to_value=value_range[1])]
-    elif isinstance(value_range, tuple):
-        descriptor.integer_range = [IntegerRange(
-            from_value=value_range[0], to_value=value_range[1], step=1)]
-    return descriptor
-
-
-class PerceptionNode(Node):
+class PerceptionNode(LifecycleNode):
     """Runs a Vanishing Depth model on synchronized RGB-D frames.
 
     Attributes:
-        model: The :class:`VDModel`.
+        parameters: The :class:`LiveParameters` (``parameters.values``: current values).
+        settings: The parameter values of the frame being processed (one consistent set).
+        model: The :class:`VDModel` (None while unconfigured).
+        configure_error: Why the last configure failed (None when it did not).
         stats: Counters and latencies (also on ``/diagnostics``).
         stages: Wall time of every processing stage (``stage_<name>_p50_ms`` on
             ``/diagnostics``): decode, prepare_inputs, model, segmentation,
             segmentation_color, depth, points, features, features_pca and their sum, process.
-        sync_implementation: ``'message_filters'`` or ``'vd_ros.sync'``.
+        camera_infos: Recent camera_info messages (:class:`CameraInfoCache`).
+        sync_implementation: ``'message_filters'`` or ``'vd_ros.sync'`` (once active).
         last_computed: Model outputs computed for the latest pair (those with subscribers).
     """
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
-        """Declare parameters, load the model, create publishers, subscriptions, worker.
+        """Declare the parameters; unless ``managed``, configure and activate at once.
 
         Raises:
-            ModelLoadError, ContractError: Missing, corrupt or contract-mismatched model.
-            ValueError: Empty ``model_path`` or an invalid parameter combination.
+            ModelLoadError, ContractError: Missing, corrupt or contract-mismatched model
+                (unmanaged only; a managed node's configure fails instead).
+            ValueError: Empty ``model_path`` or an invalid parameter combination (same).
             ParameterException: A parameter of the wrong type or out of its range.
         """
         super().__init__(node_name, **kwargs)
         # Set before anything can raise: rclpy destroys a half-built node at shutdown.
         self._mailbox = LatestMailbox()
         self._worker = None
-        for name, (default, description, value_range) in PARAMETERS.items():
-            descriptor = _descriptor(description, value_range)
-            # -p sync.use_message_filters:=false (or YAML false) arrives as a bool, not a string.
-            descriptor.dynamic_typing = name == 'sync.use_message_filters'
-            self.declare_parameter(name, default, descriptor)
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        self.params = p
+        self._inputs = []
+        self._camera_info_input = None
+        self._outputs = {}
+        self._diagnostics = self._diagnostics_timer = None
+        self.model = self.configure_error = self.sync_implementation = None
+        self.camera_infos = CameraInfoCache(CAMERA_INFO_KEPT)
+        self.parameters = LiveParameters(self)
+        self.settings = self.parameters.values
+        if not self.settings['managed']:
+            if self.trigger_configure() != SUCCESS:
+                raise self.configure_error
+            self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Check the parameters, load and check the model, create the publishers."""
+        try:
+            self._configure()
+        except Exception as error:  # any reason must reach the manager's log, not vanish
+            self.configure_error = error
+            self.get_logger().error(f'configure failed: {error}')
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        self.configure_error = None
+        return SUCCESS
+
+    def _configure(self) -> None:
+        p = self.parameters.values
         if not p['model_path']:
             raise ValueError('parameter model_path is empty: pass the exported ONNX model, '
                              'e.g. --ros-args -p model_path:=models/vd.onnx')
-        if p['depth.min_m'] >= p['depth.max_m']:
-            raise ValueError(f'depth.min_m {p["depth.min_m"]} must be below depth.max_m '
-                             f'{p["depth.max_m"]}')
+        if combination_error(p):
+            raise ValueError(combination_error(p))
+        if str(p['sync.use_message_filters']).lower() not in ('auto', 'true', 'false'):
+            raise ValueError("sync.use_message_filters must be 'auto', 'true' or 'false', got "
+                             f'{p["sync.use_message_filters"]!r}')
         self.model = VDModel(os.path.expanduser(p['model_path']), p['providers'],
                              os.path.expanduser(p['tensorrt_cache_path']),
                              intra_op_threads=p['intra_op_threads'])
@@ -149,28 +142,75 @@ class PerceptionNode(Node):
         self.stats = NodeStatistics()
         self.stages = StageTimer()
         self.unsynced = UnsyncedFrameCounter(tolerance_s=p['sync.slop'])
-        self._camera_infos = OrderedDict()  # stamp ns -> CameraInfo, in arrival order
-        self._camera_info_arrived = threading.Condition()
         self._pca_basis = None
         self.last_computed = []
         self._last_log = {}
         self._outputs = self._create_output_publishers()
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._last_drops = {}
-        use_mf = {'auto': None, 'true': True, 'false': False}.get(
-            str(p['sync.use_message_filters']).lower(), 'invalid')
-        if use_mf == 'invalid':
-            raise ValueError("sync.use_message_filters must be 'auto', 'true' or 'false', got "
-                             f'{p["sync.use_message_filters"]!r}')
+        self._diagnostics_timer = self.create_timer(p['diagnostics_period_s'],
+                                                    self._publish_diagnostics)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the inputs and start the worker thread."""
+        p = self.parameters.values
+        use_mf = {'auto': None, 'true': True, 'false': False}[
+            str(p['sync.use_message_filters']).lower()]
         qos = qos_profile(p['qos'])
-        self.sync_implementation = subscribe_synchronized(
+        self.sync_implementation, self._inputs = subscribe_synchronized(
             self, [Image, Image], ['rgb/image_raw', 'depth/image_raw'], qos,
             p['sync.queue_size'], p['sync.slop'], self._on_pair, use_message_filters=use_mf)
-        self.create_subscription(CameraInfo, 'rgb/camera_info', self._on_camera_info, qos)
-        self.create_timer(p['diagnostics_period_s'], self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name='vd_ros_worker', daemon=True)
+        self._camera_info_input = CameraInfoInput(self, 'rgb/camera_info', qos,
+                                                  self._on_camera_info)
+        self._mailbox = LatestMailbox()
+        self._worker = threading.Thread(target=self._work, args=(self._mailbox,),
+                                        name='vd_ros_worker', daemon=True)
         self._worker.start()
-        self.get_logger().info(f'pairing RGB and depth with {self.sync_implementation}')
+        self.get_logger().info(f'active: pairing RGB and depth with {self.sync_implementation}')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the input and the worker; the model and the publishers stay."""
+        self._stop_input()
+        self.get_logger().info('inactive: input stopped, model kept')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free everything configure made."""
+        self._release()
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free everything, from whichever state."""
+        self._release()
+        return SUCCESS
+
+    def _stop_input(self) -> None:
+        """Destroy the input subscriptions, then close the mailbox and join the worker."""
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        self._inputs = []
+        if self._camera_info_input is not None:
+            self._camera_info_input.destroy()
+            self._camera_info_input = None
+        self._mailbox.close()
+        if (self._worker is not None and self._worker.is_alive() and
+                self._worker is not threading.current_thread()):
+            self._worker.join(timeout=5.0)
+        self._worker = None
+
+    def _release(self) -> None:
+        """Stop the input, destroy publishers and timer, drop the model and camera_info."""
+        self._stop_input()
+        for publisher in [*self._outputs.values(), self._diagnostics]:
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+        self._outputs = {}
+        self._diagnostics = self._diagnostics_timer = None
+        self.model = None
+        self.camera_infos.clear()
 
     def _create_output_publishers(self) -> dict:
         """Create the publishers of the enabled outputs, keyed by relative topic name."""
@@ -182,23 +222,19 @@ class PerceptionNode(Node):
             'outputs.points': [('points', PointCloud2)],
         }
         if 'seg_logits' not in self.model.output_names:
-            if self.params['outputs.segmentation']:
+            if self.parameters.values['outputs.segmentation']:
                 self.get_logger().warning('the model has no seg_logits output: no segmentation')
             topics.pop('outputs.segmentation')
         return {name: self.create_publisher(msg_type, f'~/{name}', OUTPUT_QOS)
-                for key, entries in topics.items() if self.params[key]
+                for key, entries in topics.items() if self.parameters.values[key]
                 for name, msg_type in entries}
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        with self._camera_info_arrived:
-            self._camera_infos[stamp_nanoseconds(msg)] = msg
-            self._camera_infos.move_to_end(stamp_nanoseconds(msg))
-            while len(self._camera_infos) > CAMERA_INFO_KEPT:
-                self._camera_infos.popitem(last=False)
-            self._camera_info_arrived.notify_all()
+        self.camera_infos.add(msg)
         for _ in range(self.unsynced.note_frame(stamp_nanoseconds(msg))):
             self._drop('unsynced', 'a camera frame got no RGB-depth pair within the slop '
-                       f'({self.params["sync.slop"]} s); check that both streams publish')
+                       f'({self.parameters.values["sync.slop"]} s); check that both streams '
+                       'publish')
 
     def _on_pair(self, rgb: Image, depth: Image) -> None:
         self.stats.count_pair()
@@ -210,7 +246,7 @@ class PerceptionNode(Node):
         """Count a dropped frame and log it, at most once per cause and throttle period."""
         total = self.stats.count_drop(cause)
         now = time.monotonic()
-        if now - self._last_log.get(cause, -np.inf) >= self.params['log_throttle_s']:
+        if now - self._last_log.get(cause, -np.inf) >= self.parameters.values['log_throttle_s']:
             self._last_log[cause] = now
             self.get_logger().warning(f'dropped frame ({cause}, {total} so far): {message}')
 
@@ -219,10 +255,10 @@ class PerceptionNode(Node):
         return any(name in self._outputs and
                    self._outputs[name].get_subscription_count() > 0 for name in names)
 
-    def _work(self) -> None:
+    def _work(self, mailbox: LatestMailbox) -> None:
         """Worker thread: process the newest pair until the mailbox is closed."""
-        while not self._mailbox.closed:
-            item = self._mailbox.take()
+        while not mailbox.closed:
+            item = mailbox.take()
             if item is None:
                 continue
             try:
@@ -243,6 +279,7 @@ class PerceptionNode(Node):
                     'features': self._wanted('features', 'features/camera_info',
                                              'features/pca')}
         outputs = [name for name, wanted in computed.items() if wanted]
+        self.settings = self.parameters.values  # one consistent set for the whole frame
         self.last_computed = outputs
         if not outputs:
             self.stats.count_unobserved()
@@ -284,11 +321,12 @@ class PerceptionNode(Node):
         if rgb.shape[:2] != depth.shape:
             raise FrameDropped('size_mismatch', f'rgb {rgb.shape[:2]} and depth {depth.shape} '
                                'differ in size; register the depth image to the colour camera')
-        depth[(depth < self.params['depth.min_m']) | (depth > self.params['depth.max_m'])] = 0
+        low, high = self.settings['depth.min_m'], self.settings['depth.max_m']
+        depth[(depth < low) | (depth > high)] = 0
         if not depth.any():
-            raise FrameDropped('empty_depth', f'no depth pixel in [{self.params["depth.min_m"]}'
-                               f', {self.params["depth.max_m"]}] m')
-        info = self._camera_info_for(stamp_nanoseconds(rgb_msg))
+            raise FrameDropped('empty_depth', f'no depth pixel in [{low}, {high}] m')
+        info = self.camera_infos.lookup(stamp_nanoseconds(rgb_msg),
+                                        int(self.settings['sync.slop'] * 1e9), CAMERA_INFO_WAIT_S)
         if info is None:
             raise FrameDropped('camera_info_missing', 'no camera_info received yet on '
                                f'{self.resolve_topic_name("rgb/camera_info")}')
@@ -303,29 +341,6 @@ class PerceptionNode(Node):
                                'non-positive focal length')
         return rgb, depth, info
 
-    def _camera_info_for(self, stamp_ns: int):
-        """Return the camera_info of the frame stamped ``stamp_ns``, else the newest one.
-
-        Waits up to :data:`CAMERA_INFO_WAIT_S` for the frame's own camera_info while only older
-        ones have arrived; None when no camera_info arrived at all.
-        """
-        tolerance = int(self.params['sync.slop'] * 1e9)
-
-        def matching():
-            return next((info for stamp, info in reversed(self._camera_infos.items())
-                         if abs(stamp - stamp_ns) <= tolerance), None)
-
-        def settled():  # the frame's own camera_info, or a newer one: it will not come
-            return matching() is not None or any(
-                stamp > stamp_ns + tolerance for stamp in self._camera_infos)
-
-        with self._camera_info_arrived:
-            self._camera_info_arrived.wait_for(settled, CAMERA_INFO_WAIT_S)
-            info = matching()
-            if info is None and self._camera_infos:
-                info = next(reversed(self._camera_infos.values()))
-            return info
-
     def _publish_segmentation(self, logits, letterbox, rgb, header) -> None:
         with self.stages.stage('segmentation'):
             labels = labels_from_logits(logits, letterbox)  # (h, w) uint8 or uint16, camera size
@@ -334,24 +349,24 @@ class PerceptionNode(Node):
                 self._outputs['segmentation'].publish(array_to_image(labels, encoding, header))
         if self._wanted('segmentation/color'):
             with self.stages.stage('segmentation_color'):
-                overlay = colorize_labels(labels, rgb, self.params['segmentation.alpha'])
+                overlay = colorize_labels(labels, rgb, self.settings['segmentation.alpha'])
                 self._outputs['segmentation/color'].publish(
                     array_to_image(overlay, 'rgb8', header))
 
     def _publish_depth(self, predicted, letterbox, measured, rgb, info, header) -> None:
         with self.stages.stage('depth'):
             restored = letterbox.restore(predicted, 'linear')  # (h, w) metres
-            completed, _, _ = align_depth(restored, measured, self.params['depth.fit_shift'])
+            completed, _, _ = align_depth(restored, measured, self.settings['depth.fit_shift'])
             with np.errstate(invalid='ignore'):  # NaN stays NaN; +-Inf is out of range
-                completed[(completed < self.params['depth.min_m']) |
-                          (completed > self.params['depth.max_m'])] = np.nan
+                completed[(completed < self.settings['depth.min_m']) |
+                          (completed > self.settings['depth.max_m'])] = np.nan
             if self._wanted('depth', 'depth/camera_info'):
                 self._outputs['depth'].publish(array_to_image(completed, '32FC1', header))
                 self._outputs['depth/camera_info'].publish(camera_info_with(info, header))
         if self._wanted('points'):
             with self.stages.stage('points'):  # depth_to_points skips the NaN pixels
                 points, colours = depth_to_points(completed, info.k, rgb,
-                                                  self.params['points.stride'])
+                                                  self.settings['points.stride'])
                 self._outputs['points'].publish(point_cloud_xyzrgb(points, colours, header))
 
     def _publish_features(self, features, letterbox, info, header) -> None:
@@ -388,11 +403,8 @@ class PerceptionNode(Node):
         self._diagnostics.publish(array)
 
     def destroy_node(self) -> None:
-        """Stop the worker thread, then destroy the node."""
-        self._mailbox.close()
-        if (self._worker is not None and self._worker.is_alive() and
-                self._worker is not threading.current_thread()):
-            self._worker.join(timeout=5.0)
+        """Free everything (the worker thread first), then destroy the node."""
+        self._release()
         super().destroy_node()
 
 

@@ -132,8 +132,8 @@ def subscribe_synchronized(node, msg_types, topics, qos, queue_size: int, slop: 
     """Subscribe ``node`` to ``topics`` and call ``callback`` with approximate-time sets.
 
     The node owns the subscriptions it creates and each subscription's callback holds the
-    synchronizer, so the caller need not keep any reference; the subscriptions live as long
-    as the node (``node.destroy_node()`` removes them).
+    synchronizer, so the caller need not keep any reference; the subscriptions live until
+    ``node.destroy_subscription`` (one per returned subscription) or ``node.destroy_node()``.
 
     Args:
         node: An ``rclpy.node.Node``.
@@ -147,7 +147,8 @@ def subscribe_synchronized(node, msg_types, topics, qos, queue_size: int, slop: 
             module's :class:`ApproximateTimeSync`; None: message_filters when importable.
 
     Returns:
-        The implementation used: ``'message_filters'`` or ``'vd_ros.sync'``.
+        ``(implementation, subscriptions)``: ``'message_filters'`` or ``'vd_ros.sync'``, and
+        the rclpy subscriptions created, in topic order.
 
     Raises:
         ValueError: When ``msg_types`` and ``topics`` differ in length or are empty.
@@ -170,9 +171,8 @@ def subscribe_synchronized(node, msg_types, topics, qos, queue_size: int, slop: 
         synchronizer = message_filters.ApproximateTimeSynchronizer(
             subscribers, queue_size, slop)
         synchronizer.registerCallback(callback)
-        return IMPLEMENTATION_MESSAGE_FILTERS
+        return IMPLEMENTATION_MESSAGE_FILTERS, [subscriber.sub for subscriber in subscribers]
     synchronizer = ApproximateTimeSync(queue_size, slop, callback, n_inputs=len(topics))
-    for index, (msg_type, topic) in enumerate(zip(msg_types, topics)):
-        node.create_subscription(
-            msg_type, topic, lambda msg, index=index: synchronizer.add(index, msg), qos)
-    return IMPLEMENTATION_VD_ROS
+    return IMPLEMENTATION_VD_ROS, [node.create_subscription(
+        msg_type, topic, lambda msg, index=index: synchronizer.add(index, msg), qos)
+        for index, (msg_type, topic) in enumerate(zip(msg_types, topics))]
