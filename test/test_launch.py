@@ -1,8 +1,8 @@
 """The node started the two ways users start it, each fed a real frame over DDS.
 
 * ``launch/vd_ros.launch.py`` from a ``colcon build`` install, run by the real ``launch`` /
-  ``launch_ros`` libraries (``shared/tools/ros2_launch.py``), with a namespace and remapped
-  inputs;
+  ``launch_ros`` libraries (``shared/tools/ros2_launch.py``): a managed node autostarted to
+  active, with a namespace, a node name and remapped inputs; and one left unconfigured;
 * the console entry point with ``--ros-args --params-file config/vd_ros.yaml`` (pip users).
 """
 
@@ -75,37 +75,76 @@ def spinning_harness(ros_context):
         harness.node.destroy_node()
 
 
-@pytest.mark.ros
-@pytest.mark.slow
-@pytest.mark.colcon
-def test_launch_file_from_colcon_install(tmp_path, contract_model_file, spinning_harness):
+@pytest.fixture(scope='module')
+def colcon_install(tmp_path_factory):
+    """Return the environment of a ``colcon build`` install of the package."""
     if not os.path.isfile(ROS2_LAUNCH):
         pytest.skip(f'{ROS2_LAUNCH} not found (set VD_ROS_SHARED)')
+    work = tmp_path_factory.mktemp('colcon')
     env = dict(os.environ, PATH=os.pathsep.join([BIN, os.environ.get('PATH', '')]))
     build = subprocess.run(
-        [os.path.join(BIN, 'colcon'), '--log-base', str(tmp_path / 'log'), 'build',
-         '--base-paths', ROOT, '--build-base', str(tmp_path / 'build'),
-         '--install-base', str(tmp_path / 'install')],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        [os.path.join(BIN, 'colcon'), '--log-base', str(work / 'log'), 'build',
+         '--base-paths', ROOT, '--build-base', str(work / 'build'),
+         '--install-base', str(work / 'install')],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    prefix = tmp_path / 'install' / 'vd_ros'
+    prefix = work / 'install' / 'vd_ros'
     site, = glob.glob(str(prefix / 'lib' / 'python3*' / 'site-packages'))
     env.update(AMENT_PREFIX_PATH=os.pathsep.join([str(prefix),
                                                   env.get('AMENT_PREFIX_PATH', '')]),
                PYTHONPATH=os.pathsep.join([site, env.get('PYTHONPATH', '')]))
-    process = subprocess.Popen(
-        [sys.executable, ROS2_LAUNCH, 'vd_ros', 'vd_ros.launch.py',
-         f'model:={contract_model_file}', 'namespace:=cam', "providers:=['cpu']",
-         'rgb_topic:=/test/color', 'depth_topic:=/test/depth', 'camera_info_topic:=/test/info'],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    return env
+
+
+def launch(env, cwd, *arguments):
+    """Start ``ros2 launch vd_ros vd_ros.launch.py ARGUMENTS`` in its own process group."""
+    return subprocess.Popen(
+        [sys.executable, ROS2_LAUNCH, 'vd_ros', 'vd_ros.launch.py', *arguments],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
+
+
+def lifecycle_state(harness, node: str) -> str:
+    """Return the lifecycle state label of ``node`` (fully qualified name)."""
+    from lifecycle_msgs.srv import GetState
+    return harness.call(GetState, f'{node}/get_state', GetState.Request(),
+                        timeout=60).current_state.label
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.colcon
+def test_launch_file_autostarts_a_managed_node(tmp_path, contract_model_file, colcon_install,
+                                               spinning_harness):
+    process = launch(colcon_install, tmp_path, f'model:={contract_model_file}',
+                     'namespace:=cam', 'node_name:=perc', "providers:=['cpu']",
+                     'rgb_topic:=/test/color', 'depth_topic:=/test/depth',
+                     'camera_info_topic:=/test/info')
     try:
-        harness, publisher = spinning_harness('cam/vd_perception', '/test/color', '/test/depth',
+        harness, publisher = spinning_harness('cam/perc', '/test/color', '/test/depth',
                                               '/test/info')
         feed_until_depth(harness, publisher)
+        assert lifecycle_state(harness, '/cam/perc') == 'active'
     finally:
         code, output = stop(process)
     assert 'active provider CPUExecutionProvider' in output, output[-3000:]
+    assert code == 0, output[-3000:]
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.colcon
+def test_launch_file_without_autostart_leaves_the_node_to_its_manager(
+        tmp_path, contract_model_file, colcon_install, spinning_harness):
+    process = launch(colcon_install, tmp_path, f'model:={contract_model_file}',
+                     'autostart:=false', "providers:=['cpu']")
+    try:
+        harness, _ = spinning_harness('vd_perception', 'rgb/image_raw', 'depth/image_raw',
+                                      'rgb/camera_info')
+        assert lifecycle_state(harness, '/vd_perception') == 'unconfigured'
+    finally:
+        code, output = stop(process)
+    assert 'active provider' not in output, output[-3000:]  # the model was never loaded
     assert code == 0, output[-3000:]
 
 

@@ -4,9 +4,9 @@ The rcl_interfaces SetParameters / SetParametersAtomically services are what ``r
 and rqt call. A refused change names the reason and leaves every value as it was.
 """
 
-from rcl_interfaces.srv import SetParameters, SetParametersAtomically
 import numpy as np
 import pytest
+from rcl_interfaces.srv import SetParameters, SetParametersAtomically
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
