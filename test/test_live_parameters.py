@@ -26,8 +26,8 @@ def set_parameters(harness, atomically=False, **values):
     return response.result if atomically else response.results
 
 
-GOOD = {'segmentation__alpha': 0.9, 'depth__fit_shift': True, 'depth__min_m': 0.5,
-        'depth__max_m': 4.0, 'points__stride': 2, 'log_throttle_s': 0.5}
+GOOD = {'segmentation__alpha': 0.9, 'depth__fit_shift': True, 'depth__alignment': 'global',
+        'depth__min_m': 0.5, 'depth__max_m': 4.0, 'points__stride': 2, 'log_throttle_s': 0.5}
 
 
 @pytest.mark.ros
@@ -48,6 +48,8 @@ def test_every_live_parameter_changes_at_run_time(perception):
     ({'segmentation__alpha': 'half'}, 'Wrong parameter type'),
     ({'points__stride': 0}, 'out of range'),
     ({'depth__fit_shift': 1}, 'Wrong parameter type'),
+    ({'depth__alignment': 'affine'}, "depth.alignment must be one of ('local', 'global'), got "
+                                     "'affine'"),
     ({'log_throttle_s': -1.0}, 'out of range'),
     ({'depth__min_m': 20.0}, 'depth.min_m 20.0 must be below depth.max_m 10.0'),
     ({'depth__max_m': 0.05}, 'depth.min_m 0.1 must be below depth.max_m 0.05'),

@@ -1,7 +1,8 @@
 """The perception node end to end over real DDS: real 7-Scenes frames in, every output checked.
 
 Expected values come from independent facts: the measured depth of the frame (completed depth
-must equal it on valid pixels), a least-squares scale fitted here by hand for the holes, the
+must equal it on valid pixels), a least-squares scale fitted here by hand for the holes (global
+alignment; local alignment is checked against ``vd_ros.core.depth_alignment``), the
 tiny model's features computed by ONNX Runtime directly, the camera model for the scaled
 intrinsics and the back-projected points.
 """
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from std_msgs.msg import Header
 
+from vd_ros.core.depth_alignment import align_depth
 from vd_ros.core.preprocess import prepare_inputs
 from vd_ros.diagnostics import status_values
 from vd_ros.image_codec import image_to_array
@@ -35,7 +37,8 @@ def stamp_of(msg):
 
 @pytest.mark.ros
 def test_every_output_arrives_with_input_header_and_right_values(perception, kitchen_frame):
-    node, harness = perception(outputs__points=True, points__stride=4)
+    node, harness = perception(outputs__points=True, points__stride=4,
+                               depth__alignment='global')
     rgb_msg, depth_msg, info_msg = frame_messages(kitchen_frame, Header(frame_id=FRAME_ID))
     harness.frames.publish(rgb_msg, depth_msg, info_msg)
     harness.wait_for(lambda: all(harness.received.values()), what='all eight outputs')
@@ -108,7 +111,27 @@ def test_outputs_without_subscribers_are_not_computed(perception, kitchen_frame)
     # Only the depth stages ran: no labels, overlay or feature products were made.
     stages = {key.rsplit('_p', 1)[0] for key in node.stages.snapshot()}
     assert stages == {'stage_decode', 'stage_prepare_inputs', 'stage_model', 'stage_depth',
-                      'stage_process'}
+                      'stage_depth_alignment', 'stage_process'}
+
+
+@pytest.mark.ros
+def test_local_alignment_is_the_default_and_keeps_measured_depth(perception, kitchen_frame):
+    node, harness = perception(topics={'depth': 'Image'})
+    assert node.params['depth.alignment'] == 'local'
+    harness.frames.publish(*frame_messages(kitchen_frame, Header(frame_id=FRAME_ID)))
+    harness.wait_for(lambda: harness.received['depth'], what='the depth output')
+    depth = image_to_array(harness.received['depth'][0])
+    measured = kitchen_frame.depth_m
+    valid = (measured >= 0.1) & (measured <= 10.0)
+    np.testing.assert_array_equal(depth[valid], measured[valid])
+    rgb_in, _, letterbox = prepare_inputs(kitchen_frame.rgb, measured, node.contract)
+    predicted = letterbox.restore(depth_of(rgb_in)[0, 0], 'linear')
+    expected, _, _ = align_depth(predicted, np.where(valid, measured, 0), alignment='local')
+    global_fill, _, _ = align_depth(predicted, np.where(valid, measured, 0), alignment='global')
+    holes = ~valid
+    np.testing.assert_allclose(depth[holes], expected[holes], rtol=1e-5)
+    # The tiny model's depth is not the scene's: local alignment changes the holes.
+    assert np.abs(expected[holes] - global_fill[holes]).mean() > 0.05
 
 
 def test_mailbox_keeps_only_the_newest_item():

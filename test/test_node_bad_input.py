@@ -122,6 +122,12 @@ def test_missing_corrupt_and_mismatched_models_fail_at_start(ros_context, tmp_pa
         start(future)
     with pytest.raises(ValueError, match='model_path is empty'):
         start('')
+    model = tmp_path / 'model.onnx'
+    build_contract_model(str(model))
+    with pytest.raises(ValueError, match="depth.alignment must be one of .* got 'affine'"):
+        PerceptionNode('vd_perception_bad', context=ros_context, parameter_overrides=[
+            Parameter('model_path', value=str(model)), Parameter('providers', value=['cpu']),
+            Parameter('depth.alignment', value='affine')])
 
 
 @pytest.mark.ros

@@ -83,8 +83,10 @@ def evaluate_completion(args: argparse.Namespace, runner: VDRunner | None, prove
         raise ValueError('no input pattern: give --points and/or --perlin values')
     methods = baseline_methods()
     if runner is not None:
-        methods['vd (scale)'] = runner.completion_method(fit_shift=False)
-        methods['vd (scale+shift)'] = runner.completion_method(fit_shift=True)
+        methods['vd local'] = runner.completion_method(alignment='local')
+        methods['vd global (scale)'] = runner.completion_method(alignment='global')
+        methods['vd global (scale+shift)'] = runner.completion_method(fit_shift=True,
+                                                                      alignment='global')
     _logger.info('completion: %d frames x %d patterns x %d methods', len(frames),
                  len(patterns), len(methods))
     rows = summarize_completion(run_completion_protocol(frames, methods, patterns, args.seed))
@@ -112,8 +114,10 @@ def evaluate_completion(args: argparse.Namespace, runner: VDRunner | None, prove
         'of inverse depth in 1/km, predictions clipped to >= 0.05 m.',
         'Methods: nearest = nearest input pixel; linear = Delaunay linear interpolation '
         '(nearest outside the hull); ip_basic = morphological fill after Ku et al. 2018; '
-        'vd = model depth aligned to the input by least squares (scale, or scale+shift), input '
-        'pixels kept.',
+        'vd global = model depth aligned to the input by least squares (scale, or '
+        'scale+shift); vd local = global scale, then the ratio input / aligned model depth '
+        'interpolated linearly between the input pixels (vd_ros.core.depth_alignment, as the '
+        'node does by default); input pixels kept.',
         f'Model input {args.input_size[0]}x{args.input_size[1]} (sparse input splatted to the '
         f'model grid), device {args.device}. s/frame is wall time on this machine.',
     ]

@@ -11,6 +11,8 @@ at once, so the worker never sees half of an update such as a new ``depth.min_m`
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
 
+from vd_ros.core.depth_alignment import ALIGNMENTS
+
 # name: (default, description, range (min, max) or None)
 PARAMETERS = {
     'model_path': ('', 'ONNX model exported by training/export_onnx.py (required)', None),
@@ -37,14 +39,16 @@ PARAMETERS = {
                     (0.01, 1000.0)),
     'depth.fit_shift': (False, 'align the predicted depth with scale and shift (else scale)',
                         None),
+    'depth.alignment': ('local', "'local' (global fit, then the measured / predicted ratio "
+                        "interpolated between the measured pixels) or 'global' (one fit)", None),
     'points.stride': (4, 'use every stride-th pixel for ~/points', (1, 64)),
     'diagnostics_period_s': (1.0, 'period of /diagnostics, seconds', (0.05, 3600.0)),
     'log_throttle_s': (5.0, 'at most one log line per drop cause per period, seconds',
                        (0.0, 3600.0)),
 }
 # Changeable with `ros2 param set` while the node runs; every other parameter is read-only.
-LIVE = frozenset({'segmentation.alpha', 'depth.fit_shift', 'depth.min_m', 'depth.max_m',
-                  'points.stride', 'log_throttle_s'})
+LIVE = frozenset({'segmentation.alpha', 'depth.fit_shift', 'depth.alignment', 'depth.min_m',
+                  'depth.max_m', 'points.stride', 'log_throttle_s'})
 # -p sync.use_message_filters:=false (or YAML false) arrives as a bool, not a string.
 DYNAMIC_TYPING = frozenset({'sync.use_message_filters'})
 
@@ -68,6 +72,9 @@ def combination_error(values: dict) -> str:
 
     Ranges and types are the descriptors' business; this checks what no single range can.
     """
+    if values['depth.alignment'] not in ALIGNMENTS:
+        return (f'depth.alignment must be one of {ALIGNMENTS}, got '
+                f'{values["depth.alignment"]!r}')
     if values['depth.min_m'] >= values['depth.max_m']:
         return (f'depth.min_m {values["depth.min_m"]} must be below depth.max_m '
                 f'{values["depth.max_m"]}')

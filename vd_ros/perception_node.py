@@ -29,9 +29,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vd_ros.camera_info_cache import CameraInfoCache
 from vd_ros.camera_info_input import CameraInfoInput
 from vd_ros.core.contract import ContractError
+from vd_ros.core.depth_alignment import align_depth
 from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
-from vd_ros.core.postprocess import (
-    align_depth, colorize_labels, feature_pca_rgb, labels_from_logits)
+from vd_ros.core.postprocess import colorize_labels, feature_pca_rgb, labels_from_logits
 from vd_ros.core.preprocess import EmptyDepthError, prepare_inputs
 from vd_ros.diagnostics import diagnostic_status, NodeStatistics, UnsyncedFrameCounter
 from vd_ros.image_codec import array_to_image, decode_depth, decode_rgb, ImageEncodingError
@@ -72,7 +72,8 @@ class PerceptionNode(LifecycleNode):
         stats: Counters and latencies (also on ``/diagnostics``).
         stages: Wall time of every processing stage (``stage_<name>_p50_ms`` on
             ``/diagnostics``): decode, prepare_inputs, model, segmentation,
-            segmentation_color, depth, points, features, features_pca and their sum, process.
+            segmentation_color, depth (with its part depth_alignment), points, features,
+            features_pca and their sum, process.
         camera_infos: Recent camera_info messages (:class:`CameraInfoCache`).
         sync_implementation: ``'message_filters'`` or ``'vd_ros.sync'`` (once active).
         last_computed: Model outputs computed for the latest pair (those with subscribers).
@@ -356,7 +357,10 @@ class PerceptionNode(LifecycleNode):
     def _publish_depth(self, predicted, letterbox, measured, rgb, info, header) -> None:
         with self.stages.stage('depth'):
             restored = letterbox.restore(predicted, 'linear')  # (h, w) metres
-            completed, _, _ = align_depth(restored, measured, self.settings['depth.fit_shift'])
+            with self.stages.stage('depth_alignment'):
+                completed, _, _ = align_depth(restored, measured,
+                                              self.settings['depth.fit_shift'],
+                                              self.settings['depth.alignment'])
             with np.errstate(invalid='ignore'):  # NaN stays NaN; +-Inf is out of range
                 completed[(completed < self.settings['depth.min_m']) |
                           (completed > self.settings['depth.max_m'])] = np.nan

@@ -20,8 +20,8 @@ from training.checkpoint_match import build_checked_model
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
 from training.models import VanishingDepth
+from vd_ros.core.depth_alignment import align_depth, ALIGNMENTS
 from vd_ros.core.pde import positional_depth_encoding
-from vd_ros.core.postprocess import align_depth
 from vd_ros.core.preprocess import Letterbox, letterbox_params
 
 _logger = logging.getLogger(__name__)
@@ -143,23 +143,33 @@ class VDRunner:
             result['depth'] = out['depths'][0][0, 0].float().cpu().numpy()  # (H, W)
         return result, letterbox
 
-    def completion_method(self, fit_shift: bool = False) -> CompletionMethod:
+    def completion_method(self, fit_shift: bool = False,
+                          alignment: str = 'local') -> CompletionMethod:
         """Return a completion method: model depth aligned to the sparse input.
 
-        The full-resolution prediction is mapped back to the camera and aligned by least
-        squares (scale, optionally shift) to the input points with ``align_depth``; input
-        pixels keep their measured value. Pixels whose aligned prediction is not positive are
-        set to 0, which the metrics clip to their minimum depth (counted as large errors).
+        The full-resolution prediction is mapped back to the camera and aligned to the input
+        points with ``vd_ros.core.depth_alignment.align_depth``, as the node does: a least
+        squares scale (optionally shift), then for ``'local'`` the interpolated ratio of input
+        to aligned depth; input pixels keep their measured value. Pixels whose aligned
+        prediction is not positive are set to 0, which the metrics clip to their minimum depth
+        (counted as large errors).
 
         Args:
             fit_shift: Also fit a shift.
+            alignment: ``'local'`` or ``'global'``.
+
+        Raises:
+            ValueError: For an unknown ``alignment``.
         """
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f'alignment must be one of {ALIGNMENTS}, got {alignment!r}')
+
         def complete(frame: RGBDFrame, sparse_m: np.ndarray) -> np.ndarray:
             outputs, letterbox = self.run(frame.rgb, sparse_m)
             if 'depth' not in outputs:
                 raise ValueError('the model has no depth decoder; it cannot complete depth')
             predicted = letterbox.restore(outputs['depth'], 'linear')  # (h, w)
-            completed, scale, shift = align_depth(predicted, sparse_m, fit_shift)
+            completed, scale, shift = align_depth(predicted, sparse_m, fit_shift, alignment)
             _logger.debug('%s: aligned with scale %.4g shift %.4g', frame.name, scale, shift)
             return np.nan_to_num(completed, nan=0.0)
         return complete

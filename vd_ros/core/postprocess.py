@@ -1,4 +1,6 @@
-"""Model outputs -> products: segmentation labels and colours, aligned depth, feature PCA.
+"""Model outputs -> products: segmentation labels and colours, feature PCA.
+
+Depth alignment lives in :mod:`vd_ros.core.depth_alignment`.
 
 Everything maps back to the camera frame through the :class:`~vd_ros.core.preprocess.Letterbox`
 that :func:`~vd_ros.core.preprocess.prepare_inputs` returned.
@@ -130,54 +132,6 @@ def colorize_labels(labels: np.ndarray, rgb: np.ndarray = None, alpha: float = 0
         raise ValueError(f'alpha must be in [0, 1], got {alpha}')
     blended = cv2.addWeighted(rgb, 1.0 - alpha, colours, alpha, 0.0)  # (H, W, 3)
     return cv2.copyTo(rgb, (labels == 0).view(np.uint8), blended)  # background: the image
-
-
-def align_depth(pred_m: np.ndarray, measured_m: np.ndarray, fit_shift: bool = False) -> tuple:
-    """Align predicted depth to measured depth by least squares and fill the holes.
-
-    The fit uses the pixels where both are valid (measured finite and > 0, prediction finite and
-    > 0) and minimises ``sum((scale * pred + shift - measured) ** 2)``. Measured depth is kept
-    exactly wherever it is valid; the aligned prediction fills the rest. When there is no pixel
-    to fit (no valid measurement, or for ``fit_shift`` fewer than two distinct predictions),
-    ``scale = 1`` and ``shift = 0``: the prediction is returned unscaled.
-
-    Args:
-        pred_m: (H, W) predicted depth in metres (may hold NaN / Inf / <= 0).
-        measured_m: (H, W) measured depth in metres, 0 / NaN where invalid.
-        fit_shift: Also fit an additive shift (affine instead of scale-only alignment).
-
-    Returns:
-        ``(completed, scale, shift)``: completed (H, W) float32, NaN where neither a valid
-        measurement nor a valid (> 0) aligned prediction exists; scale and shift as floats.
-
-    Raises:
-        ValueError: For arrays of different or non-2D shapes.
-    """
-    pred, measured = np.asarray(pred_m), np.asarray(measured_m)
-    if pred.ndim != 2 or pred.shape != measured.shape:
-        raise ValueError(f'pred {pred.shape} and measured {measured.shape} must be equal (H, W)')
-    with np.errstate(invalid='ignore'):
-        measured_valid = np.isfinite(measured) & (measured > 0)
-        pred_valid = np.isfinite(pred) & (pred > 0)
-    both = measured_valid & pred_valid
-    # The sums run in float64 over the valid pixels only, with numpy's pairwise sum rather than
-    # BLAS dot (whose thread pool stalls for ~20 ms on a loaded CPU next to ONNX Runtime).
-    p, m = pred[both].astype(np.float64), measured[both].astype(np.float64)
-    scale, shift = 1.0, 0.0
-    if fit_shift and p.size >= 2 and np.ptp(p) > 0:
-        p_mean, m_mean = p.mean(), m.mean()
-        p -= p_mean
-        scale = float(np.sum(p * (m - m_mean)) / np.sum(p * p))
-        shift = float(m_mean - scale * p_mean)
-    elif not fit_shift and p.size:
-        scale = float(np.sum(p * m) / np.sum(p * p))
-    completed = np.multiply(pred, np.float32(scale), dtype=np.float32)  # (H, W) aligned
-    if shift:
-        completed += np.float32(shift)
-    with np.errstate(invalid='ignore'):
-        np.putmask(completed, ~(pred_valid & (completed > 0)), np.float32(np.nan))
-    np.copyto(completed, measured, where=measured_valid, casting='same_kind')
-    return completed, scale, shift
 
 
 def feature_pca_rgb(features: np.ndarray, basis: PCABasis = None) -> tuple:
