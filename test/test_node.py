@@ -117,7 +117,7 @@ def test_outputs_without_subscribers_are_not_computed(perception, kitchen_frame)
 @pytest.mark.ros
 def test_local_alignment_is_the_default_and_keeps_measured_depth(perception, kitchen_frame):
     node, harness = perception(topics={'depth': 'Image'})
-    assert node.params['depth.alignment'] == 'local'
+    assert node.parameters.values['depth.alignment'] == 'local'
     harness.frames.publish(*frame_messages(kitchen_frame, Header(frame_id=FRAME_ID)))
     harness.wait_for(lambda: harness.received['depth'], what='the depth output')
     depth = image_to_array(harness.received['depth'][0])
