@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vd_ros-installed
+# The package itself, installed editable: console scripts perception_node and vd_ros_replay in
+# .venv/bin, `import vd_ros` from anywhere. PYTHONPATH (below) still wins inside make targets.
+PACKAGE_STAMP := $(VENV)/.vd_ros-package
 REQUIREMENTS := requirements/runtime.txt requirements/training.txt requirements/test.txt
 SHARED ?= $(abspath ../shared)
 THIRD_PARTY := $(SHARED)/third_party
@@ -20,24 +23,28 @@ export OMP_NUM_THREADS ?= 2
 
 .PHONY: venv demo test lint bench clean
 
-venv: $(STAMP)
+venv: $(PACKAGE_STAMP)
 
 $(STAMP): $(REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(PACKAGE_STAMP): $(STAMP) setup.py setup.cfg
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(PACKAGE_STAMP)
+
+demo: $(PACKAGE_STAMP)
 	$(PY) tools/demo.py --out demo_out
 
 # pytest exits 5 when it selects no test: that is not a failure.
-test: $(STAMP)
+test: $(PACKAGE_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
-lint: $(STAMP)
+lint: $(PACKAGE_STAMP)
 	$(PY) -m pytest -q -m linter
 
-bench: $(STAMP)
+bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.node_latency
 
 clean:

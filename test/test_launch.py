@@ -3,11 +3,13 @@
 * ``launch/vd_ros.launch.py`` from a ``colcon build`` install, run by the real ``launch`` /
   ``launch_ros`` libraries (``shared/tools/ros2_launch.py``): a managed node autostarted to
   active, with a namespace, a node name and remapped inputs; and one left unconfigured;
-* the console entry point with ``--ros-args --params-file config/vd_ros.yaml`` (pip users).
+* the installed console commands ``perception_node --ros-args --params-file
+  config/vd_ros.yaml`` and ``vd_ros_replay`` by name, as the README runs them (pip users).
 """
 
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,24 +150,48 @@ def test_launch_file_without_autostart_leaves_the_node_to_its_manager(
     assert code == 0, output[-3000:]
 
 
+def installed_environment() -> dict:
+    """Return the environment of a user who ran ``source .venv/bin/activate``: no PYTHONPATH."""
+    env = dict(os.environ, PATH=os.pathsep.join([BIN, os.environ.get('PATH', '')]))
+    env.pop('PYTHONPATH', None)
+    return env
+
+
 @pytest.mark.ros
 @pytest.mark.slow
-def test_console_script_with_params_file(contract_model_file, spinning_harness):
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'vd_ros.perception_node', '--ros-args',
-         '--params-file', os.path.join(ROOT, 'config', 'vd_ros.yaml'),
+def test_installed_console_commands_as_the_readme_runs_them(tmp_path, contract_model_file,
+                                                            spinning_harness):
+    env = installed_environment()
+    for command in ('perception_node', 'vd_ros_replay'):
+        assert shutil.which(command, path=env['PATH']) == os.path.join(BIN, command), \
+            f'{command} is not installed in {BIN}: run make'
+    imported = subprocess.run(
+        [sys.executable, '-c', 'import vd_ros.perception_node, vd_ros.replay'], cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=60)
+    assert imported.returncode == 0, imported.stderr[-2000:]  # vd_ros imports from anywhere
+
+    node = subprocess.Popen(
+        ['perception_node', '--ros-args', '--params-file', 'config/vd_ros.yaml',
          '-p', f'model_path:={contract_model_file}', '-p', "providers:=['cpu']",
          '-p', 'depth.max_m:=2.0'],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    replay = subprocess.Popen(
+        ['vd_ros_replay', '--source', 'sample', '--rate', '5', '--scale', '0.25'],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
     try:
-        harness, publisher = spinning_harness('vd_perception', 'rgb/image_raw',
-                                              'depth/image_raw', 'rgb/camera_info')
-        feed_until_depth(harness, publisher)
+        harness, _ = spinning_harness('vd_perception', 'rgb/image_raw', 'depth/image_raw',
+                                      'rgb/camera_info')
+        harness.wait_for(lambda: harness.received['depth'], timeout=90,
+                         what='~/depth from frames sent by vd_ros_replay')
         depth = image_to_array(harness.received['depth'][-1])
+        assert depth.shape == (120, 160)
         # depth.max_m came from the command line on top of the file: nothing beyond 2 m.
         assert np.nanmax(depth) <= 2.0
     finally:
-        code, output = stop(process)
+        replay_code, replay_output = stop(replay)
+        code, output = stop(node)
     assert 'pairing RGB and depth with' in output, output[-3000:]
     assert code == 0, output[-3000:]
+    assert replay_code == 0, replay_output[-3000:]
