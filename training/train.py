@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from training.data.datasets import build_dataset, collate_common_keys
 from training.data.masking import NoiseShift
+from training.data.shared_paths import resolve_data_root
 from training.data.transforms import build_transform, TransformConfig
 from training.engine import distributed
 from training.engine.batch import PretrainBatchBuilder, PretrainInputs, step_seed
@@ -49,7 +50,6 @@ from training.models import build_model
 
 _logger = logging.getLogger('training.train')
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINT_FORMAT = 'vd_ros.pretrain/1'
 OK, EMPTY, NONFINITE = 0, 1, 2  # micro-step outcomes, max-reduced over ranks
 
@@ -87,11 +87,6 @@ class TrainResult:
     model: Optional[torch.nn.Module] = None
 
 
-def _resolve_data_root(path: str) -> str:
-    """Resolve ``data.base_dir`` against the repository root when it is relative."""
-    return path if os.path.isabs(path) else os.path.normpath(os.path.join(REPO_ROOT, path))
-
-
 def _precision(cfg: DictConfig, device: torch.device) -> Optional[torch.dtype]:
     """Return the autocast dtype (None: full float32)."""
     choice = cfg.train.precision
@@ -114,7 +109,7 @@ def build_train_loader(cfg: DictConfig, info: distributed.DistInfo, start: int) 
     Returns:
         An endless DataLoader of collated batches.
     """
-    base_dir = _resolve_data_root(cfg.data.base_dir)
+    base_dir = resolve_data_root(cfg.data.base_dir)
     mixed = build_dataset(cfg.data, transform=None, base_dir=base_dir)
     dataset = SeededTransformDataset(mixed, build_transform(cfg.data.transform, train=True),
                                      seed=cfg.run.seed)
@@ -134,7 +129,7 @@ def load_val_batches(cfg: DictConfig) -> List[dict]:
     """Load the fixed validation frames (evaluation transform) as a list of batches."""
     sources = cfg.val.sources if cfg.val.sources is not None else cfg.data.sources
     mixed = build_dataset({'sources': sources}, build_transform(cfg.data.transform, False),
-                          base_dir=_resolve_data_root(cfg.data.base_dir))
+                          base_dir=resolve_data_root(cfg.data.base_dir))
     count = min(int(cfg.val.num_samples), len(mixed))
     indices = [int(i * len(mixed) / count) for i in range(count)]
     loader = DataLoader(torch.utils.data.Subset(mixed, indices), batch_size=cfg.val.batch_size,

@@ -14,10 +14,16 @@ bilinearly upsampled to the model input. Frames are prepared exactly as the node
 nearest resizing, padding ignored. Evaluation mirrors the node too: logits -> camera resolution
 (``labels_from_logits``) -> confusion matrix against the full-resolution label image ->
 mIoU and pixel accuracy (``training.eval.segmentation_metrics``), next to a majority-class
-baseline. Each head is saved as ``<output-dir>/<kind>.pt`` for ``training.export_onnx --heads``.
+baseline (the most frequent training class everywhere) and, with ``--checkpoint``, the same heads
+trained on the random-init encoder (``heads.random_init_baseline``). ``heads.train`` and
+``heads.eval`` are lists of sources like ``data.sources`` (roots relative to ``data.base_dir``,
+``select`` ranges); the default split is YCB-Video videos 0000, 0001 and frames 1-10 of 0002 for
+training, frames 11-20 of 0002 for evaluation. Reports name data relative to ``../shared``.
+Each head is saved as ``<output-dir>/<kind>.pt`` for ``training.export_onnx --heads``.
 """
 
 import argparse
+from dataclasses import dataclass
 import logging
 import os
 import shlex
@@ -36,6 +42,7 @@ from training.checkpoint_match import build_checked_model
 from training.data.datasets import build_source
 from training.data.label_layouts import (get_layout, IGNORE_LABEL, LabelLayout, load_label_map,
                                          remap_labels, training_labels)
+from training.data.shared_paths import report_path, resolve_data_root
 from training.engine.config import DEFAULT_CONFIG, load_config, to_plain
 from training.eval.segmentation_metrics import (confusion_matrix, mean_iou, per_class_iou,
                                                 pixel_accuracy)
@@ -49,8 +56,7 @@ from vd_ros.core.preprocess import Letterbox, prepare_inputs
 
 _logger = logging.getLogger(__name__)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HEADS_CONFIG = os.path.join(ROOT, 'training', 'configs', 'heads.yaml')
+HEADS_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'heads.yaml')
 
 
 def load_heads_config(files: List[str], overrides: List[str]) -> Dict[str, Any]:
@@ -71,40 +77,36 @@ def load_heads_config(files: List[str], overrides: List[str]) -> Dict[str, Any]:
     return to_plain(cfg)
 
 
-def select_frames(spec: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[slice]]:
-    """Split a source entry into the reader's arguments and an optional frame slice.
+def load_frames(sources: List[Dict[str, Any]], base_dir: str) -> List[dict]:
+    """Read the labelled frames of a list of sources.
 
-    ``select`` is ``[start, stop]`` or ``[start, stop, step]`` (a list: YAML reads an unquoted
-    ``10:20`` as the base-60 integer 620).
-
-    Raises:
-        ValueError: For any other ``select``.
-    """
-    spec = dict(spec)
-    bounds = spec.pop('select', None)
-    if bounds is None:
-        return spec, None
-    if not isinstance(bounds, (list, tuple)) or not 2 <= len(bounds) <= 3 or \
-            not all(v is None or isinstance(v, int) for v in bounds):
-        raise ValueError(f'select must be [start, stop] or [start, stop, step], got {bounds!r}')
-    return spec, slice(*bounds)
-
-
-def load_frames(spec: Dict[str, Any]) -> List[dict]:
-    """Read the labelled frames of one source entry (``type``, ``root``, ``select``).
+    Args:
+        sources: Entries ``{type, root, select}`` as in ``data.sources`` (``select`` /
+            ``exclude``: ``[start, stop(, step)]`` of the sorted frame list).
+        base_dir: Folder relative roots resolve against (``data.base_dir``).
 
     Raises:
-        ValueError: A source without labels.
+        ValueError: Not a non-empty list, or a source without labels.
     """
-    reader_spec, chosen = select_frames(spec)
-    dataset = build_source(reader_spec, base_dir=ROOT)
-    if chosen is not None:
-        dataset.frames = dataset.frames[chosen]
-    samples = [dataset[index] for index in range(len(dataset))]
-    if samples and 'label' not in samples[0]:
-        raise ValueError(f'{spec["type"]} source {spec["root"]} has no label images')
-    _logger.info('%d labelled frames from %s', len(samples), reader_spec['root'])
+    if not isinstance(sources, list) or not sources:
+        raise ValueError(f'heads.train / heads.eval must be a non-empty list of sources '
+                         f'({{type, root, select}}), got {sources!r}')
+    samples = []
+    for spec in sources:
+        dataset = build_source(spec, base_dir=base_dir)
+        chosen = [dataset[index] for index in range(len(dataset))]
+        if chosen and 'label' not in chosen[0]:
+            raise ValueError(f'{spec["type"]} source {spec["root"]} has no label images')
+        _logger.info('%d labelled frames from %s', len(chosen), source_text(spec, base_dir))
+        samples += chosen
     return samples
+
+
+def source_text(spec: Dict[str, Any], base_dir: str) -> str:
+    """Describe a source for reports: its root relative to ../shared and its frame ranges."""
+    ranges = ''.join(f' {key} {spec[key]}' for key in ('select', 'exclude')
+                     if spec.get(key) is not None)
+    return report_path(os.path.join(base_dir, spec['root'])) + ranges
 
 
 def layout_labels(sample: dict, layout: LabelLayout, table: Optional[np.ndarray]) -> np.ndarray:
@@ -282,25 +284,36 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
-    """Train and evaluate every configured head; write the heads files and the report."""
-    cfg = load_heads_config(args.config, args.overrides)
-    hcfg = cfg['heads']
-    layout = get_layout(hcfg['layout'])
-    table = load_label_map(hcfg['label_map']) if hcfg['label_map'] else None
-    device = resolve_device(hcfg['device'])
-    model, checkpoint = build_checked_model(cfg['model'], args.checkpoint, hcfg['seed'])
-    model.to(device)
-    if checkpoint is None:
-        _logger.warning('training heads on a RANDOMLY INITIALISED encoder and adapter '
-                        '(no --checkpoint): the numbers describe random features')
-    contract = model_contract(model, hcfg['input_size'])
+@dataclass
+class HeadsRun:
+    """What ``train_and_score`` produced for one encoder.
+
+    Attributes:
+        heads: Trained heads by kind (eval mode).
+        results: Per row name (head kind and ``'majority'``): mIoU, pixel accuracy, class IoUs
+            and, for heads, final loss and training seconds.
+        label_counts: (K,) training label pixels per class (model input grid, mirrors included).
+        views: Cached training views (frames, and their mirrors with ``heads.hflip``).
+    """
+
+    heads: Dict[str, nn.Module]
+    results: Dict[str, Dict[str, Any]]
+    label_counts: torch.Tensor
+    views: int
+
+
+def train_and_score(model: VanishingDepth, hcfg: Dict[str, Any], layout: LabelLayout,
+                    table: Optional[np.ndarray], contract: ModelContract,
+                    train_samples: List[dict], eval_samples: List[dict],
+                    device: torch.device) -> HeadsRun:
+    """Cache the training features of ``model``, train every head kind, score them.
+
+    The majority-class row predicts the most frequent training class everywhere.
+    """
     started = time.perf_counter()
-    train_samples = load_frames(hcfg['train'])
     maps, labels = cache_training_features(model, train_samples, layout, table, contract,
                                            hcfg['hflip'], device)
     counts = torch.bincount(labels[labels != IGNORE_LABEL], minlength=layout.num_classes)
-    majority = int(torch.argmax(counts))
     _logger.info('cached %d views %s in %.0f s', maps.shape[0], tuple(maps.shape[1:]),
                  time.perf_counter() - started)
     heads, results = {}, {}
@@ -315,32 +328,68 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
         heads[kind] = head.eval()
         results[kind] = {'final_loss': float(np.mean(losses[-10:])),
                          'first_loss': losses[0], 'train_s': time.perf_counter() - start}
-    eval_samples = load_frames(hcfg['eval'])
-    matrices = evaluate_heads(model, heads, eval_samples, layout, table, contract, majority,
-                              device)
+    matrices = evaluate_heads(model, heads, eval_samples, layout, table, contract,
+                              int(torch.argmax(counts)), device)
     for name, matrix in matrices.items():
         results.setdefault(name, {}).update(summarize(matrix, layout.class_names))
-    results[f'majority class ({layout.class_names[majority]})'] = results.pop('majority')
-    provenance = (f'checkpoint {os.path.abspath(args.checkpoint)} (step {checkpoint.step})'
+    return HeadsRun(heads, results, counts, int(maps.shape[0]))
+
+
+def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
+    """Train and evaluate every configured head; write the heads files and the report.
+
+    With ``--checkpoint`` and ``heads.random_init_baseline`` the same heads are also trained
+    and scored on the randomly initialised encoder (same architecture and seed): rows
+    ``<kind>, random-init encoder``.
+    """
+    cfg = load_heads_config(args.config, args.overrides)
+    hcfg = cfg['heads']
+    layout = get_layout(hcfg['layout'])
+    table = load_label_map(hcfg['label_map']) if hcfg['label_map'] else None
+    device = resolve_device(hcfg['device'])
+    base_dir = resolve_data_root(cfg['data']['base_dir'])
+    model, checkpoint = build_checked_model(cfg['model'], args.checkpoint, hcfg['seed'])
+    model.to(device)
+    if checkpoint is None:
+        _logger.warning('training heads on a RANDOMLY INITIALISED encoder and adapter '
+                        '(no --checkpoint): the numbers describe random features')
+    contract = model_contract(model, hcfg['input_size'])
+    started = time.perf_counter()
+    train_samples = load_frames(hcfg['train'], base_dir)
+    eval_samples = load_frames(hcfg['eval'], base_dir)
+    trained = train_and_score(model, hcfg, layout, table, contract, train_samples,
+                              eval_samples, device)
+    results = dict(trained.results)
+    majority = results.pop('majority')
+    if checkpoint is not None and hcfg['random_init_baseline']:
+        random_model, _ = build_checked_model(cfg['model'], None, hcfg['seed'])
+        baseline = train_and_score(random_model.to(device), hcfg, layout, table, contract,
+                                   train_samples, eval_samples, device)
+        results.update({f'{kind}, random-init encoder': baseline.results[kind]
+                        for kind in baseline.heads})
+    majority_class = layout.class_names[int(torch.argmax(trained.label_counts))]
+    results[f'majority class ({majority_class})'] = majority
+    provenance = (f'checkpoint {report_path(args.checkpoint)} (step {checkpoint.step})'
                   if checkpoint is not None else
                   f'random init (no checkpoint, seed {hcfg["seed"]}; RGB ViT random as well)')
     info = training_provenance(
-        {'train': hcfg['train'], 'eval': hcfg['eval'], 'layout': layout.name,
-         'train_views': int(maps.shape[0])}, hcfg['steps'], encoder=provenance)
-    for kind, head in heads.items():
+        {'train': [source_text(s, base_dir) for s in hcfg['train']],
+         'eval': [source_text(s, base_dir) for s in hcfg['eval']], 'layout': layout.name,
+         'train_views': trained.views}, hcfg['steps'], encoder=provenance)
+    for kind, head in trained.heads.items():
         save_heads_checkpoint(
             os.path.join(args.output_dir, f'{kind}.pt'), head, model,
             class_names=list(layout.class_names), layout=layout.name, ignore_id=layout.ignore_id,
             input_size=list(contract.input_size),
-            encoder_checkpoint=os.path.abspath(args.checkpoint) if args.checkpoint else None,
+            encoder_checkpoint=report_path(args.checkpoint) if args.checkpoint else None,
             training=info, metrics={k: results[kind][k] for k in ('miou', 'pixel_accuracy')})
     for name, result in results.items():
         _logger.info('%s: mIoU %.2f %%, pixel accuracy %.2f %%', name, 100 * result['miou'],
                      100 * result['pixel_accuracy'])
-    seen = [layout.class_names[i] for i in torch.nonzero(counts).flatten().tolist()]
+    seen = [layout.class_names[i] for i in torch.nonzero(trained.label_counts).flatten()]
     if args.report:
         write_report(args, cfg, results, provenance, seen, len(train_samples),
-                     len(eval_samples), maps.shape[0], time.perf_counter() - started)
+                     len(eval_samples), trained.views, time.perf_counter() - started)
     return results
 
 
@@ -349,16 +398,19 @@ def write_report(args: argparse.Namespace, cfg: Dict[str, Any], results: Dict[st
                  eval_frames: int, views: int, seconds: float) -> None:
     """Write the markdown report of a run."""
     hcfg = cfg['heads']
+    base_dir = resolve_data_root(cfg['data']['base_dir'])
     eval_classes = next(iter(results.values()))['eval_classes']
     unseen = [name for name in eval_classes if name not in train_classes]
     model = cfg['model']
     architecture = model['encoder'] + ''.join(f', {k}={v}'
                                               for k, v in model['timm_kwargs'].items())
+    sources = {part: '; '.join(source_text(s, base_dir) for s in hcfg[part])
+               for part in ('train', 'eval')}
     settings = [
         f'Encoder: {architecture}, frozen with its adapter; features = the 4 fused token maps.',
-        f'Train: {train_frames} frames of {hcfg["train"]["root"]} (select '
-        f'{hcfg["train"]["select"]}), {views} views with hflip={hcfg["hflip"]}; eval: '
-        f'{eval_frames} frames of {hcfg["eval"]["root"]} (select {hcfg["eval"]["select"]}).',
+        f'Train: {train_frames} frames of {sources["train"]} ({views} views with hflip='
+        f'{hcfg["hflip"]}); eval: {eval_frames} frames of {sources["eval"]} (paths relative '
+        'to ../shared; select: [start, stop) of the sorted frame list).',
         f'Layout {hcfg["layout"]} ({len(get_layout(hcfg["layout"]).class_names)} classes, id 0 '
         f'{"ignored" if get_layout(hcfg["layout"]).ignore_id == 0 else "scored"}).',
         f'Model input {hcfg["input_size"][0]}x{hcfg["input_size"][1]} via the node\'s '

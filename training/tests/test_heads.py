@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from training.data.datasets import build_source
 from training.data.label_layouts import (get_layout, IGNORE_LABEL, NYU40_CLASSES, remap_labels,
                                          SUN37_CLASSES, training_labels, YCBV_CLASSES)
+from training.data.shared_paths import report_path, shared_dir
 from training.heads_checkpoint import (HeadsMismatchError, load_heads_checkpoint,
                                        save_heads_checkpoint)
 from training.models import build_model
 from training.models.heads import build_seg_head
-from training.train_heads import (main as train_heads_main, model_inputs, select_frames,
-                                  train_head)
+from training.train_heads import (load_frames, load_heads_config, main as train_heads_main,
+                                  model_inputs, train_head)
 from vd_ros.core.contract import ModelContract
 from vd_ros.core.pde import PDEConfig
 
@@ -125,13 +127,39 @@ def test_train_head_learns_a_separable_problem(kind, one_thread):
     assert accuracy > 0.85
 
 
-def test_select_frames_takes_a_list_only():
-    """Check: select frames takes a list only."""
-    assert select_frames({'type': 'ycbv', 'select': [10, 20]}) == ({'type': 'ycbv'},
-                                                                   slice(10, 20))
-    assert select_frames({'type': 'ycbv', 'select': None})[1] is None
-    with pytest.raises(ValueError, match='got 620'):
-        select_frames({'type': 'ycbv', 'select': 620})  # what YAML makes of 10:20
+def _frame_names(sources, base_dir):
+    return [os.path.relpath(frame.name, base_dir) for spec in sources
+            for frame in build_source(spec, base_dir=base_dir).frames]
+
+
+def test_default_split_trains_on_0000_0001_and_0002_1_to_10_and_scores_0002_11_to_20(
+        shared_data):
+    """heads.yaml's split (issue 12): no frame on both sides, 0002 on both sides."""
+    hcfg = load_heads_config([], [])['heads']
+    train = _frame_names(hcfg['train'], shared_data)
+    scored = _frame_names(hcfg['eval'], shared_data)
+    video = lambda v, ids: [os.path.join('ycbv', 'frames', v, f'{i:06d}-depth.png')  # noqa
+                            for i in ids]
+    assert train == video('0000', range(1, 21)) + video('0001', range(1, 21)) + \
+        video('0002', range(1, 11))
+    assert scored == video('0002', range(11, 21))
+
+
+def test_head_sources_must_be_a_list():
+    """A single mapping (the old heads.train form) is refused with the expected form."""
+    with pytest.raises(ValueError, match=r'non-empty list of sources \({type, root, select}\)'):
+        load_frames({'type': 'ycbv', 'root': 'ycbv/frames/0000'}, '.')
+    with pytest.raises(ValueError, match='non-empty list'):
+        load_frames([], '.')
+
+
+def test_report_path_is_relative_to_shared_or_the_repository(tmp_path):
+    """Reports name data relative to ../shared, repository files relative to the repository."""
+    assert report_path(os.path.join(shared_dir(), 'data', 'ycbv', 'frames', '0002')) == \
+        'data/ycbv/frames/0002'
+    here = os.path.abspath(__file__)
+    assert report_path(here) == 'training/tests/test_heads.py'
+    assert report_path(str(tmp_path / 'x.pt')) == str(tmp_path / 'x.pt')  # elsewhere: as is
 
 
 def test_model_inputs_letterbox_labels_and_ignore_padding():
@@ -172,14 +200,20 @@ def test_heads_file_round_trip_and_fingerprint(tmp_path):
 
 @pytest.mark.slow
 def test_train_heads_end_to_end_on_ycbv(shared_data, tmp_path):
-    """Check: train heads end to end on ycbv."""
+    """A checkpoint's heads, the same heads on the random-init encoder, the majority class."""
+    checkpoint = tmp_path / 'pretrained.pt'
+    model = tiny_model(0)
+    with torch.no_grad():
+        next(model.adapter.parameters()).mul_(2.0)  # differs from the seed's random init
+    torch.save({'model': model.state_dict(), 'model_config': model.config, 'step': 7},
+               checkpoint)
     report = tmp_path / 'seg.md'
     train_heads_main([
-        '--output-dir', str(tmp_path), '--report', str(report), 'heads.steps=3',
-        'heads.input_size=[56,70]', 'heads.train.select=[0,2]', 'heads.eval.select=[0,3]',
-        'heads.hflip=false', 'heads.fpn_channels=8',
-        f'heads.train.root={shared_data}/ycbv/frames/0000',
-        f'heads.eval.root={shared_data}/ycbv/frames/0001',
+        '--checkpoint', str(checkpoint), '--output-dir', str(tmp_path), '--report', str(report),
+        'heads.steps=3', 'heads.input_size=[56,70]', 'heads.hflip=false',
+        'heads.fpn_channels=8', f'data.base_dir={shared_data}',
+        'heads.train=[{type: ycbv, root: ycbv/frames/0000, select: [0, 2]}]',
+        'heads.eval=[{type: ycbv, root: ycbv/frames/0001, select: [0, 3]}]',
         'model.timm_kwargs={depth: 2, embed_dim: 64, num_heads: 2}'])
     text = report.read_text()
     # The majority class of the training frames is background; predicting it everywhere has
@@ -190,7 +224,13 @@ def test_train_heads_end_to_end_on_ycbv(shared_data, tmp_path):
     share = np.mean(np.concatenate([lab.ravel() for lab in labels]) == 0)
     assert f'| majority class (background) | {100 * share / 5:.2f} | {100 * share:.2f} |' \
         in text  # 5 classes in the eval ground truth: background + 4 objects
+    rows = [line.split('|')[1].strip() for line in text.splitlines() if line.startswith('| ')]
+    assert rows[1:] == ['linear', 'fpn', 'linear, random-init encoder',
+                        'fpn, random-init encoder', 'majority class (background)']
+    assert 'data/ycbv/frames/0000 select [0, 2]' in text
+    assert shared_data not in text  # data paths relative to ../shared
+    assert f'checkpoint {checkpoint} (step 7)' in text  # outside repo and shared: as given
     for kind in ('linear', 'fpn'):
-        _, info = load_heads_checkpoint(str(tmp_path / f'{kind}.pt'), tiny_model(0))
+        _, info = load_heads_checkpoint(str(tmp_path / f'{kind}.pt'), model)
         assert info['class_names'] == list(YCBV_CLASSES) and info['layout'] == 'ycbv'
-        assert 0.0 <= info['metrics']['miou'] <= 1.0 and f'| {kind} |' in text
+        assert 0.0 <= info['metrics']['miou'] <= 1.0
