@@ -1,17 +1,20 @@
 """End-to-end latency and throughput of the perception node, against the bare model call.
 
-Replays real 7-Scenes frames at 30 Hz through the node (a separate process, as on a robot) over
-real DDS with every output subscribed (point cloud included), and prints: the end-to-end
-latency (input stamp to ``~/depth`` received) p50/p99, the sustained output rate, the node's
-time per frame (its ``process`` stage: decode to last publish, from ``/diagnostics``) divided by
-the bare ONNX Runtime call on the same inputs (target overhead < 15 %), and where the time goes
-per stage.
+Replays real 7-Scenes 640x480 frames at 30 Hz through the node (a separate process, as on a
+robot) over real DDS with every output subscribed, once without and once with ``~/points``,
+and prints for each run: the sustained output rate, the end-to-end latency (input stamp to
+``~/depth`` received) p50/p99 (and p50 of the first and the second half of the run: a queue
+would make it grow), the drops by cause, the node's time per frame split into the model call
+and everything else (non-model work) with the p50 of every stage (from ``/diagnostics``), and
+the node's peak resident memory. The same figures for the bare ONNX Runtime call on the same
+frame, with the node's thread settings, come first. A summary table for the README ends it.
 
-Usage: python -m bench.node_latency [--model M.onnx] [--seconds 30] [--rate 30] [--providers cpu]
+Usage: python -m bench.node_latency [--model M.onnx] [--seconds 20] [--rate 30]
+    [--providers cpu] [--points off,on] [--param NAME=VALUE ...]
 
-Without ``--model`` it measures a VD-sized model exported by ``bench/vd_export.py`` (random
-init ViT-S/14 RGB and depth branches at 336x448 with an untrained 22-class linear head, made by
-``python -m training.export_onnx`` in a subprocess, so no torch is imported here).
+Without ``--model`` it measures the shipped ``models/vd_cpu.onnx``, else a random-init export
+of the CPU preset (``bench/vd_export.py``, made by ``python -m training.export_onnx`` in a
+subprocess, so no torch is imported here).
 """
 
 import argparse
@@ -19,40 +22,36 @@ import os
 import tempfile
 import time
 
-from bench.ros_session import NodeSession, OutputRecorder, ROOT
-from bench.vd_export import export_random_vd_model
+from bench.ros_session import bench_frames, NodeSession
+from bench.vd_export import bench_model
 import numpy as np
 from std_msgs.msg import Header
 
 from vd_ros.core.preprocess import prepare_inputs
 from vd_ros.inference import VDModel
-from vd_ros.replay import frame_messages, load_frames, SAMPLE_DIR
+from vd_ros.replay import frame_messages
 
-SHARED = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
 OUTPUTS = ('segmentation', 'segmentation/color', 'depth', 'features', 'features/pca', 'points')
-STAGES = ('decode', 'prepare_inputs', 'model', 'segmentation', 'segmentation_color', 'depth',
-          'points', 'features', 'features_pca', 'process')
 
 
-def bare_model_ms(model: VDModel, frame, budget_s: float = 30.0, repeats: int = 20) -> tuple:
-    """Return (median ms, calls) of the ORT call with every output on a real frame.
+def bare_model_ms(model: VDModel, frame, budget_s: float = 30.0, repeats: int = 30) -> np.ndarray:
+    """Return the times in ms of the ORT call with every output on a real frame.
 
-    Calls until ``repeats`` are done or ``budget_s`` is spent (at least 3 calls).
+    Calls until ``repeats`` are done or ``budget_s`` is spent (at least 5 calls).
     """
     rgb_in, pde, _ = prepare_inputs(frame.rgb, frame.depth_m, model.contract)
     model.run(rgb_in, pde)  # warm-up
     times = []
     deadline = time.monotonic() + budget_s
-    while len(times) < repeats and (len(times) < 3 or time.monotonic() < deadline):
+    while len(times) < repeats and (len(times) < 5 or time.monotonic() < deadline):
         start = time.perf_counter()
         model.run(rgb_in, pde)
         times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3), len(times)
+    return np.array(times) * 1e3
 
 
-def replay(recorder: OutputRecorder, frames, seconds: float, rate: float) -> list:
+def replay(recorder, messages, seconds: float, rate: float) -> list:
     """Publish the frames in a loop at ``rate`` Hz; return [(stamp key, stamp seconds)]."""
-    messages = [frame_messages(f, Header(frame_id='camera')) for f in frames]
     sent, period = [], 1.0 / rate
     start = time.monotonic()
     while time.monotonic() - start < seconds:
@@ -64,84 +63,136 @@ def replay(recorder: OutputRecorder, frames, seconds: float, rate: float) -> lis
     return sent
 
 
-def run_node(model_path: str, providers, frames, args, folder: str, topics) -> tuple:
-    """Start the node, replay, return (sent, recorder, diagnostics, exit code)."""
-    with NodeSession(model_path, providers, os.path.join(folder, 'node.log'), OUTPUTS,
-                     {'outputs.points': 'true'}, topics, timeout=120.0) as session:
-        sent = replay(session.recorder, frames, args.seconds, args.rate)
-        time.sleep(3.0 + 2 * args.expected_frame_s)  # the last frame and a diagnostics period
+def peak_rss_mb(pid: int) -> float:
+    """Return the peak resident memory (VmHWM) of a process in MB, NaN when unreadable."""
+    try:
+        with open(f'/proc/{pid}/status') as status:
+            for line in status:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float('nan')
+
+
+def run_node(model_path: str, providers, messages, args, folder: str, points: bool) -> dict:
+    """Start the node, replay, and return the figures of the run."""
+    topics = [topic for topic in OUTPUTS if points or topic != 'points']
+    if not args.segmentation:
+        topics = [topic for topic in topics if not topic.startswith('segmentation')]
+    parameters = {'outputs.points': str(points).lower(),
+                  **dict(p.split('=', 1) for p in args.param)}
+    with NodeSession(model_path, providers, os.path.join(folder, f'node_{points}.log'), topics,
+                     parameters, topics, timeout=120.0) as session:
+        sent = replay(session.recorder, messages, args.seconds, args.rate)
+        time.sleep(3.0)  # the last frame and a diagnostics period
         diagnostics = dict(session.recorder.diagnostics)
-    return sent, session.recorder, diagnostics, session.exit_code
+        rss = peak_rss_mb(session.process.pid)
+    received = session.recorder.received
+    depth = received['depth']
+    latencies = np.array([depth[s][1] - t for s, t in sent if s in depth]) * 1e3
+    done = sorted(time_received for _, time_received in depth.values())
+    stages = {key[len('stage_'):-len('_p50_ms')]: float(value)
+              for key, value in diagnostics.items()
+              if key.startswith('stage_') and key.endswith('_p50_ms')}
+    return {'points': points, 'exit_code': session.exit_code, 'sent': len(sent),
+            'received': {topic: len(messages) for topic, messages in received.items()},
+            'latencies': latencies, 'stages': stages, 'rss_mb': rss,
+            'rate': (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else 0.0,
+            'drops': {key[len('drops.'):]: int(value) for key, value in diagnostics.items()
+                      if key.startswith('drops.') and value != '0'}}
 
 
 def main():
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--model', help='ONNX model (default: VD-sized export, see above)')
-    parser.add_argument('--seconds', type=float, default=30.0)
+    parser.add_argument('--model', help='ONNX model (default: see above)')
+    parser.add_argument('--seconds', type=float, default=20.0)
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--providers', default='cpu')
+    parser.add_argument('--points', default='off,on',
+                        help='runs: off (every output but ~/points), on (with it) or both')
+    parser.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
+                        help='extra node parameter, e.g. intra_op_threads=2 (repeatable)')
     args = parser.parse_args()
     os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
     os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 200))
-    kitchen = os.path.join(SHARED, 'data', '7scenes_redkitchen')
-    source = kitchen if os.path.isdir(kitchen) else SAMPLE_DIR
-    frames = load_frames(source, count=30, step=5 if source == kitchen else 1)
+    model_path, described = (args.model, args.model) if args.model else bench_model()
+    frames = bench_frames(30)
+    messages = [frame_messages(f, Header(frame_id='camera')) for f in frames]
     providers = args.providers.split(',')
+    threads = int(dict(p.split('=', 1) for p in args.param).get('intra_op_threads', 0))
     load_before = os.getloadavg()
+    model = VDModel(model_path, providers, intra_op_threads=threads)
+    args.segmentation = 'seg_logits' in model.output_names
+    bare = bare_model_ms(model, frames[0])
+    bare_threads = model.intra_op_threads
+    del model  # free its threads before the node runs
+    runs = []
     with tempfile.TemporaryDirectory() as folder:
-        if args.model:
-            model_path, described = args.model, args.model
-        else:
-            model_path = export_random_vd_model()
-            described = (f'{model_path}: random-init VD (ViT-S/14 RGB + depth branches, '
-                         '336x448, untrained linear head: timing only)')
-        model = VDModel(model_path, providers)
-        outputs = model.output_names
-        bare_ms, calls = bare_model_ms(model, frames[0])
-        del model  # free its threads before the node runs
-        args.expected_frame_s = bare_ms / 1e3
-        topics = [topic for topic in OUTPUTS
-                  if 'seg_logits' in outputs or not topic.startswith('segmentation')]
-        sent, recorder, diagnostics, code = run_node(model_path, providers, frames, args,
-                                                     folder, topics)
-    load_after = os.getloadavg()
-    report(args, described, providers, code, sent, recorder, diagnostics, bare_ms, calls,
-           (load_before, load_after))
-
-
-def report(args, described, providers, code, sent, recorder, diagnostics, bare_ms, calls,
-           loads):
-    """Print the figures."""
-    depth = recorder.received['depth']
-    latencies = np.array([depth[s][1] - t for s, t in sent if s in depth]) * 1e3
-    done = sorted(received for _, received in depth.values())
-    rate = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else 0.0
-    stage = {name: float(diagnostics.get(f'stage_{name}_p50_ms', 'nan')) for name in STAGES}
+        for points in args.points.split(','):
+            runs.append(run_node(model_path, providers, messages, args, folder, points == 'on'))
     print(f'model: {described}')
-    print(f'providers {providers}, node exit code {code}; CPU: {os.cpu_count()} cores, load '
-          f'average {loads[0][0]:.1f} before, {loads[1][0]:.1f} after (shared machine)')
-    print(f'frames sent: {len(sent)} at {args.rate:.0f} Hz over {args.seconds:.0f} s; '
-          f'depth outputs received: {len(latencies)}; all outputs received: ' + ', '.join(
-              f'{topic} {len(messages)}' for topic, messages in recorder.received.items()))
+    print(f'providers {providers}, {os.cpu_count()} cores, load average (1/5/15 min) '
+          f'{"/".join(f"{v:.1f}" for v in load_before)} before, '
+          f'{"/".join(f"{v:.1f}" for v in os.getloadavg())} after (shared machine)')
+    print(f'\nbare ONNX Runtime call (all outputs, {bare_threads} intra-op thread(s), '
+          f'{bare.size} calls): p50 {np.median(bare):.1f} ms, p99 {np.percentile(bare, 99):.1f} '
+          f'ms, at most {1e3 / np.median(bare):.1f} Hz back to back')
+    for run in runs:
+        report(run, args)
+    summary(bare, runs)
+
+
+def report(run: dict, args) -> None:
+    """Print the figures of one node run."""
+    latencies, stages = run['latencies'], run['stages']
+    print(f'\nnode, every output subscribed {"with" if run["points"] else "except"} ~/points '
+          f'(exit code {run["exit_code"]}): {run["sent"]} frames sent at {args.rate:.0f} Hz '
+          f'over {args.seconds:.0f} s; received ' + ', '.join(
+              f'{topic} {count}' for topic, count in run['received'].items()))
+    print(f'  output rate {run["rate"]:.2f} Hz; drops by cause: ' + (', '.join(
+        f'{cause} {count}' for cause, count in run['drops'].items()) or 'none'))
     if latencies.size:
-        print(f'end-to-end latency (stamp -> ~/depth received): p50 '
-              f'{np.percentile(latencies, 50):.1f} ms, p99 {np.percentile(latencies, 99):.1f} ms')
-    print(f'sustained output rate: {rate:.2f} Hz; node drops: ' + (', '.join(
-        f'{k[6:]} {v}' for k, v in diagnostics.items() if k.startswith('drops.') and v != '0')
-        or 'none'))
-    print('per-stage wall time in the node, p50 ms (from /diagnostics):')
-    for name in STAGES:
-        print(f'  {name:20s} {stage[name]:8.1f}')
-    print(f'node statistics: pair received -> last output published p50 '
-          f'{float(diagnostics.get("latency_p50_ms", "nan")):.1f} ms (includes waiting in the '
-          f'mailbox), its ORT call p50 {float(diagnostics.get("model_p50_ms", "nan")):.1f} ms')
-    node_ms, overhead_ms = stage['process'], stage['process'] - stage['model']
-    print(f'bare ORT call (all outputs, median of {calls}): {bare_ms:.1f} ms; node time per '
-          f'frame p50 {node_ms:.1f} ms (its own ORT call {stage["model"]:.1f} ms, everything '
-          f'else {overhead_ms:.1f} ms)')
-    print(f'ratio node / bare ORT = {node_ms / bare_ms:.2f}; node overhead = '
-          f'{100 * overhead_ms / bare_ms:.1f} % of the bare call (target < 15 %)')
+        half = latencies.size // 2
+        print(f'  end-to-end latency (stamp -> ~/depth received) p50 '
+              f'{np.percentile(latencies, 50):.1f} ms, p99 {np.percentile(latencies, 99):.1f} '
+              f'ms; p50 first half {np.median(latencies[:max(half, 1)]):.1f} ms, second half '
+              f'{np.median(latencies[half:]):.1f} ms')
+    print(f'  per frame p50: model {stages.get("model", np.nan):.1f} ms, non-model '
+          f'{non_model_ms(stages):.1f} ms; peak RSS {run["rss_mb"]:.0f} MB')
+    print('  stages p50 ms: ' + ', '.join(f'{name} {value:.1f}' for name, value in
+                                           stages.items()))
+
+
+def non_model_ms(stages: dict) -> float:
+    """Return the node's non-model time per frame (its own stage, else process - model)."""
+    if 'non_model' in stages:
+        return stages['non_model']
+    return stages.get('process', np.nan) - stages.get('model', np.nan)
+
+
+def summary(bare: np.ndarray, runs: list) -> None:
+    """Print the README table: one column for the bare call, one per node run."""
+    names = ['bare ORT call'] + [f'node, {"with" if r["points"] else "no"} points'
+                                 for r in runs]
+    rows = [('output rate [Hz]', [f'{1e3 / np.median(bare):.1f}'] +
+             [f'{r["rate"]:.1f}' for r in runs]),
+            ('latency p50 / p99 [ms]', [f'{np.median(bare):.0f} / {np.percentile(bare, 99):.0f}']
+             + [f'{np.percentile(r["latencies"], 50):.0f} / '
+                f'{np.percentile(r["latencies"], 99):.0f}' if r['latencies'].size else '-'
+                for r in runs]),
+            ('model call p50 [ms]', [f'{np.median(bare):.0f}'] +
+             [f'{r["stages"].get("model", np.nan):.0f}' for r in runs]),
+            ('non-model work p50 [ms]', ['-'] + [f'{non_model_ms(r["stages"]):.1f}'
+                                                 for r in runs]),
+            ('drops by cause', ['-'] + [', '.join(f'{c} {n}' for c, n in r['drops'].items())
+                                        or 'none' for r in runs]),
+            ('peak RSS [MB]', ['-'] + [f'{r["rss_mb"]:.0f}' for r in runs])]
+    print('\n| figure | ' + ' | '.join(names) + ' |')
+    print('|---|' + '---:|' * len(names))
+    for label, values in rows:
+        print(f'| {label} | ' + ' | '.join(values) + ' |')
 
 
 if __name__ == '__main__':

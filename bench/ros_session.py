@@ -16,10 +16,19 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, PointCloud2
 
 from vd_ros.diagnostics import status_values
-from vd_ros.replay import FramePublisher, qos_profile
+from vd_ros.replay import FramePublisher, load_frames, qos_profile, SAMPLE_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
 NODE_NAME = 'vd_perception'
+
+
+def bench_frames(count: int = 30) -> list:
+    """Return real 7-Scenes VGA frames (every 5th) from ../shared, else the in-repo sample."""
+    kitchen = os.path.join(SHARED, 'data', '7scenes_redkitchen')
+    if os.path.isdir(kitchen):
+        return load_frames(kitchen, count=count, step=5)
+    return load_frames(SAMPLE_DIR, count=count)
 
 
 def start_node(model_path: str, providers=('cpu',), log_path: str = None,

@@ -24,6 +24,16 @@ DEFAULT_PROVIDERS = (CUDA, CPU)
 PROVIDER_ALIASES = {'tensorrt': TENSORRT, 'trt': TENSORRT, 'cuda': CUDA, 'cpu': CPU}
 
 
+def auto_intra_op_threads() -> int:
+    """Return the intra-op thread count for ``intra_op_threads: 0``.
+
+    Every CPU this process may run on but one, at least one: the spare core runs the executor
+    and the post-processing of the previous frame while the model runs. On a 2-core machine
+    that is 1, which the CPU preset also runs fastest with under load (README "Performance").
+    """
+    return max(1, len(os.sched_getaffinity(0)) - 1)
+
+
 class ModelLoadError(RuntimeError):
     """A model file is missing or ONNX Runtime cannot load it."""
 
@@ -85,6 +95,7 @@ class VDModel:
         requested_providers: Providers asked for, in order of preference.
         active_providers: Providers ONNX Runtime really uses (``session.get_providers()``).
         output_names: Outputs present in the graph.
+        intra_op_threads: ORT intra-op threads in use.
     """
 
     def __init__(self, path: str, providers=DEFAULT_PROVIDERS, tensorrt_cache_path: str = '',
@@ -96,7 +107,7 @@ class VDModel:
             providers: Execution providers (names or aliases) in order of preference.
             tensorrt_cache_path: TensorRT engine cache folder ('' = no cache).
             tensorrt_fp16: Allow fp16 TensorRT engines.
-            intra_op_threads: ORT intra-op threads (0 = ORT default).
+            intra_op_threads: ORT intra-op threads; 0 = :func:`auto_intra_op_threads`.
 
         Raises:
             ModelLoadError: The file is missing or not a loadable ONNX model.
@@ -110,8 +121,13 @@ class VDModel:
         if tensorrt_cache_path and TENSORRT in self.requested_providers:
             os.makedirs(tensorrt_cache_path, exist_ok=True)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(intra_op_threads)
+        self.intra_op_threads = int(intra_op_threads) or auto_intra_op_threads()
+        options.intra_op_num_threads = self.intra_op_threads
+        # Measured on the CPU preset (bench/ort_settings.py, README "Performance"): level all
+        # needs the least CPU per call; idle pool threads that spin take the cores the
+        # executor and the post-processing need.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
             self.session = ort.InferenceSession(
                 self.path, sess_options=options,

@@ -21,7 +21,8 @@ PARAMETERS = {
     'providers': (['cuda', 'cpu'], 'ONNX Runtime execution providers in order of preference: '
                   'tensorrt, cuda, cpu (or full ORT names)', None),
     'tensorrt_cache_path': ('', "TensorRT engine cache folder ('' = no cache)", None),
-    'intra_op_threads': (0, 'ONNX Runtime intra-op CPU threads (0 = ORT default)', (0, 256)),
+    'intra_op_threads': (0, 'ONNX Runtime intra-op CPU threads (0 = all CPUs but one, at least 1)',
+                         (0, 256)),
     'qos': ('sensor_data', "input QoS: 'sensor_data' (best effort) or 'reliable'", None),
     'sync.slop': (0.02, 'largest RGB-depth stamp difference in a pair, seconds', (0.0, 1.0)),
     'sync.queue_size': (5, 'messages kept per input while waiting for a partner', (1, 100)),

@@ -309,7 +309,9 @@ class PerceptionNode(LifecycleNode):
             self._publish_depth(result['depth'][0, 0], letterbox, depth, rgb, info, header)
         if 'features' in result:
             self._publish_features(result['features'][0], letterbox, info, header)
-        self.stages.record('process', time.perf_counter() - start)
+        process_s = time.perf_counter() - start
+        self.stages.record('process', process_s)
+        self.stages.record('non_model', process_s - model_s)
         self.stats.record_frame(time.monotonic() - received, model_s)
 
     def _decode(self, rgb_msg: Image, depth_msg: Image) -> tuple:

@@ -1,0 +1,103 @@
+"""ONNX Runtime CPU settings, measured on the bench model: the figures behind the node's choice.
+
+Times the bare ``session.run`` (every output, one real 7-Scenes frame through the node's
+preprocessing) for intra-op threads x graph optimisation level x thread-pool spinning, the
+session load time with and without an optimised model saved at first load, and the fp16
+export against fp32. Sessions are timed round-robin, one call each per round, so a change of
+the machine's load hits every row alike. Prints wall time p50 / p90 and CPU time per call
+(all threads of this process). A figure-printing script, not a test.
+
+Usage: python -m bench.ort_settings [--model M.onnx] [--rounds 15] [--no-fp16]
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+from bench.ros_session import bench_frames
+from bench.vd_export import bench_model, export_random_vd_model
+import numpy as np
+import onnxruntime as ort
+
+from vd_ros.core.preprocess import prepare_inputs
+from vd_ros.inference import VDModel
+LEVELS = {'disabled': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+          'basic': ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+          'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+          'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+
+def session(path: str, threads: int, level: str = 'all', spinning: bool = True,
+            save_to: str = None) -> tuple:
+    """Open a CPU session; return (session, load seconds)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = LEVELS[level]
+    options.add_session_config_entry('session.intra_op.allow_spinning', '1' if spinning else '0')
+    if save_to:
+        options.optimized_model_filepath = save_to
+    start = time.perf_counter()
+    opened = ort.InferenceSession(path, sess_options=options, providers=['CPUExecutionProvider'])
+    return opened, time.perf_counter() - start
+
+
+def time_round_robin(sessions: dict, feeds: dict, rounds: int) -> dict:
+    """Call every session once per round; return name -> (wall ms, CPU ms) arrays."""
+    for opened in sessions.values():
+        opened.run(None, feeds)  # warm-up
+    times = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, opened in sessions.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            opened.run(None, feeds)
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {name: np.array(values) * 1e3 for name, values in times.items()}
+
+
+def main():
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--model', help='ONNX model (default: the bench model, see vd_export)')
+    parser.add_argument('--rounds', type=int, default=15)
+    parser.add_argument('--no-fp16', action='store_true', help='skip the fp16 export')
+    args = parser.parse_args()
+    path, described = (args.model, args.model) if args.model else bench_model()
+    frame = bench_frames(1)[0]
+    contract = VDModel(path, ['cpu']).contract
+    rgb_in, pde, _ = prepare_inputs(frame.rgb, frame.depth_m, contract)
+    feeds = {'rgb': rgb_in, 'pde': pde}
+    sessions, loads = {}, {}
+    for threads in (1, 2):
+        for level in LEVELS:
+            name = f'{threads} thread{"s" if threads > 1 else ""}, {level}'
+            sessions[name], loads[name] = session(path, threads, level)
+    sessions['2 threads, all, no spinning'], _ = session(path, 2, spinning=False)
+    with tempfile.TemporaryDirectory() as folder:
+        saved = os.path.join(folder, 'optimised.onnx')
+        _, first_load = session(path, 1, save_to=saved)
+        sessions['1 thread, saved optimised model'], saved_load = session(saved, 1, 'disabled')
+        loads['1 thread, saved optimised model'] = saved_load
+        if not args.no_fp16 and not args.model:
+            fp16_path = export_random_vd_model(
+                os.path.join(os.path.dirname(path), 'vd_cpu_random_126x168_fp16.onnx'),
+                fp16=True)
+            for threads in (1, 2):
+                name = f'{threads} thread{"s" if threads > 1 else ""}, all, fp16 export'
+                sessions[name], loads[name] = session(fp16_path, threads)
+        load_before = os.getloadavg()[0]
+        times = time_round_robin(sessions, feeds, args.rounds)
+    print(f'model: {described}')
+    print(f'ONNX Runtime {ort.__version__}, CPU execution provider, {os.cpu_count()} cores, '
+          f'load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; '
+          f'{args.rounds} calls per row, round-robin')
+    print(f'{"setting":<36}{"load ms":>9}{"wall p50":>10}{"wall p90":>10}{"CPU p50":>9}')
+    for name, values in times.items():
+        load = f'{1e3 * loads[name]:.0f}' if name in loads else '-'
+        print(f'{name:<36}{load:>9}{np.median(values[:, 0]):>10.1f}'
+              f'{np.percentile(values[:, 0], 90):>10.1f}{np.median(values[:, 1]):>9.1f}')
+    print(f'first load at level all, writing the optimised model: {1e3 * first_load:.0f} ms')
+
+
+if __name__ == '__main__':
+    main()
