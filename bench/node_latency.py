@@ -161,8 +161,8 @@ def report(run: dict, args) -> None:
               f'{np.median(latencies[half:]):.1f} ms')
     print(f'  per frame p50: model {stages.get("model", np.nan):.1f} ms, non-model '
           f'{non_model_ms(stages):.1f} ms; peak RSS {run["rss_mb"]:.0f} MB')
-    print('  stages p50 ms: ' + ', '.join(f'{name} {value:.1f}' for name, value in
-                                           stages.items()))
+    print('  stages p50 ms: ' + ', '.join(
+        f'{name} {value:.1f}' for name, value in stages.items()))
 
 
 def non_model_ms(stages: dict) -> float:
