@@ -11,21 +11,26 @@ Usage::
 Without ``--checkpoint`` or ``--random-init`` only the baselines run. Trailing ``key=value``
 arguments override the config (OmegaConf dotlist), e.g. for a tiny model
 ``'model.timm_kwargs={depth: 4, embed_dim: 64, num_heads: 2}'``.
+
+Completion frames: when the config names a held-out split (``holdout.sources``, e.g.
+``--config training/configs/cpu.yaml``), ``--frames`` evenly spaced frames of each held-out
+source (0: all of them), one table section per source; otherwise evenly spaced frames of
+7-Scenes and YCB-Video videos 0000/0001. Data paths are printed relative to ../shared.
 """
 
 import argparse
 import logging
 import os
-import shlex
 import sys
 
 import torch
 
+from training.data.shared_paths import command_text, shared_dir, source_text
 from training.engine.config import load_config, to_plain
 from training.eval.completion_protocol import (baseline_methods, complete_frame, InputPattern,
                                                pattern_seed, run_completion_protocol,
                                                summarize_completion)
-from training.eval.frames import completion_frames
+from training.eval.frames import completion_frames, holdout_frames, RGBDFrame
 from training.eval.pose_protocol import (AUC_THRESHOLDS_DEG, dense_extractor,
                                          keypoint_extractor, POSE_GAPS, run_pose_protocol,
                                          summarize_pose)
@@ -36,8 +41,7 @@ from training.eval.vd_model import load_vd_model, VDRunner
 _logger = logging.getLogger(__name__)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA = os.path.join(os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared')),
-                            'data')
+DEFAULT_DATA = os.path.join(shared_dir(), 'data')
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -54,7 +58,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help='extra YAML merged over training/configs/default.yaml')
     parser.add_argument('--data', default=DEFAULT_DATA, help='the ../shared/data folder')
     parser.add_argument('--frames', type=int, default=10,
-                        help='completion frames per dataset (7-Scenes and YCB-Video)')
+                        help='completion frames per dataset (7-Scenes and YCB-Video), or per '
+                        'held-out source of the config (0: all)')
     parser.add_argument('--points', type=int, nargs='*', default=[1500, 500, 150],
                         help='VOID-style input densities (valid points kept)')
     parser.add_argument('--perlin', type=float, nargs='*', default=[0.5],
@@ -73,10 +78,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def evaluate_completion(args: argparse.Namespace, runner: VDRunner | None, provenance: str,
-                        command: str) -> list[dict]:
+def select_completion_frames(args: argparse.Namespace,
+                             cfg: dict) -> tuple[list[RGBDFrame], str]:
+    """Return the completion frames and a sentence naming where they come from.
+
+    The config's ``holdout.sources`` when it names them, else the fixed 7-Scenes / YCB-Video
+    selection.
+    """
+    sources = (cfg.get('holdout') or {}).get('sources')
+    if not sources:
+        return completion_frames(args.data, args.frames), (
+            'Fixed frames, evenly spaced over 7-Scenes redkitchen 0-399 and YCB-Video videos '
+            '0000/0001 (the config names no holdout.sources, so a model may have trained on '
+            'them).')
+    frames = holdout_frames(sources, args.data, args.frames)
+    split = '; '.join(source_text(spec, args.data) for spec in sources)
+    taken = 'every frame' if args.frames <= 0 else f'up to {args.frames} evenly spaced frames'
+    return frames, (f'Held-out split of the config (holdout.sources, never trained on): '
+                    f'{split}; {taken} per source (paths relative to ../shared; select: '
+                    '[start, stop(, step)] of the sorted frame list).')
+
+
+def evaluate_completion(args: argparse.Namespace, cfg: dict, runner: VDRunner | None,
+                        provenance: str, command: str) -> list[dict]:
     """Run the completion protocol, write completion.md and its figures, return the rows."""
-    frames = completion_frames(args.data, args.frames)
+    frames, origin = select_completion_frames(args, cfg)
     patterns = tuple([InputPattern('points', count) for count in args.points]
                      + [InputPattern('perlin', share) for share in args.perlin])
     if not patterns:
@@ -105,6 +131,7 @@ def evaluate_completion(args: argparse.Namespace, runner: VDRunner | None, prove
                                  os.path.join(args.out, name))
         figures.append(name)
     settings = [
+        origin,
         f'Frames ({len(frames)}): ' + ', '.join(frame.name for frame in frames) + '.',
         'Inputs: ' + ', '.join(p.name for p in patterns) + ' of the measured depth '
         '(points uniform over valid pixels; Perlin holes remove that share of valid pixels), '
@@ -167,16 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     if args.device == 'auto':
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    command = 'python -m training.evaluate ' + shlex.join(argv)
+    command = command_text('python -m training.evaluate', argv)
     runner, provenance = None, 'none (baselines only)'
+    cfg = to_plain(load_config(args.config, args.overrides))
     if args.checkpoint or args.random_init:
-        cfg = to_plain(load_config(args.config, args.overrides))
         model, provenance = load_vd_model(cfg['model'], args.checkpoint, args.checkpoint_label,
                                           args.seed)
         runner = VDRunner(model, tuple(args.input_size), args.device)
     _logger.info('model: %s', provenance)
     if args.task in ('completion', 'all'):
-        evaluate_completion(args, runner, provenance, command)
+        evaluate_completion(args, cfg, runner, provenance, command)
     if args.task in ('pose', 'all'):
         evaluate_pose(args, runner, provenance, command)
     _logger.info('results written to %s', args.out)

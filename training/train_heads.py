@@ -26,7 +26,6 @@ import argparse
 from dataclasses import dataclass
 import logging
 import os
-import shlex
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -42,7 +41,8 @@ from training.checkpoint_match import build_checked_model
 from training.data.datasets import build_source
 from training.data.label_layouts import (get_layout, IGNORE_LABEL, LabelLayout, load_label_map,
                                          remap_labels, training_labels)
-from training.data.shared_paths import report_path, resolve_data_root
+from training.data.shared_paths import (command_text, report_path, resolve_data_root,
+                                        source_text)
 from training.engine.config import DEFAULT_CONFIG, load_config, to_plain
 from training.eval.segmentation_metrics import (confusion_matrix, mean_iou, per_class_iou,
                                                 pixel_accuracy)
@@ -100,13 +100,6 @@ def load_frames(sources: List[Dict[str, Any]], base_dir: str) -> List[dict]:
         _logger.info('%d labelled frames from %s', len(chosen), source_text(spec, base_dir))
         samples += chosen
     return samples
-
-
-def source_text(spec: Dict[str, Any], base_dir: str) -> str:
-    """Describe a source for reports: its root relative to ../shared and its frame ranges."""
-    ranges = ''.join(f' {key} {spec[key]}' for key in ('select', 'exclude')
-                     if spec.get(key) is not None)
-    return report_path(os.path.join(base_dir, spec['root'])) + ranges
 
 
 def layout_labels(sample: dict, layout: LabelLayout, table: Optional[np.ndarray]) -> np.ndarray:
@@ -429,9 +422,8 @@ def write_report(args: argparse.Namespace, cfg: Dict[str, Any], results: Dict[st
         f'necessarily 0): {", ".join(unseen) or "none"}.',
         f'Wall time {seconds:.0f} s on this machine ({resolve_device(hcfg["device"])}).',
     ]
-    command = 'python -m training.train_heads ' + ' '.join(
-        shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith('train_heads.py') else \
-        'training.train_heads.run(...)'
+    command = command_text('python -m training.train_heads', sys.argv[1:]) \
+        if sys.argv[0].endswith('train_heads.py') else 'training.train_heads.run(...)'
     os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
     with open(args.report, 'w', encoding='utf-8') as stream:
         stream.write(report_markdown(results, settings, provenance, command))

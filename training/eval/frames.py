@@ -1,10 +1,16 @@
-"""The real RGB-D evaluation frames in ../shared/data: 7-Scenes redkitchen and YCB-Video."""
+"""The real RGB-D evaluation frames in ../shared/data.
+
+Without a named held-out split: 7-Scenes redkitchen and YCB-Video videos 0000/0001. With one
+(``holdout.sources`` of a training config): those frames, any reader, per source.
+"""
 
 import dataclasses
 import os
 
 import numpy as np
 
+from training.data.datasets import build_source
+from training.data.shared_paths import report_path
 from training.eval.pose_estimation import Intrinsics, SEVEN_SCENES_INTRINSICS
 from vd_ros.core.depth_codec import read_depth, read_rgb
 
@@ -22,11 +28,12 @@ class RGBDFrame:
     """One decoded RGB-D frame.
 
     Attributes:
-        name: Dataset-qualified frame name, e.g. '7scenes/000120'.
-        dataset: '7scenes' or 'ycbv'.
+        name: Dataset-qualified frame name, e.g. '7scenes/000120', or for held-out frames the
+            depth file relative to ../shared.
+        dataset: '7scenes' or 'ycbv'; for held-out frames the source's ``name`` or ``type``.
         rgb: uint8 (H, W, 3) RGB image.
         depth_m: float32 (H, W) measured depth in metres, 0 = invalid.
-        intrinsics: Camera intrinsics.
+        intrinsics: Camera intrinsics, or None when the reader does not know them.
         cam_to_world: (4, 4) ground-truth camera pose, or None when not known.
     """
 
@@ -34,7 +41,7 @@ class RGBDFrame:
     dataset: str
     rgb: np.ndarray
     depth_m: np.ndarray
-    intrinsics: Intrinsics
+    intrinsics: Intrinsics | None
     cam_to_world: np.ndarray | None = None
 
 
@@ -107,4 +114,47 @@ def completion_frames(data_root: str, per_dataset: int) -> list[RGBDFrame]:
     for flat in ycbv:
         video = YCBV_VIDEOS[flat % len(YCBV_VIDEOS)]
         frames.append(ycbv_frame(data_root, video, YCBV_FRAME_IDS[flat // len(YCBV_VIDEOS)]))
+    return frames
+
+
+def evenly_spaced(count: int, wanted: int) -> list[int]:
+    """Return ``wanted`` evenly spaced indices of ``range(count)`` (all when 0 or >= count)."""
+    if wanted <= 0 or wanted >= count:
+        return list(range(count))
+    return [int(i) for i in np.linspace(0, count - 1, wanted).round()]
+
+
+def holdout_frames(sources: list[dict], data_root: str, per_source: int) -> list[RGBDFrame]:
+    """Load the held-out frames a config names (``holdout.sources``).
+
+    Args:
+        sources: Source entries as in ``data.sources`` (``type``, ``root``, ``select`` /
+            ``exclude`` ranges, optional ``name``; ``training/data/datasets/factory.py``).
+        data_root: Folder relative roots resolve against (the ../shared/data folder).
+        per_source: Evenly spaced frames taken per source; 0 takes every frame.
+
+    Returns:
+        The frames in source order; ``dataset`` is the source's ``name`` (default ``type``),
+        ``name`` the depth file relative to ../shared.
+
+    Raises:
+        ValueError: A negative ``per_source`` or a bad source entry (unknown type, missing
+            root, bad ranges).
+        FrameError: A frame that cannot be read (after the reader's own skipping).
+    """
+    if per_source < 0:
+        raise ValueError(f'frames per held-out source must be >= 0 (0: all), got {per_source}')
+    frames = []
+    for spec in sources:
+        dataset = build_source(spec, base_dir=data_root)
+        for index in evenly_spaced(len(dataset), per_source):
+            sample = dataset[index]
+            matrix = sample.get('K')
+            intrinsics = None if matrix is None else Intrinsics(
+                float(matrix[0, 0]), float(matrix[1, 1]), float(matrix[0, 2]),
+                float(matrix[1, 2]))
+            frames.append(RGBDFrame(
+                name=report_path(sample['name']), dataset=spec.get('name', spec['type']),
+                rgb=sample['rgb'], depth_m=sample['depth'], intrinsics=intrinsics,
+                cam_to_world=sample.get('pose')))
     return frames

@@ -10,7 +10,6 @@ import torch
 from training.data.datasets import build_source
 from training.data.label_layouts import (get_layout, IGNORE_LABEL, NYU40_CLASSES, remap_labels,
                                          SUN37_CLASSES, training_labels, YCBV_CLASSES)
-from training.data.shared_paths import report_path, shared_dir
 from training.heads_checkpoint import (HeadsMismatchError, load_heads_checkpoint,
                                        save_heads_checkpoint)
 from training.models import build_model
@@ -151,15 +150,6 @@ def test_head_sources_must_be_a_list():
         load_frames({'type': 'ycbv', 'root': 'ycbv/frames/0000'}, '.')
     with pytest.raises(ValueError, match='non-empty list'):
         load_frames([], '.')
-
-
-def test_report_path_is_relative_to_shared_or_the_repository(tmp_path):
-    """Reports name data relative to ../shared, repository files relative to the repository."""
-    assert report_path(os.path.join(shared_dir(), 'data', 'ycbv', 'frames', '0002')) == \
-        'data/ycbv/frames/0002'
-    here = os.path.abspath(__file__)
-    assert report_path(here) == 'training/tests/test_heads.py'
-    assert report_path(str(tmp_path / 'x.pt')) == str(tmp_path / 'x.pt')  # elsewhere: as is
 
 
 def test_model_inputs_letterbox_labels_and_ignore_padding():
