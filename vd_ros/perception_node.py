@@ -73,7 +73,7 @@ class PerceptionNode(LifecycleNode):
         stages: Wall time of every processing stage (``stage_<name>_p50_ms`` on
             ``/diagnostics``): decode, prepare_inputs, model, segmentation,
             segmentation_color, depth (with its part depth_alignment), points, features,
-            features_pca and their sum, process.
+            features_pca, their sum process, and process - model as non_model.
         camera_infos: Recent camera_info messages (:class:`CameraInfoCache`).
         sync_implementation: ``'message_filters'`` or ``'vd_ros.sync'`` (once active).
         last_computed: Model outputs computed for the latest pair (those with subscribers).
