@@ -4,18 +4,20 @@ Thin on purpose: decoding lives in :mod:`vd_ros.image_codec`, pairing in :mod:`v
 camera_info in :mod:`vd_ros.camera_info_cache`, parameters in :mod:`vd_ros.live_parameters`,
 the model in :mod:`vd_ros.inference`, pre/post-processing in :mod:`vd_ros.core`. The
 subscription callbacks only put the newest RGB-depth pair into a one-slot mailbox; a worker
-thread runs the model on it, so a slow model drops frames (counted as ``stale``) instead of
-queueing them, and latency stays bounded.
+thread decodes it and runs the model, and a second thread post-processes and publishes the
+outputs while the first already runs the model on the next pair (:mod:`vd_ros.mailbox_worker`).
+A slow stage drops frames (counted as ``stale``) instead of queueing them, and latency stays
+bounded.
 
 A lifecycle (managed) node: configure loads and checks the model and creates the publishers,
-activate subscribes and starts the worker, deactivate stops the input (the model stays),
+activate subscribes and starts the workers, deactivate stops the input (the model stays),
 cleanup and shutdown free everything. With ``managed:=false`` (the default of the console
 script) it runs those transitions itself at start.
 """
 
 import os
-import threading
 import time
+from typing import NamedTuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -32,12 +34,12 @@ from vd_ros.core.contract import ContractError
 from vd_ros.core.depth_alignment import align_depth
 from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
 from vd_ros.core.postprocess import colorize_labels, feature_pca_rgb, labels_from_logits
-from vd_ros.core.preprocess import EmptyDepthError, prepare_inputs
+from vd_ros.core.preprocess import EmptyDepthError, Letterbox, prepare_inputs
 from vd_ros.diagnostics import diagnostic_status, NodeStatistics, UnsyncedFrameCounter
 from vd_ros.image_codec import array_to_image, decode_depth, decode_rgb, ImageEncodingError
 from vd_ros.inference import ModelLoadError, VDModel
-from vd_ros.latest_mailbox import LatestMailbox
 from vd_ros.live_parameters import combination_error, LiveParameters
+from vd_ros.mailbox_worker import MailboxWorker
 from vd_ros.messages import camera_info_with, point_cloud_xyzrgb
 from vd_ros.replay import qos_profile
 from vd_ros.stage_timer import StageTimer
@@ -59,6 +61,32 @@ class FrameDropped(Exception):
         """Store the drop cause and the human-readable reason."""
         super().__init__(message)
         self.cause = cause
+
+
+class ModelFrame(NamedTuple):
+    """What the second stage needs of a frame besides the model outputs.
+
+    Attributes:
+        header: The input header (stamp, frame_id) every output carries.
+        rgb: (h, w, 3) uint8 camera image.
+        depth: (h, w) measured depth in metres, 0 where invalid.
+        info: Its camera_info.
+        letterbox: Camera -> model input mapping.
+        settings: The parameter values the frame is processed with.
+        received: ``time.monotonic()`` when the pair arrived.
+        model_s: Duration of the model call.
+        first_stage_s: Duration of decode, preparation and model call.
+    """
+
+    header: object
+    rgb: np.ndarray
+    depth: np.ndarray
+    info: CameraInfo
+    letterbox: Letterbox
+    settings: dict
+    received: float
+    model_s: float
+    first_stage_s: float
 
 
 class PerceptionNode(LifecycleNode):
@@ -90,8 +118,7 @@ class PerceptionNode(LifecycleNode):
         """
         super().__init__(node_name, **kwargs)
         # Set before anything can raise: rclpy destroys a half-built node at shutdown.
-        self._mailbox = LatestMailbox()
-        self._worker = None
+        self._worker = self._output_worker = None
         self._inputs = []
         self._camera_info_input = None
         self._outputs = {}
@@ -153,7 +180,7 @@ class PerceptionNode(LifecycleNode):
                                                     self._publish_diagnostics)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Subscribe to the inputs and start the worker thread."""
+        """Subscribe to the inputs and start the two worker threads."""
         p = self.parameters.values
         use_mf = {'auto': None, 'true': True, 'false': False}[
             str(p['sync.use_message_filters']).lower()]
@@ -163,15 +190,15 @@ class PerceptionNode(LifecycleNode):
             p['sync.queue_size'], p['sync.slop'], self._on_pair, use_message_filters=use_mf)
         self._camera_info_input = CameraInfoInput(self, 'rgb/camera_info', qos,
                                                   self._on_camera_info)
-        self._mailbox = LatestMailbox()
-        self._worker = threading.Thread(target=self._work, args=(self._mailbox,),
-                                        name='vd_ros_worker', daemon=True)
-        self._worker.start()
+        # Two stages, each in its own thread (vd_ros.mailbox_worker): the post-processing and
+        # publishing of a frame overlap with the model call of the next.
+        self._worker = MailboxWorker('vd_ros_worker', self._guarded(self.process))
+        self._output_worker = MailboxWorker('vd_ros_outputs', self._guarded(self.publish_outputs))
         self.get_logger().info(f'active: pairing RGB and depth with {self.sync_implementation}')
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop the input and the worker; the model and the publishers stay."""
+        """Stop the input and the workers; the model and the publishers stay."""
         self._stop_input()
         self.get_logger().info('inactive: input stopped, model kept')
         return super().on_deactivate(state)
@@ -187,18 +214,17 @@ class PerceptionNode(LifecycleNode):
         return SUCCESS
 
     def _stop_input(self) -> None:
-        """Destroy the input subscriptions, then close the mailbox and join the worker."""
+        """Destroy the input subscriptions, then close and join the workers."""
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
         if self._camera_info_input is not None:
             self._camera_info_input.destroy()
             self._camera_info_input = None
-        self._mailbox.close()
-        if (self._worker is not None and self._worker.is_alive() and
-                self._worker is not threading.current_thread()):
-            self._worker.join(timeout=5.0)
-        self._worker = None
+        for worker in (self._worker, self._output_worker):
+            if worker is not None:
+                worker.close()
+        self._worker = self._output_worker = None
 
     def _release(self) -> None:
         """Stop the input, destroy publishers and timer, drop the model and camera_info."""
@@ -240,7 +266,8 @@ class PerceptionNode(LifecycleNode):
     def _on_pair(self, rgb: Image, depth: Image) -> None:
         self.stats.count_pair()
         self.unsynced.note_pair(stamp_nanoseconds(rgb))
-        if self._mailbox.put((rgb, depth, time.monotonic())):
+        worker = self._worker
+        if worker is not None and worker.put((rgb, depth, time.monotonic())):
             self.stats.count_drop('stale')
 
     def _drop(self, cause: str, message: str) -> None:
@@ -256,21 +283,21 @@ class PerceptionNode(LifecycleNode):
         return any(name in self._outputs and
                    self._outputs[name].get_subscription_count() > 0 for name in names)
 
-    def _work(self, mailbox: LatestMailbox) -> None:
-        """Worker thread: process the newest pair until the mailbox is closed."""
-        while not mailbox.closed:
-            item = mailbox.take()
-            if item is None:
-                continue
+    def _guarded(self, stage):
+        """Return ``stage`` taking one tuple, with drops and bugs counted and logged."""
+        def run(item) -> None:
             try:
-                self.process(*item)
+                stage(*item)
             except FrameDropped as drop:
                 self._drop(drop.cause, str(drop))
             except Exception as error:  # a bug must not stop the worker: count, log, go on
                 self._drop('processing_error', f'{type(error).__name__}: {error}')
+        return run
 
     def process(self, rgb_msg: Image, depth_msg: Image, received: float) -> None:
-        """Run the model on one pair and publish every output somebody subscribes to.
+        """First stage: decode one pair and run the model on the outputs somebody subscribes to.
+
+        The outputs go to the second stage (:meth:`publish_outputs`, its own thread).
 
         Raises:
             FrameDropped: For bad input or a failed model call (counted by the caller).
@@ -302,17 +329,25 @@ class PerceptionNode(LifecycleNode):
             raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
         model_s = time.perf_counter() - model_start
         self.stages.record('model', model_s)
-        header = rgb_msg.header
+        frame = ModelFrame(rgb_msg.header, rgb, depth, info, letterbox, self.settings, received,
+                           model_s, time.perf_counter() - start)
+        worker = self._output_worker
+        if worker is not None and worker.put((frame, result)):
+            self.stats.count_drop('stale')
+
+    def publish_outputs(self, frame: 'ModelFrame', result: dict) -> None:
+        """Second stage: turn the model outputs of one frame into messages and publish them."""
+        start = time.perf_counter()
         if 'seg_logits' in result:
-            self._publish_segmentation(result['seg_logits'][0], letterbox, rgb, header)
+            self._publish_segmentation(frame, result['seg_logits'][0])
         if 'depth' in result:
-            self._publish_depth(result['depth'][0, 0], letterbox, depth, rgb, info, header)
+            self._publish_depth(frame, result['depth'][0, 0])
         if 'features' in result:
-            self._publish_features(result['features'][0], letterbox, info, header)
-        process_s = time.perf_counter() - start
+            self._publish_features(frame, result['features'][0])
+        process_s = frame.first_stage_s + time.perf_counter() - start
         self.stages.record('process', process_s)
-        self.stages.record('non_model', process_s - model_s)
-        self.stats.record_frame(time.monotonic() - received, model_s)
+        self.stages.record('non_model', process_s - frame.model_s)
+        self.stats.record_frame(time.monotonic() - frame.received, frame.model_s)
 
     def _decode(self, rgb_msg: Image, depth_msg: Image) -> tuple:
         """Decode and check one pair; return (rgb, depth in metres, camera_info)."""
@@ -344,7 +379,8 @@ class PerceptionNode(LifecycleNode):
                                'non-positive focal length')
         return rgb, depth, info
 
-    def _publish_segmentation(self, logits, letterbox, rgb, header) -> None:
+    def _publish_segmentation(self, frame: 'ModelFrame', logits) -> None:
+        letterbox, header = frame.letterbox, frame.header
         with self.stages.stage('segmentation'):
             labels = labels_from_logits(logits, letterbox)  # (h, w) uint8 or uint16, camera size
             if self._wanted('segmentation'):
@@ -352,30 +388,32 @@ class PerceptionNode(LifecycleNode):
                 self._outputs['segmentation'].publish(array_to_image(labels, encoding, header))
         if self._wanted('segmentation/color'):
             with self.stages.stage('segmentation_color'):
-                overlay = colorize_labels(labels, rgb, self.settings['segmentation.alpha'])
+                overlay = colorize_labels(labels, frame.rgb,
+                                          frame.settings['segmentation.alpha'])
                 self._outputs['segmentation/color'].publish(
                     array_to_image(overlay, 'rgb8', header))
 
-    def _publish_depth(self, predicted, letterbox, measured, rgb, info, header) -> None:
+    def _publish_depth(self, frame: 'ModelFrame', predicted) -> None:
+        settings, header, info = frame.settings, frame.header, frame.info
         with self.stages.stage('depth'):
-            restored = letterbox.restore(predicted, 'linear')  # (h, w) metres
+            restored = frame.letterbox.restore(predicted, 'linear')  # (h, w) metres
             with self.stages.stage('depth_alignment'):
-                completed, _, _ = align_depth(restored, measured,
-                                              self.settings['depth.fit_shift'],
-                                              self.settings['depth.alignment'])
+                completed, _, _ = align_depth(restored, frame.depth, settings['depth.fit_shift'],
+                                              settings['depth.alignment'])
             with np.errstate(invalid='ignore'):  # NaN stays NaN; +-Inf is out of range
-                completed[(completed < self.settings['depth.min_m']) |
-                          (completed > self.settings['depth.max_m'])] = np.nan
+                completed[(completed < settings['depth.min_m']) |
+                          (completed > settings['depth.max_m'])] = np.nan
             if self._wanted('depth', 'depth/camera_info'):
                 self._outputs['depth'].publish(array_to_image(completed, '32FC1', header))
                 self._outputs['depth/camera_info'].publish(camera_info_with(info, header))
         if self._wanted('points'):
             with self.stages.stage('points'):  # depth_to_points skips the NaN pixels
-                points, colours = depth_to_points(completed, info.k, rgb,
-                                                  self.settings['points.stride'])
+                points, colours = depth_to_points(completed, info.k, frame.rgb,
+                                                  settings['points.stride'])
                 self._outputs['points'].publish(point_cloud_xyzrgb(points, colours, header))
 
-    def _publish_features(self, features, letterbox, info, header) -> None:
+    def _publish_features(self, frame: 'ModelFrame', features) -> None:
+        letterbox, header, info = frame.letterbox, frame.header, frame.info
         grid = features.shape[1:]
         if self._wanted('features', 'features/camera_info'):
             with self.stages.stage('features'):
