@@ -11,6 +11,7 @@ means "no measurement". ``mono16`` is read as ``16UC1`` millimetres because many
 publish depth that way.
 """
 
+import array as stdlib_array
 import re
 
 import numpy as np
@@ -137,10 +138,16 @@ def array_to_image(array: np.ndarray, encoding: str, header: Header = None,
     if step_padding < 0:
         raise ImageEncodingError(f'step_padding must be >= 0, got {step_padding}')
     height, width = image.shape[:2]
-    wire = image.astype(dtype.newbyteorder('>' if bigendian else '<'))
+    # No copy for a contiguous array already in wire byte order; the bytes are copied once,
+    # into the array.array that rclpy keeps as is (bytes would be copied twice more).
+    wire = np.ascontiguousarray(image, dtype=dtype.newbyteorder('>' if bigendian else '<'))
     rows = wire.reshape(height, -1).view(np.uint8)  # (H, W * bpp)
-    padded = np.zeros((height, rows.shape[1] + step_padding), dtype=np.uint8)
-    padded[:, :rows.shape[1]] = rows
+    if step_padding:
+        padded = np.zeros((height, rows.shape[1] + step_padding), dtype=np.uint8)
+        padded[:, :rows.shape[1]] = rows
+        rows = padded
+    data = stdlib_array.array('B')
+    data.frombytes(rows)
     msg = Image()
     if header is not None:
         msg.header.stamp.sec = header.stamp.sec
@@ -149,8 +156,8 @@ def array_to_image(array: np.ndarray, encoding: str, header: Header = None,
     msg.height, msg.width = int(height), int(width)
     msg.encoding = encoding
     msg.is_bigendian = int(bool(bigendian))
-    msg.step = int(padded.shape[1])
-    msg.data = padded.tobytes()
+    msg.step = int(rows.shape[1])
+    msg.data = data
     return msg
 
 
