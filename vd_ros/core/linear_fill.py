@@ -24,7 +24,7 @@ def interpolate_linear(points_xy: np.ndarray, values: np.ndarray, shape: tuple,
     Args:
         points_xy: (N, 2) float (x, y) positions in pixels (pixel centres at integers),
             distinct and inside the grid (-0.5 <= x < W - 0.5, -0.5 <= y < H - 0.5).
-        values: (N,) values at the points.
+        values: (N,) finite values at the points.
         shape: (H, W) of the grid.
         step: Evaluate the interpolant at every ``step``-th pixel centre only and upsample it
             bilinearly (exact inside a triangle; within ``step`` pixels of a triangle edge the
@@ -32,9 +32,10 @@ def interpolate_linear(points_xy: np.ndarray, values: np.ndarray, shape: tuple,
 
     Returns:
         float32 (H, W): inside the convex hull of the points the piecewise-linear interpolant
-        over their Delaunay triangulation; outside it the value of the nearest point (OpenCV's
-        5x5 distance transform on the ``step`` grid with the points snapped to it, so at
-        near-ties another almost as near point may win).
+        over their Delaunay triangulation; outside it the value of the nearest point, found by
+        OpenCV's 5x5 distance transform on a grid of every ``step`` (1) or ``2 * step`` (else)
+        pixels with the points snapped to it, so at near-ties another almost as near point
+        may win.
 
     Raises:
         ValueError: For no point, points and values of different lengths, or step < 1.
@@ -46,31 +47,48 @@ def interpolate_linear(points_xy: np.ndarray, values: np.ndarray, shape: tuple,
                          f'{len(points_xy)} points and {len(values)} values')
     if step < 1:
         raise ValueError(f'step must be >= 1, got {step}')
-    height, width = shape
-    grid = (-(-height // step), -(-width // step))
-    grid_points = (points_xy - (step - 1) / 2.0) / step  # step-grid pixel centres at integers
-    linear = np.zeros(grid, np.float32)
-    covered = np.zeros(grid, bool)
+    linear = np.full(_grid_shape(shape, step), np.nan, np.float32)
     if len(points_xy) >= 3:
-        corners, corner_values = _delaunay_triangles(grid_points, values, grid[1], grid[0])
-        _rasterize(linear, covered, corners, corner_values)
+        corners, corner_values = _delaunay_triangles(_to_grid(points_xy, step), values,
+                                                     linear.shape[1], linear.shape[0])
+        _rasterize(linear, corners, corner_values)
+    covered = ~np.isnan(linear)
     if covered.all():
         return upsample_grid(linear, step, shape, cv2.INTER_LINEAR)
-    nearest = _nearest_values(grid_points, values, grid)
+    # The distance transform is the costly part: at step 1 on the grid itself, else on a
+    # grid twice as coarse (outside the hull only, where the values are constant anyway).
+    nearest_step = 1 if step == 1 else 2 * step
+    nearest = _nearest_values(_to_grid(points_xy, nearest_step), values,
+                              _grid_shape(shape, nearest_step))
     if step == 1:
-        return np.where(covered, linear, nearest)
-    if not covered.any():
-        return upsample_grid(nearest, step, shape, cv2.INTER_NEAREST)
-    # Bilinear upsampling reads one grid pixel beyond the hull: give that ring the mean of its
-    # covered neighbours (the plane to first order), not the nearest point's value.
-    weight = cv2.blur(covered.astype(np.float32), (3, 3))
-    ring = ~covered & (weight > 0)
-    linear[ring] = cv2.blur(linear, (3, 3))[ring] / weight[ring]
-    inside = np.zeros(shape, np.uint8)
-    hull = cv2.convexHull(np.rint(points_xy).astype(np.int32))
-    cv2.fillConvexPoly(inside, hull, 1)
-    return np.where(inside.view(bool), upsample_grid(linear, step, shape, cv2.INTER_LINEAR),
-                    upsample_grid(nearest, step, shape, cv2.INTER_NEAREST))
+        return cv2.copyTo(nearest, (~covered).view(np.uint8), linear)
+    nearest_here = cv2.resize(nearest, linear.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    if covered.any():
+        # Bilinear upsampling reads one grid pixel beyond the hull: give that ring the mean of
+        # its covered neighbours (the plane to first order), not the nearest point's value;
+        # farther out (and in slivers of the hull thinner than the grid) the nearest value.
+        weight = cv2.blur(covered.astype(np.float32), (3, 3))
+        ring = ~covered & (weight > 0)
+        extended = cv2.blur(np.where(covered, linear, 0.0), (3, 3)) / np.maximum(weight, 1e-6)
+        linear = cv2.copyTo(extended, ring.view(np.uint8), linear)
+        linear = cv2.copyTo(nearest_here, (~covered & ~ring).view(np.uint8), linear)
+    else:
+        linear = nearest_here
+    filled = upsample_grid(linear, step, shape, cv2.INTER_LINEAR)
+    outside = np.ones(shape, np.uint8)
+    cv2.fillConvexPoly(outside, cv2.convexHull(np.rint(points_xy).astype(np.int32)), 0)
+    return cv2.copyTo(upsample_grid(nearest, nearest_step, shape, cv2.INTER_NEAREST), outside,
+                      filled)
+
+
+def _grid_shape(shape: tuple, step: int) -> tuple:
+    """Return the (h, w) of the grid of every ``step``-th pixel of a (H, W) image."""
+    return -(-shape[0] // step), -(-shape[1] // step)
+
+
+def _to_grid(points_xy: np.ndarray, step: int) -> np.ndarray:
+    """Map pixel positions to a ``step`` grid whose pixel centres are the block centres."""
+    return (points_xy - (step - 1) / 2.0) / step
 
 
 def upsample_grid(image: np.ndarray, step: int, shape: tuple, interpolation: int) -> np.ndarray:
@@ -106,68 +124,76 @@ def _delaunay_triangles(points_xy: np.ndarray, values: np.ndarray, width: int,
     inside = ((corners[..., 0] >= -1) & (corners[..., 0] <= width) &
               (corners[..., 1] >= -1) & (corners[..., 1] <= height)).all(axis=1)
     corners = corners[inside]
-    # Subdiv2D hands back the float32 coordinates it stored: find each corner's point by them.
-    # Complex numbers sort by real, then imaginary part: a key per distinct (x, y).
-    stored = points_xy.astype(np.float32).astype(np.float64)
-    keys = stored[:, 0] + 1j * stored[:, 1]
+    # Subdiv2D hands back the float32 coordinates it stored: find each corner's point by them,
+    # with the two float32 bit patterns as one exact 64-bit key.
+    keys = _position_keys(points_xy.astype(np.float32))  # (N,)
     order = np.argsort(keys)
-    corner_keys = corners[..., 0] + 1j * corners[..., 1]  # (T, 3)
+    corner_keys = _position_keys(corners.reshape(-1, 2).astype(np.float32))  # (3 T,)
     index = order[np.clip(np.searchsorted(keys[order], corner_keys), 0, len(keys) - 1)]
-    return corners, values[index]
+    return corners, values[index].reshape(-1, 3)
 
 
-def _rasterize(filled: np.ndarray, covered: np.ndarray, corners: np.ndarray,
-               corner_values: np.ndarray) -> None:
+def _position_keys(xy: np.ndarray) -> np.ndarray:
+    """Return a uint64 per float32 (x, y) row, equal exactly when both coordinates are."""
+    bits = np.ascontiguousarray(xy, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return (bits[:, 0] << np.uint64(32)) | bits[:, 1]
+
+
+def _rasterize(linear: np.ndarray, corners: np.ndarray, corner_values: np.ndarray) -> None:
     """Write each triangle's plane into every grid pixel centre the triangle covers.
 
-    Each triangle is cut into one span of pixels per grid row; along a span the value is
-    ``base + slope_x * column``.
+    Each triangle is cut into one span of pixels per grid row, between its long edge (top to
+    bottom corner) and one of its two short edges; along a span the value is
+    ``base + slope_x * column``. Pixels no triangle covers are left as they are.
     """
-    height, width = filled.shape
-    x, y, v = corners[..., 0], corners[..., 1], corner_values  # (T, 3) each
+    height, width = linear.shape
+    # Sort each triangle's corners by y (then x): top t, middle m, bottom b.
+    order = np.lexsort((corners[..., 0], corners[..., 1]), axis=1)  # (T, 3)
+    x = np.take_along_axis(corners[..., 0], order, axis=1)
+    y = np.take_along_axis(corners[..., 1], order, axis=1)
+    v = np.take_along_axis(corner_values, order, axis=1)
     dx1, dy1, dv1 = x[:, 1] - x[:, 0], y[:, 1] - y[:, 0], v[:, 1] - v[:, 0]
     dx2, dy2, dv2 = x[:, 2] - x[:, 0], y[:, 2] - y[:, 0], v[:, 2] - v[:, 0]
     det = dx1 * dy2 - dx2 * dy1  # twice the signed area; 0 for a degenerate triangle
     keep = det != 0
-    x, y, v = x[keep], y[keep], v[keep]
-    slope_x = (dv1 * dy2 - dv2 * dy1)[keep] / det[keep]
-    slope_y = (dx1 * dv2 - dx2 * dv1)[keep] / det[keep]
-    top = np.maximum(np.ceil(y.min(axis=1) - _EDGE_MARGIN), 0).astype(np.int64)
-    bottom = np.minimum(np.floor(y.max(axis=1) + _EDGE_MARGIN), height - 1).astype(np.int64)
-    heights = np.maximum(bottom - top + 1, 0)
-    triangle = np.repeat(np.arange(len(x)), heights)  # (S,) one span per triangle and row
-    row = np.arange(len(triangle)) + np.repeat(top - (np.cumsum(heights) - heights), heights)
-    left = np.full(len(triangle), np.inf)
-    right = np.full(len(triangle), -np.inf)
-    for start, end in ((0, 1), (1, 2), (2, 0)):
-        # Orient each edge from its lower to its upper corner, so that the two triangles that
-        # share an edge compute bit-identical crossings.
-        swap = (y[:, start] > y[:, end]) | ((y[:, start] == y[:, end]) &
-                                            (x[:, start] > x[:, end]))
-        xa, ya = np.where(swap, x[:, end], x[:, start]), np.where(swap, y[:, end], y[:, start])
-        xb, yb = np.where(swap, x[:, start], x[:, end]), np.where(swap, y[:, start], y[:, end])
-        with np.errstate(divide='ignore', invalid='ignore'):
-            step = np.where(yb > ya, (xb - xa) / (yb - ya), 0.0)[triangle]  # (S,)
-        xa, ya, xb, yb = xa[triangle], ya[triangle], xb[triangle], yb[triangle]
-        crossing = xa + (row - ya) * step
-        on_edge = (row >= ya - _EDGE_MARGIN) & (row <= yb + _EDGE_MARGIN)
-        flat = ya == yb
-        np.minimum(left, np.where(on_edge, np.where(flat, xa, crossing), np.inf), out=left)
-        np.maximum(right, np.where(on_edge, np.where(flat, xb, crossing), -np.inf), out=right)
-    first = np.maximum(np.ceil(left - _EDGE_MARGIN), 0).astype(np.int64)
-    last = np.minimum(np.floor(right + _EDGE_MARGIN), width - 1).astype(np.int64)
+    x, y, v, det = x[keep], y[keep], v[keep], det[keep]
+    slope_x = (dv1 * dy2 - dv2 * dy1)[keep] / det
+    slope_y = (dx1 * dv2 - dx2 * dv1)[keep] / det
+
+    def inverse_slope(top, bottom):  # x step per row along an edge; 0 for a flat edge
+        rise = y[:, bottom] - y[:, top]
+        return (x[:, bottom] - x[:, top]) / np.where(rise > 0, rise, 1.0)
+
+    first_row = np.maximum(np.ceil(y[:, 0] - _EDGE_MARGIN), 0).astype(np.int64)
+    last_row = np.minimum(np.floor(y[:, 2] + _EDGE_MARGIN), height - 1).astype(np.int64)
+    rows = np.maximum(last_row - first_row + 1, 0)
+    row = np.arange(rows.sum()) + np.repeat(first_row - (np.cumsum(rows) - rows), rows)  # (S,)
+
+    def at_row(top, bottom):  # the x where an edge crosses each span's row
+        # From the edge's top corner, with the same operands in both triangles that share the
+        # edge, so that their spans meet without a gap.
+        return (np.repeat(x[:, top], rows) +
+                (row - np.repeat(y[:, top], rows)) * np.repeat(inverse_slope(top, bottom), rows))
+
+    long_edge = at_row(0, 2)
+    short_edge = np.where(row < np.repeat(y[:, 1], rows), at_row(0, 1), at_row(1, 2))
+    first = np.maximum(np.ceil(np.minimum(long_edge, short_edge) - _EDGE_MARGIN), 0)
+    last = np.minimum(np.floor(np.maximum(long_edge, short_edge) + _EDGE_MARGIN), width - 1)
+    first, last = first.astype(np.int64), last.astype(np.int64)
     lengths = np.maximum(last - first + 1, 0)
-    t = triangle
-    base = v[t, 0] + slope_y[t] * (row - y[t, 0]) - slope_x[t] * x[t, 0]  # (S,)
-    span = np.repeat(np.arange(len(t)), lengths)  # (P,) one entry per covered pixel
-    column = np.arange(len(span)) + np.repeat(first - (np.cumsum(lengths) - lengths), lengths)
-    index = np.repeat(row * width, lengths) + column
-    filled.ravel()[index] = base[span] + slope_x[t][span] * column
-    covered.ravel()[index] = True
+    span_x = np.repeat(slope_x, rows)  # (S,)
+    # The span's value at its first pixel, then slope_x per pixel to the right.
+    span_first = (np.repeat(v[:, 0] - slope_x * x[:, 0] - slope_y * y[:, 0], rows) +
+                  np.repeat(slope_y, rows) * row + span_x * first)
+    pixel = np.arange(lengths.sum())  # (P,)
+    offset = np.repeat(first - (np.cumsum(lengths) - lengths), lengths)  # column - pixel
+    linear.ravel()[pixel + offset + np.repeat(row * width, lengths)] = (
+        np.repeat(span_first - span_x * first, lengths) +
+        np.repeat(span_x, lengths) * (pixel + offset))
 
 
 def _nearest_values(points_xy: np.ndarray, values: np.ndarray, shape: tuple) -> np.ndarray:
-    """Return the value of the nearest point at every pixel (points snapped to pixels)."""
+    """Return float32 (H, W): the value of the nearest point (points snapped to pixels)."""
     height, width = shape
     cols = np.clip(np.rint(points_xy[:, 0]), 0, width - 1).astype(np.int64)
     rows = np.clip(np.rint(points_xy[:, 1]), 0, height - 1).astype(np.int64)
