@@ -45,6 +45,7 @@ lint: $(PACKAGE_STAMP)
 	$(PY) -m pytest -q -m linter
 
 bench: $(PACKAGE_STAMP)
+	$(PY) -m bench.alignment_latency
 	$(PY) -m bench.node_latency
 
 clean:

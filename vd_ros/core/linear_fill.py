@@ -119,7 +119,8 @@ def _delaunay_triangles(points_xy: np.ndarray, values: np.ndarray, width: int,
     margin_x, margin_y = _OUTER_MARGIN * (width + 1), _OUTER_MARGIN * (height + 1)
     subdiv = cv2.Subdiv2D((-margin_x, -margin_y, 2 * margin_x + width, 2 * margin_y + height))
     subdiv.insert(points_xy.astype(np.float32))
-    corners = subdiv.getTriangleList().reshape(-1, 3, 2).astype(np.float64)  # (T', 3, 2)
+    # (T', 3, 2); an empty tuple when the points are collinear.
+    corners = np.asarray(subdiv.getTriangleList(), np.float64).reshape(-1, 3, 2)
     # Drop the triangles that touch the corners of the outer triangle.
     inside = ((corners[..., 0] >= -1) & (corners[..., 0] <= width) &
               (corners[..., 1] >= -1) & (corners[..., 1] <= height)).all(axis=1)
