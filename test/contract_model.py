@@ -6,6 +6,7 @@ compute its outputs by hand:
 * ``features`` (1, D, H/p, W/p): a stride-p convolution over ``concat(rgb, pde)``.
 * ``depth`` (1, 1, H, W): ``DEPTH_OFFSET_M + mean over channels of rgb``, always positive.
 * ``seg_logits`` (1, K, H/p, W/p): a 1x1 convolution of ``features``.
+* ``completed_depth`` (1, 1, H, W), optional (contract v2): ``COMPLETED_FACTOR * depth``.
 """
 
 import numpy as np
@@ -16,14 +17,16 @@ from vd_ros.core.contract import METADATA_KEY, ModelContract
 from vd_ros.core.pde import PDEConfig
 
 DEPTH_OFFSET_M = 0.5
+COMPLETED_FACTOR = 4.0
 OPSET = 17
 
 
 def tiny_contract(height: int = 56, width: int = 70, patch: int = 14, channels: int = 8,
                   feature_dim: int = 6, class_names=('background', 'table', 'chair'),
-                  trained: bool = False) -> ModelContract:
-    """Return the contract of the tiny test model."""
+                  trained: bool = False, completed_depth: bool = False) -> ModelContract:
+    """Return the contract of the tiny test model (with ``completed_depth``: v2)."""
     outputs = ('features', 'depth', 'seg_logits') if class_names else ('features', 'depth')
+    outputs += ('completed_depth',) if completed_depth else ()
     return ModelContract(
         encoder='test_contract_model', patch_size=patch, input_size=(height, width),
         mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
@@ -73,6 +76,12 @@ def build_contract_model(path: str, contract: ModelContract = None, metadata: st
     grid = [1, dim, height // patch, width // patch]
     outputs = [helper.make_tensor_value_info('features', TensorProto.FLOAT, grid),
                helper.make_tensor_value_info('depth', TensorProto.FLOAT, [1, 1, height, width])]
+    if 'completed_depth' in contract.outputs:
+        nodes.append(helper.make_node('Mul', ['depth', 'completed_factor'], ['completed_depth']))
+        initializers.append(numpy_helper.from_array(np.array(COMPLETED_FACTOR, np.float32),
+                                                    'completed_factor'))
+        outputs.append(helper.make_tensor_value_info('completed_depth', TensorProto.FLOAT,
+                                                     [1, 1, height, width]))
     if classes:
         nodes.append(helper.make_node('Conv', ['features', 'seg_w', 'seg_b'], ['seg_logits'],
                                       kernel_shape=[1, 1]))

@@ -30,7 +30,19 @@ def test_wrong_version_names_file_and_versions():
         parse_metadata(json.dumps(meta), 'model.onnx')
     text = str(error.value)
     assert 'model.onnx' in text and str(CONTRACT_VERSION + 1) in text
-    assert f'version {CONTRACT_VERSION} expected' in text
+    assert 'version 1 or 2 expected' in text
+
+
+def test_version_1_files_read_unchanged_and_completed_depth_needs_version_2():
+    meta = json.loads(make_contract().to_json())
+    meta['contract_version'] = 1
+    contract = parse_metadata(json.dumps(meta))
+    assert contract.contract_version == 1 and contract.outputs == make_contract().outputs
+    meta['outputs'] = meta['outputs'] + ['completed_depth']
+    with pytest.raises(ContractError, match='completed_depth needs model contract version 2'):
+        parse_metadata(json.dumps(meta), 'model.onnx')
+    meta['contract_version'] = 2
+    assert 'completed_depth' in parse_metadata(json.dumps(meta)).outputs
 
 
 @pytest.mark.parametrize('mutate, message', [

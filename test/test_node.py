@@ -9,7 +9,7 @@ intrinsics and the back-projected points.
 
 import os
 
-from contract_model import depth_of
+from contract_model import build_contract_model, COMPLETED_FACTOR, depth_of, tiny_contract
 import numpy as np
 import pytest
 from std_msgs.msg import Header
@@ -132,6 +132,29 @@ def test_local_alignment_is_the_default_and_keeps_measured_depth(perception, kit
     np.testing.assert_allclose(depth[holes], expected[holes], rtol=1e-5)
     # The tiny model's depth is not the scene's: local alignment changes the holes.
     assert np.abs(expected[holes] - global_fill[holes]).mean() > 0.05
+
+
+@pytest.mark.ros
+def test_a_completed_depth_output_is_published_unaligned_with_measured_depth_kept(
+        perception, kitchen_frame, tmp_path):
+    path = tmp_path / 'completion_head.onnx'
+    build_contract_model(str(path), tiny_contract(completed_depth=True))
+    node, harness = perception(topics={'depth': 'Image'}, model_path=str(path))
+    assert node.contract.contract_version == 2
+    harness.frames.publish(*frame_messages(kitchen_frame, Header(frame_id=FRAME_ID)))
+    harness.wait_for(lambda: harness.received['depth'], what='the depth output')
+    assert node.last_computed == ['completed_depth']
+    depth = image_to_array(harness.received['depth'][0])
+    measured = kitchen_frame.depth_m
+    valid = (measured >= 0.1) & (measured <= 10.0)
+    np.testing.assert_array_equal(depth[valid], measured[valid])
+    # Holes: the head's metric depth (COMPLETED_FACTOR x the tiny depth), not scaled to the
+    # measurement, NaN where outside [depth.min_m, depth.max_m].
+    rgb_in, _, letterbox = prepare_inputs(kitchen_frame.rgb, measured, node.contract)
+    metric = letterbox.restore(COMPLETED_FACTOR * depth_of(rgb_in)[0, 0], 'linear')
+    expected = np.where((metric >= 0.1) & (metric <= 10.0), metric, np.nan)
+    np.testing.assert_allclose(depth[~valid], expected[~valid], rtol=1e-5)
+    assert 'stage_depth_alignment_p50_ms' not in node.stages.snapshot()
 
 
 def test_mailbox_keeps_only_the_newest_item():

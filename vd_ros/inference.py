@@ -165,6 +165,7 @@ class VDModel:
             'pde': [1, contract.pde.channels, height, width],
             'features': [1, contract.feature_dim, height // patch, width // patch],
             'depth': [1, 1, height, width],
+            'completed_depth': [1, 1, height, width],
         }
         if contract.class_names:
             shapes['seg_logits'] = [1, len(contract.class_names), None, None]

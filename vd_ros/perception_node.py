@@ -31,7 +31,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vd_ros.camera_info_cache import CameraInfoCache
 from vd_ros.camera_info_input import CameraInfoInput
 from vd_ros.core.contract import ContractError
-from vd_ros.core.depth_alignment import align_depth
+from vd_ros.core.depth_alignment import align_depth, keep_measured
 from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
 from vd_ros.core.postprocess import colorize_labels, feature_pca_rgb, labels_from_logits
 from vd_ros.core.preprocess import EmptyDepthError, Letterbox, prepare_inputs
@@ -303,7 +303,7 @@ class PerceptionNode(LifecycleNode):
             FrameDropped: For bad input or a failed model call (counted by the caller).
         """
         computed = {'seg_logits': self._wanted('segmentation', 'segmentation/color'),
-                    'depth': self._wanted('depth', 'depth/camera_info', 'points'),
+                    self._depth_output(): self._wanted('depth', 'depth/camera_info', 'points'),
                     'features': self._wanted('features', 'features/camera_info',
                                              'features/pca')}
         outputs = [name for name, wanted in computed.items() if wanted]
@@ -340,8 +340,9 @@ class PerceptionNode(LifecycleNode):
         start = time.perf_counter()
         if 'seg_logits' in result:
             self._publish_segmentation(frame, result['seg_logits'][0])
-        if 'depth' in result:
-            self._publish_depth(frame, result['depth'][0, 0])
+        depth_output = self._depth_output()
+        if depth_output in result:
+            self._publish_depth(frame, result[depth_output][0, 0])
         if 'features' in result:
             self._publish_features(frame, result['features'][0])
         process_s = frame.first_stage_s + time.perf_counter() - start
@@ -393,13 +394,21 @@ class PerceptionNode(LifecycleNode):
                 self._outputs['segmentation/color'].publish(
                     array_to_image(overlay, 'rgb8', header))
 
+    def _depth_output(self) -> str:
+        """Return the model output behind ~/depth: a completion head's metric depth if any."""
+        return 'completed_depth' if 'completed_depth' in self.model.output_names else 'depth'
+
     def _publish_depth(self, frame: 'ModelFrame', predicted) -> None:
         settings, header, info = frame.settings, frame.header, frame.info
         with self.stages.stage('depth'):
             restored = frame.letterbox.restore(predicted, 'linear')  # (h, w) metres
-            with self.stages.stage('depth_alignment'):
-                completed, _, _ = align_depth(restored, frame.depth, settings['depth.fit_shift'],
-                                              settings['depth.alignment'])
+            if self._depth_output() == 'completed_depth':  # metric already: no alignment
+                completed = keep_measured(restored, frame.depth)
+            else:
+                with self.stages.stage('depth_alignment'):
+                    completed, _, _ = align_depth(restored, frame.depth,
+                                                  settings['depth.fit_shift'],
+                                                  settings['depth.alignment'])
             with np.errstate(invalid='ignore'):  # NaN stays NaN; +-Inf is out of range
                 completed[(completed < settings['depth.min_m']) |
                           (completed > settings['depth.max_m'])] = np.nan

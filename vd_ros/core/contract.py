@@ -9,11 +9,13 @@ import json
 
 from vd_ros.core.pde import PDEConfig
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
+# Version 2 adds the optional completed_depth output; version 1 files read unchanged.
+READABLE_VERSIONS = (1, 2)
 METADATA_KEY = 'vd_ros'
 INPUT_NAMES = ('rgb', 'pde')
 REQUIRED_OUTPUTS = ('features', 'depth')
-OPTIONAL_OUTPUTS = ('seg_logits',)
+OPTIONAL_OUTPUTS = ('seg_logits', 'completed_depth')
 
 
 class ContractError(ValueError):
@@ -36,6 +38,7 @@ class ModelContract:
         trained: False for a random-init export.
         outputs: Names of the outputs present in the graph.
         training: Free-form provenance (data, steps, date, git revision).
+        contract_version: Version of the contract the file follows (1 or 2).
     """
 
     encoder: str
@@ -89,10 +92,11 @@ def parse_metadata(text: str, source: str = '<model>') -> ModelContract:
     if not isinstance(meta, dict):
         raise ContractError(f'{source}: metadata "{METADATA_KEY}" must be a JSON object')
     version = meta.get('contract_version')
-    if version != CONTRACT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ContractError(
-            f'{source}: model contract version {version!r} found, version {CONTRACT_VERSION} '
-            'expected; re-export the model with this release of training/export_onnx.py')
+            f'{source}: model contract version {version!r} found, version '
+            f'{" or ".join(map(str, READABLE_VERSIONS))} expected; re-export the model with this '
+            'release of training/export_onnx.py')
     missing = [key for key in ('encoder', 'patch_size', 'input_size', 'mean', 'std', 'pde',
                                'feature_dim', 'outputs') if key not in meta]
     if missing:
@@ -110,6 +114,7 @@ def parse_metadata(text: str, source: str = '<model>') -> ModelContract:
             trained=bool(meta.get('trained', False)),
             outputs=tuple(str(v) for v in meta['outputs']),
             training=dict(meta.get('training', {})),
+            contract_version=version,
         )
     except (TypeError, ValueError) as error:
         raise ContractError(f'{source}: invalid metadata: {error}')
@@ -121,6 +126,9 @@ def parse_metadata(text: str, source: str = '<model>') -> ModelContract:
     absent = [name for name in REQUIRED_OUTPUTS if name not in contract.outputs]
     if absent:
         raise ContractError(f'{source}: required outputs {absent} missing from {contract.outputs}')
+    if 'completed_depth' in contract.outputs and version < 2:
+        raise ContractError(f'{source}: completed_depth needs model contract version 2, the '
+                            f'metadata says {version}')
     if 'seg_logits' in contract.outputs and not contract.class_names:
         raise ContractError(f'{source}: seg_logits present but class_names is empty')
     return contract

@@ -67,8 +67,7 @@ def align_depth(pred_m: np.ndarray, measured_m: np.ndarray, fit_shift: bool = Fa
     measured = np.ascontiguousarray(measured, dtype=np.float32)
     # Full-image work goes through comparisons, OpenCV masks and sums: numpy's boolean
     # indexing and where() cost ~1-2 ms each on a 640x480 frame, OpenCV's masked ops ~0.1 ms.
-    measured_valid = (measured > 0) & (measured < np.inf)  # False for NaN
-    pred_valid = (pred > 0) & (pred < np.inf)
+    measured_valid, pred_valid = _valid(measured), _valid(pred)
     scale, shift = _fit_global(pred, measured, measured_valid & pred_valid, fit_shift)
     completed = pred * np.float32(scale)  # (H, W) aligned
     if shift:
@@ -79,9 +78,43 @@ def align_depth(pred_m: np.ndarray, measured_m: np.ndarray, fit_shift: bool = Fa
         with np.errstate(over='ignore'):
             completed *= local_scale_field(completed, measured, anchors)
         aligned_valid &= completed < np.inf  # an absurd prediction times a large ratio
-    if not aligned_valid.all():
-        np.putmask(completed, ~aligned_valid, np.float32(np.nan))
-    return cv2.copyTo(measured, measured_valid.view(np.uint8), completed), scale, shift
+    return _merge(completed, aligned_valid, measured, measured_valid), scale, shift
+
+
+def keep_measured(depth_m: np.ndarray, measured_m: np.ndarray) -> np.ndarray:
+    """Complete metric depth (e.g. a completion head's) with the measurement, unaligned.
+
+    Args:
+        depth_m: (H, W) depth in metres (may hold NaN / Inf / <= 0).
+        measured_m: (H, W) measured depth in metres, 0 / NaN where invalid.
+
+    Returns:
+        float32 (H, W): the measured depth where it is valid (finite, > 0), else ``depth_m``
+        where that is valid, else NaN.
+
+    Raises:
+        ValueError: For arrays of different or non-2D shapes.
+    """
+    depth, measured = np.asarray(depth_m), np.asarray(measured_m)
+    if depth.ndim != 2 or depth.shape != measured.shape:
+        raise ValueError(f'depth {depth.shape} and measured {measured.shape} must be equal '
+                         '(H, W)')
+    depth = np.array(depth, dtype=np.float32)  # a copy: the result is written in place
+    measured = np.ascontiguousarray(measured, dtype=np.float32)
+    return _merge(depth, _valid(depth), measured, _valid(measured))
+
+
+def _valid(depth: np.ndarray) -> np.ndarray:
+    """Return the finite, positive pixels (comparisons: False for NaN)."""
+    return (depth > 0) & (depth < np.inf)
+
+
+def _merge(completed: np.ndarray, valid: np.ndarray, measured: np.ndarray,
+           measured_valid: np.ndarray) -> np.ndarray:
+    """Set ``completed`` to NaN where not ``valid``, then copy in the valid measurement."""
+    if not valid.all():
+        np.putmask(completed, ~valid, np.float32(np.nan))
+    return cv2.copyTo(measured, measured_valid.view(np.uint8), completed)
 
 
 def _fit_global(pred: np.ndarray, measured: np.ndarray, both: np.ndarray,
