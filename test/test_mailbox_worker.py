@@ -36,3 +36,22 @@ def test_close_stops_the_thread_and_ignores_later_items():
     worker.put('late')
     assert not worker._thread.is_alive()
     assert handled == []
+
+
+def test_hand_over_waits_for_the_item_in_hand_instead_of_dropping_it():
+    release, handled = threading.Event(), []
+
+    def handle(item):
+        release.wait(5.0)
+        handled.append(item)
+
+    worker = MailboxWorker('stage', handle)
+    try:
+        worker.put(1)  # taken at once, then held until release
+        assert worker.hand_over(2) is False  # 1 is taken at once: nothing to replace
+        threading.Timer(0.2, release.set).start()
+        assert worker.hand_over(3) is False  # waits until 2 is taken, drops nothing
+    finally:
+        release.set()
+        worker.close()
+    assert handled[:2] == [1, 2]

@@ -26,8 +26,18 @@ class LatestMailbox:
         with self._condition:
             overwritten = self._item is not None
             self._item = item
-            self._condition.notify()
+            self._condition.notify_all()
             return overwritten
+
+    def wait_empty(self, timeout: float = None) -> bool:
+        """Wait until the item put last has been taken (or the box is closed).
+
+        Returns:
+            True when the box is empty, False on timeout.
+        """
+        with self._condition:
+            return self._condition.wait_for(lambda: self._item is None or self._closed,
+                                            timeout)
 
     def take(self, timeout: float = None):
         """Wait for an item and remove it.
@@ -41,6 +51,7 @@ class LatestMailbox:
         with self._condition:
             self._condition.wait_for(lambda: self._item is not None or self._closed, timeout)
             item, self._item = self._item, None
+            self._condition.notify_all()  # wakes wait_empty
             return item
 
     @property

@@ -2,8 +2,10 @@
 
 The node runs two: the first decodes a pair and runs the model, the second post-processes and
 publishes the model's outputs. So on a 2-core CPU the post-processing of frame N runs on one
-core while the model runs frame N + 1 on the other, and a slow stage drops its older input
-(counted as ``stale``) instead of queueing it.
+core while the model runs frame N + 1 on the other. Input pairs the first stage cannot take in
+time are dropped (counted as ``stale``) instead of queued; the first stage hands its result over
+only once the second has taken the previous one (:meth:`MailboxWorker.hand_over`), so no model
+output is thrown away.
 """
 
 import threading
@@ -33,6 +35,18 @@ class MailboxWorker:
 
     def put(self, item) -> bool:
         """Hand ``item`` to the thread; return True when it replaced an unhandled item."""
+        return self._mailbox.put(item)
+
+    def hand_over(self, item, timeout: float = 5.0) -> bool:
+        """Wait until the thread has taken the previous item, then hand ``item`` to it.
+
+        A producer that hands over this way never has its finished work dropped: it waits at
+        most for the item in hand, so no queue builds up either.
+
+        Returns:
+            True when an unhandled item had to be replaced after ``timeout`` s of waiting.
+        """
+        self._mailbox.wait_empty(timeout)
         return self._mailbox.put(item)
 
     def _run(self) -> None:

@@ -332,7 +332,7 @@ class PerceptionNode(LifecycleNode):
         frame = ModelFrame(rgb_msg.header, rgb, depth, info, letterbox, self.settings, received,
                            model_s, time.perf_counter() - start)
         worker = self._output_worker
-        if worker is not None and worker.put((frame, result)):
+        if worker is not None and worker.hand_over((frame, result)):
             self.stats.count_drop('stale')
 
     def publish_outputs(self, frame: 'ModelFrame', result: dict) -> None:
