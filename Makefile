@@ -46,6 +46,7 @@ lint: $(PACKAGE_STAMP)
 
 bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.alignment_latency
+	$(PY) -m bench.ort_settings
 	$(PY) -m bench.node_latency
 
 clean:
