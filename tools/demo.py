@@ -1,9 +1,10 @@
 """``make demo``: a model, the node, real frames over DDS, PNG panels and a latency summary.
 
-Steps: obtain a model (``--model``, else a random-init export by ``python -m
-training.export_onnx``, see ``bench/vd_export.py``), start the perception node as a subprocess,
-replay 7-Scenes frames from ../shared/data (or the in-repo sample) one at a time over real DDS,
-and write
+Steps: obtain a model (``--model``, else the shipped trained model ``models/vd_cpu.onnx``, see
+``models/MODEL_CARD.md``, else a random-init export by ``python -m training.export_onnx``, see
+``bench/vd_export.py``), start the perception node as a subprocess, replay held-out 7-Scenes
+frames (300-399, never trained on) from ../shared/data (or the in-repo sample) one at a time
+over real DDS, and write
 ``panel_NNN.png`` (RGB | input depth | completed depth | segmentation | feature PCA) plus
 ``summary.json`` / ``summary.md`` to ``--out``. The output says which model ran and whether it
 is trained.
@@ -20,6 +21,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+SHIPPED_MODEL = os.path.join(ROOT, 'models', 'vd_cpu.onnx')
+HELD_OUT_7SCENES = 300  # training/configs/cpu.yaml holds 7-Scenes frames 300-399 out
 OUTPUTS = ('depth', 'segmentation/color', 'features/pca')
 
 
@@ -29,6 +32,8 @@ def obtain_model(requested: str) -> tuple:
 
     if requested:
         return requested, f'given: {requested}'
+    if os.path.isfile(SHIPPED_MODEL):
+        return SHIPPED_MODEL, 'shipped with the repository (models/MODEL_CARD.md)'
     return export_random_vd_model(), 'exported by training/export_onnx.py (random init)'
 
 
@@ -94,7 +99,8 @@ def main():
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', default='demo_out')
-    parser.add_argument('--model', help='ONNX model (default: random-init VD export)')
+    parser.add_argument('--model', help='ONNX model (default: the shipped models/vd_cpu.onnx, '
+                        'else a random-init VD export)')
     parser.add_argument('--frames', type=int, default=8)
     args = parser.parse_args()
     os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
@@ -112,7 +118,9 @@ def main():
     shared = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
     kitchen = os.path.join(shared, 'data', '7scenes_redkitchen')
     source = kitchen if os.path.isdir(kitchen) else SAMPLE_DIR
-    frames = load_frames(source, count=args.frames, step=40 if source == kitchen else 1)
+    frames = (load_frames(source, start=HELD_OUT_7SCENES, count=args.frames,
+                          step=100 // max(1, args.frames)) if source == kitchen
+              else load_frames(source, count=args.frames))
     print(f'frames: {len(frames)} from {source}')
     with NodeSession(model_path, ['cpu'], os.path.join(args.out, 'node.log'),
                      OUTPUTS) as session:
