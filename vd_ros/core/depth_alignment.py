@@ -24,7 +24,7 @@ from vd_ros.core.linear_fill import interpolate_linear
 ALIGNMENTS = ('local', 'global')
 POINT_ANCHORS_MAX = 4096
 RIM_CELL_PX = 8
-SPARSE_STEP = 3
+SPARSE_STEP = 4
 _NEIGHBOURS = np.ones((3, 3), np.uint8)
 
 
@@ -154,8 +154,9 @@ def local_scale_field(aligned: np.ndarray, measured: np.ndarray,
         float32 (H, W) correction field, positive (the anchors' ratios are).
     """
     if np.count_nonzero(anchors) <= POINT_ANCHORS_MAX:
-        rows, cols = np.nonzero(anchors)
-        ratio = measured[rows, cols].astype(np.float64) / aligned[rows, cols]
+        index = np.flatnonzero(anchors)  # (N,); 2-D np.nonzero is ~10x slower
+        ratio = measured.ravel()[index].astype(np.float64) / aligned.ravel()[index]
+        rows, cols = np.divmod(index, anchors.shape[1])
         points = np.stack([cols, rows], axis=1)
     else:
         points, ratio = _rim_cells(aligned, measured, anchors)

@@ -26,16 +26,16 @@ def interpolate_linear(points_xy: np.ndarray, values: np.ndarray, shape: tuple,
             distinct and inside the grid (-0.5 <= x < W - 0.5, -0.5 <= y < H - 0.5).
         values: (N,) finite values at the points.
         shape: (H, W) of the grid.
-        step: Evaluate the interpolant at every ``step``-th pixel centre only and upsample it
-            bilinearly (exact inside a triangle; within ``step`` pixels of a triangle edge the
-            kink is rounded off). 1 evaluates every pixel.
+        step: Evaluate at every ``step``-th pixel centre only and upsample bilinearly: exact
+            inside a triangle, the kinks between triangles rounded off over ``step`` pixels.
+            1 evaluates every pixel.
 
     Returns:
         float32 (H, W): inside the convex hull of the points the piecewise-linear interpolant
         over their Delaunay triangulation; outside it the value of the nearest point, found by
-        OpenCV's 5x5 distance transform on a grid of every ``step`` (1) or ``2 * step`` (else)
-        pixels with the points snapped to it, so at near-ties another almost as near point
-        may win.
+        OpenCV's 5x5 distance transform on the ``step`` grid with the points snapped to it (at
+        near-ties another almost as near point may win). With ``step > 1`` the values within
+        ``step`` pixels of the hull and of the borders between nearest points are blended.
 
     Raises:
         ValueError: For no point, points and values of different lengths, or step < 1.
@@ -47,67 +47,36 @@ def interpolate_linear(points_xy: np.ndarray, values: np.ndarray, shape: tuple,
                          f'{len(points_xy)} points and {len(values)} values')
     if step < 1:
         raise ValueError(f'step must be >= 1, got {step}')
-    linear = np.full(_grid_shape(shape, step), np.nan, np.float32)
+    grid_points = (points_xy - (step - 1) / 2.0) / step  # grid pixel centres at integers
+    linear = np.full((-(-shape[0] // step), -(-shape[1] // step)), np.nan, np.float32)
     if len(points_xy) >= 3:
-        corners, corner_values = _delaunay_triangles(_to_grid(points_xy, step), values,
-                                                     linear.shape[1], linear.shape[0])
+        corners, corner_values = _delaunay_triangles(grid_points, values, linear.shape[1],
+                                                     linear.shape[0])
         _rasterize(linear, corners, corner_values)
-    covered = ~np.isnan(linear)
-    if covered.all():
-        return upsample_grid(linear, step, shape, cv2.INTER_LINEAR)
-    # The distance transform is the costly part: at step 1 on the grid itself, else on a
-    # grid twice as coarse (outside the hull only, where the values are constant anyway).
-    nearest_step = 1 if step == 1 else 2 * step
-    nearest = _nearest_values(_to_grid(points_xy, nearest_step), values,
-                              _grid_shape(shape, nearest_step))
-    if step == 1:
-        return cv2.copyTo(nearest, (~covered).view(np.uint8), linear)
-    nearest_here = cv2.resize(nearest, linear.shape[::-1], interpolation=cv2.INTER_NEAREST)
-    if covered.any():
-        # Bilinear upsampling reads one grid pixel beyond the hull: give that ring the mean of
-        # its covered neighbours (the plane to first order), not the nearest point's value;
-        # farther out (and in slivers of the hull thinner than the grid) the nearest value.
-        weight = cv2.blur(covered.astype(np.float32), (3, 3))
-        ring = ~covered & (weight > 0)
-        extended = cv2.blur(np.where(covered, linear, 0.0), (3, 3)) / np.maximum(weight, 1e-6)
-        linear = cv2.copyTo(extended, ring.view(np.uint8), linear)
-        linear = cv2.copyTo(nearest_here, (~covered & ~ring).view(np.uint8), linear)
-    else:
-        linear = nearest_here
-    filled = upsample_grid(linear, step, shape, cv2.INTER_LINEAR)
-    outside = np.ones(shape, np.uint8)
-    cv2.fillConvexPoly(outside, cv2.convexHull(np.rint(points_xy).astype(np.int32)), 0)
-    return cv2.copyTo(upsample_grid(nearest, nearest_step, shape, cv2.INTER_NEAREST), outside,
-                      filled)
+    outside = np.isnan(linear)
+    if outside.any():
+        if step > 1 and not outside.all():
+            # Bilinear upsampling reads one grid pixel beyond the hull: give that ring the
+            # mean of its covered neighbours (the plane to first order), not a nearest value.
+            covered = (~outside).astype(np.float32)
+            weight = cv2.blur(covered, (3, 3))
+            ring = outside & (weight > 0)
+            extended = cv2.blur(np.where(outside, 0.0, linear), (3, 3)) / np.maximum(weight, 1e-6)
+            linear = cv2.copyTo(extended, ring.view(np.uint8), linear)
+            outside &= ~ring
+        nearest = _nearest_values(grid_points, values, linear.shape)
+        linear = cv2.copyTo(nearest, outside.view(np.uint8), linear)
+    return _upsample(linear, step, shape)
 
 
-def _grid_shape(shape: tuple, step: int) -> tuple:
-    """Return the (h, w) of the grid of every ``step``-th pixel of a (H, W) image."""
-    return -(-shape[0] // step), -(-shape[1] // step)
-
-
-def _to_grid(points_xy: np.ndarray, step: int) -> np.ndarray:
-    """Map pixel positions to a ``step`` grid whose pixel centres are the block centres."""
-    return (points_xy - (step - 1) / 2.0) / step
-
-
-def upsample_grid(image: np.ndarray, step: int, shape: tuple, interpolation: int) -> np.ndarray:
-    """Resize a grid of every ``step``-th pixel back to ``shape``.
-
-    Args:
-        image: (ceil(H / step), ceil(W / step)) values at the centres of step x step blocks.
-        step: Block size in pixels.
-        shape: (H, W) to return.
-        interpolation: ``cv2.INTER_LINEAR`` or ``cv2.INTER_NEAREST``.
-
-    Returns:
-        (H, W) image of the same dtype.
-    """
+def _upsample(image: np.ndarray, step: int, shape: tuple) -> np.ndarray:
+    """Resize the grid of every ``step``-th pixel centre bilinearly back to (H, W)."""
     if step == 1:
         return image
     height, width = image.shape
+    # At an integer factor cv2.resize maps the grid pixel centres onto the block centres.
     return cv2.resize(image, (width * step, height * step),
-                      interpolation=interpolation)[:shape[0], :shape[1]]
+                      interpolation=cv2.INTER_LINEAR)[:shape[0], :shape[1]]
 
 
 def _delaunay_triangles(points_xy: np.ndarray, values: np.ndarray, width: int,
