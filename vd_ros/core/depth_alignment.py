@@ -171,25 +171,13 @@ def _rim_cells(aligned: np.ndarray, measured: np.ndarray, anchors: np.ndarray) -
     pixels of each :data:`RIM_CELL_PX` square cell are merged into one point at their mean
     position with their mean ratio.
     """
-    height, width = anchors.shape
+    width = anchors.shape[1]
     rim = anchors & ~cv2.erode(anchors.view(np.uint8), _NEIGHBOURS,
                                borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
-    rim_u8, weight = rim.view(np.uint8), rim.astype(np.float32)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        ratio = cv2.copyTo(measured / aligned, rim_u8, np.zeros_like(weight))  # 0 off the rim
-    cell = RIM_CELL_PX
-    grid = (-(-height // cell), -(-width // cell))
-    pad_rows, pad_cols = grid[0] * cell - height, grid[1] * cell - width
-
-    def cell_means(image):  # INTER_AREA at an integer factor: the exact mean of each cell
-        if pad_rows or pad_cols:
-            image = cv2.copyMakeBorder(image, 0, pad_rows, 0, pad_cols, cv2.BORDER_CONSTANT,
-                                       value=0)
-        return cv2.resize(image, grid[::-1], interpolation=cv2.INTER_AREA)
-
-    share = cell_means(weight)  # (h, w) share of rim pixels in each cell
-    has_rim = share > 0
-    share = share[has_rim]
-    x = cell_means(weight * np.arange(width, dtype=np.float32))[has_rim] / share
-    y = cell_means(weight * np.arange(height, dtype=np.float32)[:, None])[has_rim] / share
-    return np.stack([x, y], axis=1), cell_means(ratio)[has_rim].astype(np.float64) / share
+    index = np.flatnonzero(rim)  # (R,) a few % of the pixels: no full-size float images
+    rows, cols = np.divmod(index, width)
+    ratio = measured.ravel()[index].astype(np.float64) / aligned.ravel()[index]
+    cell = (rows // RIM_CELL_PX) * (-(-width // RIM_CELL_PX)) + cols // RIM_CELL_PX  # (R,)
+    _, cell, count = np.unique(cell, return_inverse=True, return_counts=True)
+    means = [np.bincount(cell, weights=values) / count for values in (cols, rows, ratio)]
+    return np.stack(means[:2], axis=1), means[2]
