@@ -3,7 +3,8 @@ r"""Export a Vanishing Depth model (+ segmentation head) to ONNX following the m
 Usage::
 
     python -m training.export_onnx [--config extra.yaml] [--checkpoint ckpt.pt] \\
-        [--heads heads.pt | --untrained-head ycbv] [--output models/vd.onnx] \\
+        [--heads heads.pt | --untrained-head ycbv] [--completion-head head.pt] \\
+        [--output models/vd.onnx] \\
         [--input-size 336 448] [--fp16] \\
         [--exporter torchscript|dynamo] [--seed 0] [key=value ...]
 
@@ -12,8 +13,10 @@ The file follows ``shared/docs/model-contract.md``: inputs ``rgb`` (1, 3, H, W) 
 ``features`` (1, D, H/p, W/p), ``depth`` (1, 1, H, W) (the pretraining decoder's full-resolution
 depth in metres, before alignment to the measured depth) and, with ``--heads``, ``seg_logits``
 (1, K, h, w) on the head's own grid (``--untrained-head LAYOUT`` attaches a random linear head
-instead, so that every node output can be exercised); metadata key ``vd_ros`` =
-``ModelContract.to_json()``.
+instead, so that every node output can be exercised), and, with ``--completion-head`` (a
+``training/train_completion.py`` checkpoint), ``completed_depth`` (1, 1, H, W): metric depth
+from the completion head, contract version 2 (files without it stay version 1); metadata key
+``vd_ros`` = ``ModelContract.to_json()``.
 
 Without ``--checkpoint`` the model is exported at random initialisation (``trained: false``,
 with a loud warning): enough to run the node end to end, useless for perception.
@@ -44,10 +47,12 @@ import torch
 from torch import nn
 
 from training.checkpoint_match import build_checked_model
+from training.completion_checkpoint import load_completion_head
 from training.data.label_layouts import get_layout, LABEL_LAYOUTS
 from training.engine.config import load_config, to_plain
 from training.heads_checkpoint import load_heads_checkpoint
 from training.models import VanishingDepth
+from training.models.completion_head import CompletionHead
 from training.models.heads import build_seg_head
 from vd_ros.core.contract import METADATA_KEY, ModelContract, REQUIRED_OUTPUTS
 
@@ -60,22 +65,26 @@ PROTOBUF_LIMIT = 2 ** 31 - 2 ** 24  # stay clear of protobuf's 2 GiB; larger -> 
 
 
 class ExportGraph(nn.Module):
-    """The exported computation: encode once, then decoder depth and the optional head.
+    """The exported computation: encode once, then decoder depth and the optional heads.
 
     Attributes:
         model: The ``VanishingDepth`` (with decoder).
         seg_head: Segmentation head on ``VDFeatures.maps``, or None.
         dtype: Compute dtype inside the graph (inputs and outputs stay float32).
+        completion_head: Completion head, or None; it always computes in float32 (it decodes
+            metric depth from the PDE input, which float16 cannot hold to the millimetre).
     """
 
     def __init__(self, model: VanishingDepth, seg_head: Optional[nn.Module] = None,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32,
+                 completion_head: Optional[CompletionHead] = None):
         """Wrap the model.
 
         Args:
             model: Model with its pretraining decoder (the contract's ``depth`` output).
             seg_head: Optional head.
             dtype: ``torch.float32`` or ``torch.float16``.
+            completion_head: Optional completion head (``completed_depth``).
 
         Raises:
             ValueError: The model has no decoder.
@@ -88,20 +97,25 @@ class ExportGraph(nn.Module):
         self.model = model
         self.seg_head = seg_head
         self.dtype = dtype
+        self.completion_head = completion_head
 
     def forward(self, rgb: torch.Tensor, pde: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Return (features, depth[, seg_logits]) as float32 for float32 rgb and pde."""
+        """Return (features, depth[, seg_logits][, completed_depth]) as float32."""
         features = self.model.encode(rgb.to(self.dtype), pde.to(self.dtype))
         depth = self.model.decoder(features.maps, tuple(rgb.shape[-2:]))[0]  # (1, 1, H, W)
         outputs = [features.last.float(), depth.float()]  # (1, D, h, w), (1, 1, H, W)
         if self.seg_head is not None:
             outputs.append(self.seg_head(features.maps).float())  # (1, K, h', w')
+        if self.completion_head is not None:
+            outputs.append(self.completion_head(rgb, pde, depth.float(),
+                                                features.maps[-1].float()))  # (1, 1, H, W)
         return tuple(outputs)
 
 
-def output_names(with_seg: bool) -> List[str]:
+def output_names(with_seg: bool, with_completion: bool = False) -> List[str]:
     """Names of the graph outputs, in the order ``ExportGraph`` returns them."""
-    return list(REQUIRED_OUTPUTS) + (['seg_logits'] if with_seg else [])
+    return list(REQUIRED_OUTPUTS) + (['seg_logits'] if with_seg else []) + (
+        ['completed_depth'] if with_completion else [])
 
 
 def check_input_size(input_size: Sequence[int], patch_size: int) -> Tuple[int, int]:
@@ -156,7 +170,8 @@ def training_provenance(data: Any, steps: int, **extra: Any) -> Dict[str, Any]:
 
 def model_contract(model: VanishingDepth, input_size: Sequence[int],
                    class_names: Sequence[str] = (), trained: bool = False,
-                   training_info: Optional[Dict[str, Any]] = None) -> ModelContract:
+                   training_info: Optional[Dict[str, Any]] = None,
+                   completion: bool = False) -> ModelContract:
     """Return the contract of ``model`` exported at ``input_size`` (also used to preprocess).
 
     Args:
@@ -165,6 +180,7 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
         class_names: Segmentation classes (empty without a head).
         trained: Whether encoder adapter and decoder come from a training run.
         training_info: Provenance (see :func:`training_provenance`).
+        completion: A completion head is exported (``completed_depth``, contract v2).
     """
     return ModelContract(
         encoder=model.encoder_name, patch_size=int(model.patch_size),
@@ -172,7 +188,8 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
         mean=tuple(float(v) for v in model.mean), std=tuple(float(v) for v in model.std),
         pde=model.pde_config, feature_dim=int(model.feature_dim),
         class_names=tuple(str(name) for name in class_names), trained=bool(trained),
-        outputs=tuple(output_names(bool(class_names))), training=dict(training_info or {}))
+        outputs=tuple(output_names(bool(class_names), completion)),
+        training=dict(training_info or {}), contract_version=2 if completion else 1)
 
 
 def _trace_to_onnx(graph: ExportGraph, example: Tuple[torch.Tensor, torch.Tensor], path: str,
@@ -195,7 +212,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
                 input_size: Sequence[int] = DEFAULT_INPUT_SIZE, class_names: Sequence[str] = (),
                 trained: bool = False, training_info: Optional[Dict[str, Any]] = None,
                 fp16: bool = False, exporter: str = 'torchscript',
-                opset: Optional[int] = None) -> ModelContract:
+                opset: Optional[int] = None,
+                completion_head: Optional[CompletionHead] = None) -> ModelContract:
     """Export ``model`` (+ ``seg_head``) to an ONNX file that follows the model contract.
 
     Args:
@@ -209,6 +227,7 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
         fp16: Compute in float16 inside the graph (I/O stays float32).
         exporter: ``torchscript`` or ``dynamo``.
         opset: ONNX opset (>= 17; default 17 for torchscript, 18 for dynamo).
+        completion_head: Adds ``completed_depth`` (contract v2); computed in float32.
 
     Returns:
         The contract written into the metadata.
@@ -233,7 +252,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
     info.setdefault('export', {})
     info['export'] = {**info['export'], 'exporter': exporter, 'opset': opset,
                       'precision': 'fp16' if fp16 else 'fp32', 'torch': torch.__version__}
-    contract = model_contract(model, input_size, class_names, trained, info)
+    contract = model_contract(model, input_size, class_names, trained, info,
+                              completion=completion_head is not None)
     if not trained:
         _logger.warning('!' * 79)
         _logger.warning('EXPORTING A RANDOMLY INITIALISED MODEL (trained: false) to %s: its '
@@ -243,7 +263,9 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
     dtype = torch.float16 if fp16 else torch.float32
     fixed = fixed_size_copy(model, contract.input_size).to(dtype)
     head = copy.deepcopy(seg_head).eval().to(dtype) if seg_head is not None else None
-    graph = ExportGraph(fixed, head, dtype).eval()
+    completion = copy.deepcopy(completion_head).eval().float() \
+        if completion_head is not None else None
+    graph = ExportGraph(fixed, head, dtype, completion).eval()
     height, width = contract.input_size
     example = (torch.rand(1, 3, height, width),
                torch.rand(1, contract.pde.channels, height, width) * 2 - 1)
@@ -287,6 +309,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     heads.add_argument('--untrained-head', choices=sorted(LABEL_LAYOUTS), metavar='LAYOUT',
                        help='attach a randomly initialised linear head with the classes of '
                        'LAYOUT (exercises every output of the node; its labels mean nothing)')
+    parser.add_argument('--completion-head',
+                        help='completion head checkpoint (training/train_completion.py): adds '
+                        'the completed_depth output (contract v2)')
     parser.add_argument('--output', default=os.path.join('models', 'vd.onnx'))
     parser.add_argument('--input-size', type=int, nargs=2, default=list(DEFAULT_INPUT_SIZE),
                         metavar=('H', 'W'))
@@ -306,10 +331,11 @@ def _data_description(cfg: Dict[str, Any]) -> List[str]:
 
 
 def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, dict]:
-    """Build the model (checked checkpoint or random init) and the optional head.
+    """Build the model (checked checkpoint or random init) and the optional heads.
 
     Returns:
-        ``(model, head or None, export_onnx keyword arguments)``.
+        ``(model, segmentation head or None, export_onnx keyword arguments)``; the completion
+        head (or None) is the keyword ``completion_head``.
     """
     cfg = to_plain(load_config(args.config, args.overrides))
     model, checkpoint = build_checked_model(cfg['model'], args.checkpoint, args.seed)
@@ -333,8 +359,13 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
         head = build_seg_head('linear', model.feature_dim, len(class_names)).eval()
         info['heads'] = {'kind': 'linear', 'layout': args.untrained_head,
                          'training': 'none (random initialisation)'}
+    completion = None
+    if args.completion_head:
+        completion, completion_info = load_completion_head(
+            args.completion_head, model, checkpoint.step if checkpoint else None)
+        info['completion_head'] = completion_info
     return model, head, {'class_names': class_names, 'trained': bool(args.checkpoint),
-                         'training_info': info}
+                         'training_info': info, 'completion_head': completion}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

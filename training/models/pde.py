@@ -4,7 +4,11 @@ The numpy module is the one reference; this file mirrors it for batched tensors 
 (paper.md section 2). The argument of the finest pair reaches about 1.3e4 rad at 15 m, where
 float32 rounding alone would cost ~1e-3 in the output, so the angle and the sine/cosine are
 computed in float64 one frequency at a time (peak extra memory: one float64 depth map).
+``decode_depth`` inverts the encoding with graph operations (the completion head reads the
+measured depth back from the ``pde`` input of an exported model).
 """
+
+import math
 
 import torch
 
@@ -53,3 +57,35 @@ def positional_depth_encoding(
         code[:, 2 * pair] = torch.sin(angle)
         code[:, 2 * pair + 1] = torch.cos(angle)
     return code
+
+
+def decode_depth(pde: torch.Tensor, config: PDEConfig = PDEConfig()) -> tuple:
+    """Recover the measured metric depth from its positional depth encoding (inside a graph).
+
+    The first sin/cos pair has the longest wavelength, ``2 pi / inverse_wavelengths()[0]``
+    (``max_depth_m`` with the paper's temperature and scale), so its angle, taken in
+    [0, 2 pi), is the depth without ambiguity. Invalid pixels encode depth ``EPSILON_M``, far
+    below ``min_depth_m``: a decoded depth under half of ``min_depth_m`` means no measurement.
+    From float32 codes the depth comes back within about 1e-6 m; a depth within that of
+    ``max_depth_m`` itself (angle 2 pi) may read as invalid.
+
+    Args:
+        pde: (B, C, H, W) codes of ``positional_depth_encoding``.
+        config: The encoding parameters.
+
+    Returns:
+        ``(depth (B, 1, H, W) metres with 0 where invalid, valid (B, 1, H, W) float 0/1)``.
+
+    Raises:
+        ValueError: The first pair's wavelength is shorter than ``max_depth_m`` (ambiguous).
+    """
+    multiplier = float(config.inverse_wavelengths()[0])
+    if multiplier * config.max_depth_m > 2.0 * math.pi * (1.0 + 1e-9):
+        raise ValueError(f'the first PDE pair wraps before max_depth_m {config.max_depth_m} '
+                         f'(wavelength {2.0 * math.pi / multiplier:.4g} m): depth cannot be '
+                         'decoded from it')
+    angle = torch.atan2(pde[:, 0:1].float(), pde[:, 1:2].float())  # (B, 1, H, W) in [-pi, pi]
+    angle = torch.remainder(angle, 2.0 * math.pi)
+    depth = angle * (1.0 / multiplier)  # (B, 1, H, W)
+    valid = (depth >= 0.5 * config.min_depth_m).float()
+    return depth * valid, valid

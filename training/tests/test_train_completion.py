@@ -1,0 +1,117 @@
+"""train_completion on real frames with a tiny frozen model.
+
+Steps, checkpoints, resume, the NaN guard, and the export of the trained head (ONNX Runtime
+against eager torch).
+"""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from training.completion_checkpoint import load_completion_head
+from training.engine.checkpoint import load_checkpoint
+from training.export_onnx import main as export_main
+from training.models import build_model
+from training.train_completion import parse_args, run
+from vd_ros.core.depth_codec import read_depth, read_rgb
+from vd_ros.core.preprocess import prepare_inputs
+from vd_ros.inference import VDModel
+
+TINY = 'model.timm_kwargs={depth: 2, embed_dim: 64, num_heads: 2}'
+SIZE = (42, 56)
+
+
+def _tiny_checkpoint(path, step=9):
+    """Write a pretraining checkpoint of the 2-block model (training/train.py's keys)."""
+    torch.manual_seed(4)
+    model = build_model({'img_size': list(SIZE), 'timm_kwargs': {
+        'depth': 2, 'embed_dim': 64, 'num_heads': 2}})
+    torch.save({'format': 'test', 'step': step, 'model': model.state_dict(),
+                'model_config': model.config}, path)
+    return model.eval()
+
+
+def _args(shared_data, checkpoint, out_dir, *extra):
+    return parse_args([
+        '--checkpoint', checkpoint, '--out-dir', out_dir, '--minutes', '10', TINY,
+        f'model.img_size=[{SIZE[0]},{SIZE[1]}]', f'data.base_dir={shared_data}',
+        f'data.transform={{size: [{SIZE[0]}, {SIZE[1]}]}}',
+        'data.sources=[{type: open3d, root: open3d_rgbd}, {type: ycbv, root: ycbv/frames/0000}]',
+        'data.num_workers=0', 'data.samples_per_epoch=64', 'completion.batch_size=2',
+        'completion.val_frames=2', 'completion.val_points=[150]', 'completion.val_every_steps=3',
+        'completion.checkpoint_every_steps=3', 'completion.log_every_steps=1',
+        'completion.lr=1e-2', 'completion.warmup_steps=1', *extra])
+
+
+@pytest.fixture(scope='module')
+def trained(shared_data, tmp_path_factory):
+    """3 steps, then a resume to 5: the run folder, checkpoint and model."""
+    folder = tmp_path_factory.mktemp('completion')
+    checkpoint = str(folder / 'pretrain.pt')
+    model = _tiny_checkpoint(checkpoint)
+    out = str(folder / 'run')
+    first = run(_args(shared_data, checkpoint, out, 'completion.max_steps=3'))
+    second = run(_args(shared_data, checkpoint, out, 'completion.max_steps=5'))
+    return folder, checkpoint, model, first, second
+
+
+def test_three_steps_write_a_checkpoint_and_a_resume_continues(trained):
+    """Steps 1-3 then 4-5 from the checkpoint: the head moved, progress carried over."""
+    folder, _, model, first, second = trained
+    assert (first.step, second.step) == (3, 5)
+    assert second.consumed == 10 and second.elapsed_s > first.elapsed_s
+    assert [row['step'] for row in second.val_history] == [3, 5]
+    files = sorted(os.listdir(folder / 'run' / 'checkpoints'))
+    assert files == ['step_00000003.pt', 'step_00000005.pt']
+    three = load_checkpoint(str(folder / 'run' / 'checkpoints' / 'step_00000003.pt'))
+    five = load_checkpoint(str(folder / 'run' / 'checkpoints' / 'step_00000005.pt'))
+    assert three['encoder']['step'] == five['encoder']['step'] == 9
+    moved = [not torch.equal(three['head'][k], five['head'][k]) for k in three['head']]
+    assert any(moved)
+    assert torch.count_nonzero(five['head']['residual.weight']) > 0  # left its zero init
+    row = second.val_history[-1]
+    assert all(math.isfinite(row[f'150 pts {m}']) for m in ('head', 'local', 'linear fill'))
+    head, info = load_completion_head(str(folder / 'run' / 'checkpoints' / 'step_00000005.pt'),
+                                      model, 9)
+    assert info['step'] == 5 and info['val']['step'] == 5
+    with pytest.raises(ValueError, match='trained on pretraining step 9'):
+        load_completion_head(str(folder / 'run' / 'checkpoints' / 'step_00000005.pt'), model, 8)
+
+
+def test_non_finite_loss_skips_the_step(trained, shared_data):
+    """An injected NaN loss at step 1 is skipped and counted; the head stays finite."""
+    folder, checkpoint, _, _, _ = trained
+    progress = run(_args(shared_data, checkpoint, str(folder / 'nan'), 'completion.max_steps=3',
+                         'debug.inject_nan_steps=[1]'))
+    assert progress.step == 3 and progress.nonfinite_total == 1
+    state = load_checkpoint(str(folder / 'nan' / 'checkpoints' / 'step_00000003.pt'))
+    assert all(torch.isfinite(value).all() for value in state['head'].values())
+
+
+def test_exported_completed_depth_matches_eager(trained, shared_data):
+    """--completion-head adds completed_depth (contract v2), equal to eager within 1e-4."""
+    folder, checkpoint, model, _, _ = trained
+    head_file = str(folder / 'run' / 'checkpoints' / 'step_00000005.pt')
+    out = str(folder / 'vd.onnx')
+    assert export_main(['--checkpoint', checkpoint, '--completion-head', head_file,
+                        '--output', out, '--input-size', *map(str, SIZE), TINY,
+                        f'model.img_size=[{SIZE[0]},{SIZE[1]}]']) == 0
+    runtime = VDModel(out, providers=['cpu'], intra_op_threads=1)
+    contract = runtime.contract
+    assert contract.contract_version == 2 and contract.outputs[-1] == 'completed_depth'
+    assert contract.training['completion_head']['step'] == 5
+    stem = os.path.join(shared_data, '7scenes_redkitchen', 'frame-000120')
+    depth = read_depth(stem + '.depth.png', '7scenes')
+    depth[np.random.default_rng(0).random(depth.shape) > 0.01] = 0.0  # ~3000 points
+    rgb_in, pde, _ = prepare_inputs(read_rgb(stem + '.color.jpg'), depth, contract)
+    onnx_out = runtime.run(rgb_in, pde)['completed_depth']
+    head, _ = load_completion_head(head_file, model, 9)
+    rgb, code = torch.from_numpy(rgb_in), torch.from_numpy(pde)
+    with torch.no_grad():
+        features = model.encode(rgb, code)
+        eager = head(rgb, code, model.decoder(features.maps, SIZE)[0], features.maps[-1])
+    assert onnx_out.shape == (1, 1, *SIZE)
+    assert np.abs(onnx_out - eager.numpy()).max() <= 1e-4 * float(eager.max())
