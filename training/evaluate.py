@@ -3,13 +3,17 @@ r"""Evaluate Vanishing Depth against classical baselines; write markdown + PNG r
 Usage::
 
     python -m training.evaluate --task completion|pose|all \
-        [--checkpoint PATH [--checkpoint-label smoke] | --random-init] \
+        [--checkpoint PATH [--checkpoint-label smoke] [--completion-head HEAD.pt] \
+        | --random-init] \
         [--config extra.yaml] [--frames 10] [--points 1500 500 150] [--perlin 0.5] \
         [--pairs 10] [--gaps 5 10 20 40] \
         [--input-size 168 224] [--device auto] [--out docs/results/] [key=value ...]
 
-Without ``--checkpoint`` or ``--random-init`` only the baselines run. Trailing ``key=value``
-arguments override the config (OmegaConf dotlist), e.g. for a tiny model
+Without ``--checkpoint`` or ``--random-init`` only the baselines run. ``--completion-head`` (a
+``training/train_completion.py`` checkpoint of the same pretraining checkpoint) adds the rows
+``vd head`` (its metric depth, input pixels kept, as the node publishes ``completed_depth``) and
+``vd head + local`` (that depth locally aligned to the input at camera resolution). Trailing
+``key=value`` arguments override the config (OmegaConf dotlist), e.g. for a tiny model
 ``'model.timm_kwargs={depth: 4, embed_dim: 64, num_heads: 2}'``.
 
 Completion frames: when the config names a held-out split (``holdout.sources``, e.g.
@@ -25,7 +29,9 @@ import sys
 
 import torch
 
-from training.data.shared_paths import command_text, shared_dir, source_text
+from training.checkpoint_match import read_model_checkpoint
+from training.completion_checkpoint import load_completion_head
+from training.data.shared_paths import command_text, report_path, shared_dir, source_text
 from training.engine.config import load_config, to_plain
 from training.eval.completion_protocol import (baseline_methods, complete_frame, InputPattern,
                                                pattern_seed, run_completion_protocol,
@@ -54,6 +60,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        help='evaluate the randomly initialised model (no pretrained weights)')
     parser.add_argument('--checkpoint-label',
                         help="what the checkpoint is, e.g. 'smoke' or 'real run'")
+    parser.add_argument('--completion-head',
+                        help='completion head checkpoint (training/train_completion.py)')
     parser.add_argument('--config', action='append', default=[],
                         help='extra YAML merged over training/configs/default.yaml')
     parser.add_argument('--data', default=DEFAULT_DATA, help='the ../shared/data folder')
@@ -75,6 +83,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.checkpoint_label and not args.checkpoint:
         parser.error('--checkpoint-label needs --checkpoint')
+    if args.completion_head and not (args.checkpoint or args.random_init):
+        parser.error('--completion-head needs --checkpoint or --random-init')
     return args
 
 
@@ -113,6 +123,9 @@ def evaluate_completion(args: argparse.Namespace, cfg: dict, runner: VDRunner | 
         methods['vd global (scale)'] = runner.completion_method(alignment='global')
         methods['vd global (scale+shift)'] = runner.completion_method(fit_shift=True,
                                                                       alignment='global')
+        if runner.completion_head is not None:
+            methods['vd head'] = runner.head_completion_method()
+            methods['vd head + local'] = runner.head_completion_method('local')
     _logger.info('completion: %d frames x %d patterns x %d methods', len(frames),
                  len(patterns), len(methods))
     rows = summarize_completion(run_completion_protocol(frames, methods, patterns, args.seed))
@@ -144,7 +157,9 @@ def evaluate_completion(args: argparse.Namespace, cfg: dict, runner: VDRunner | 
         'vd global = model depth aligned to the input by least squares (scale, or '
         'scale+shift); vd local = global scale, then the ratio input / aligned model depth '
         'interpolated linearly between the input pixels (vd_ros.core.depth_alignment, as the '
-        'node does by default); input pixels kept.',
+        'node does by default); vd head = the metric depth of the completion head '
+        '(completed_depth, training/train_completion.py), mapped to the camera; vd head + local '
+        '= that depth locally aligned to the input like vd local; input pixels kept.',
         f'Model input {args.input_size[0]}x{args.input_size[1]} (sparse input splatted to the '
         f'model grid), device {args.device}. s/frame is wall time on this machine.',
     ]
@@ -200,7 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint or args.random_init:
         model, provenance = load_vd_model(cfg['model'], args.checkpoint, args.checkpoint_label,
                                           args.seed)
-        runner = VDRunner(model, tuple(args.input_size), args.device)
+        head = None
+        if args.completion_head:
+            step = read_model_checkpoint(args.checkpoint).step if args.checkpoint else None
+            head, info = load_completion_head(args.completion_head, model, step)
+            provenance += (f'; completion head {report_path(args.completion_head)} '
+                           f'(step {info["step"]})')
+        runner = VDRunner(model, tuple(args.input_size), args.device, head)
     _logger.info('model: %s', provenance)
     if args.task in ('completion', 'all'):
         evaluate_completion(args, cfg, runner, provenance, command)

@@ -20,6 +20,7 @@ from training.checkpoint_match import build_checked_model
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
 from training.models import VanishingDepth
+from training.models.completion_head import CompletionHead
 from vd_ros.core.depth_alignment import align_depth, ALIGNMENTS
 from vd_ros.core.pde import positional_depth_encoding
 from vd_ros.core.preprocess import Letterbox, letterbox_params
@@ -97,10 +98,12 @@ class VDRunner:
         model: The model (eval mode).
         input_size: (H, W) model input, multiples of the patch size.
         device: Torch device.
+        completion_head: Completion head on the model (``completed_depth``), or None.
     """
 
     def __init__(self, model: VanishingDepth, input_size: tuple[int, int],
-                 device: str | torch.device = 'cpu'):
+                 device: str | torch.device = 'cpu',
+                 completion_head: CompletionHead | None = None):
         """Wrap a model.
 
         Args:
@@ -108,6 +111,7 @@ class VDRunner:
             input_size: (H, W) model input; use the camera aspect ratio (e.g. 168 x 224 or
                 336 x 448 for 480 x 640) so that dense features need no padding.
             device: Where to run it.
+            completion_head: Optional trained completion head (needs the decoder).
 
         Raises:
             ValueError: If the input size is not a multiple of the patch size.
@@ -118,6 +122,8 @@ class VDRunner:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.input_size = tuple(int(size) for size in input_size)
+        self.completion_head = completion_head.to(self.device).eval() \
+            if completion_head is not None else None
 
     @torch.inference_mode()
     def run(self, rgb: np.ndarray, depth_m: np.ndarray) -> tuple[dict, Letterbox]:
@@ -129,18 +135,23 @@ class VDRunner:
 
         Returns:
             (outputs, letterbox): ``features`` (D, H / p, W / p) and, with a decoder,
-            ``depth`` (H, W) metres in the model grid, as numpy float32.
+            ``depth`` (H, W) metres in the model grid, and with a completion head
+            ``completed_depth`` (H, W), as numpy float32.
         """
         letterbox = letterbox_params(rgb.shape[:2], self.input_size)
         rgb_model = letterbox.apply(rgb, 'area' if letterbox.scale < 1.0 else 'linear')
         rgb_in = torch.from_numpy(rgb_model.transpose(2, 0, 1)[None] / np.float32(255.0))
         pde = positional_depth_encoding(splat_depth(depth_m, letterbox),
                                         self.model.pde_config)[None]  # (1, C, H, W)
-        out = self.model(rgb_in.to(self.device, torch.float32),
-                         torch.from_numpy(pde).to(self.device))
-        result = {'features': out['features'][0].float().cpu().numpy()}  # (D, h, w)
-        if 'depths' in out:
-            result['depth'] = out['depths'][0][0, 0].float().cpu().numpy()  # (H, W)
+        rgb_in, pde = rgb_in.to(self.device, torch.float32), torch.from_numpy(pde).to(self.device)
+        features = self.model.encode(rgb_in, pde)
+        result = {'features': features.last[0].float().cpu().numpy()}  # (D, h, w)
+        if self.model.decoder is not None:
+            depth = self.model.decoder(features.maps, self.input_size)[0]  # (1, 1, H, W)
+            result['depth'] = depth[0, 0].float().cpu().numpy()  # (H, W)
+            if self.completion_head is not None:
+                completed = self.completion_head(rgb_in, pde, depth, features.maps[-1])
+                result['completed_depth'] = completed[0, 0].float().cpu().numpy()  # (H, W)
         return result, letterbox
 
     def completion_method(self, fit_shift: bool = False,
@@ -172,6 +183,34 @@ class VDRunner:
             completed, scale, shift = align_depth(predicted, sparse_m, fit_shift, alignment)
             _logger.debug('%s: aligned with scale %.4g shift %.4g', frame.name, scale, shift)
             return np.nan_to_num(completed, nan=0.0)
+        return complete
+
+    def head_completion_method(self, alignment: str | None = None) -> CompletionMethod:
+        """Return a completion method: the completion head's metric depth.
+
+        ``completed_depth`` is mapped back to the camera and the input pixels keep their
+        measured value, as the node does with a contract-v2 model; with ``alignment='local'``
+        it is then locally aligned to the input at camera resolution (``align_depth``), which
+        restores detail the model grid cannot hold.
+
+        Args:
+            alignment: None or ``'local'``.
+
+        Raises:
+            ValueError: Without a completion head, or for another ``alignment``.
+        """
+        if self.completion_head is None:
+            raise ValueError('the runner has no completion head')
+        if alignment not in (None, 'local'):
+            raise ValueError(f"alignment must be None or 'local', got {alignment!r}")
+
+        def complete(frame: RGBDFrame, sparse_m: np.ndarray) -> np.ndarray:
+            outputs, letterbox = self.run(frame.rgb, sparse_m)
+            completed = letterbox.restore(outputs['completed_depth'], 'linear')  # (h, w)
+            if alignment is None:
+                return np.where(sparse_m > 0.0, sparse_m, completed).astype(np.float32)
+            aligned, _, _ = align_depth(completed, sparse_m, False, alignment)
+            return np.nan_to_num(aligned, nan=0.0)
         return complete
 
     def dense_features(self, frame: RGBDFrame) -> np.ndarray:

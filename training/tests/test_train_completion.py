@@ -13,6 +13,7 @@ import torch
 
 from training.completion_checkpoint import load_completion_head
 from training.engine.checkpoint import load_checkpoint
+from training.evaluate import main as evaluate_main
 from training.export_onnx import main as export_main
 from training.models import build_model
 from training.train_completion import parse_args, run
@@ -115,3 +116,21 @@ def test_exported_completed_depth_matches_eager(trained, shared_data):
         eager = head(rgb, code, model.decoder(features.maps, SIZE)[0], features.maps[-1])
     assert onnx_out.shape == (1, 1, *SIZE)
     assert np.abs(onnx_out - eager.numpy()).max() <= 1e-4 * float(eager.max())
+
+
+def test_evaluate_scores_the_head_beside_the_decoder_rows(trained, shared_data, tmp_path):
+    """training.evaluate --completion-head adds 'vd head' rows next to 'vd local'."""
+    _, checkpoint, _, _, _ = trained
+    head_file = os.path.join(os.path.dirname(checkpoint), 'run', 'checkpoints',
+                             'step_00000005.pt')
+    assert evaluate_main(['--task', 'completion', '--data', shared_data, '--frames', '1',
+                          '--points', '150', '--perlin', '--checkpoint', checkpoint,
+                          '--completion-head', head_file, '--input-size', *map(str, SIZE),
+                          '--out', str(tmp_path), TINY,
+                          f'model.img_size=[{SIZE[0]},{SIZE[1]}]']) == 0
+    with open(tmp_path / 'completion.md') as stream:
+        markdown = stream.read()
+    rows = [line for line in markdown.splitlines() if line.startswith('| 150 pts')]
+    methods = {line.split('|')[2].strip() for line in rows}
+    assert {'linear', 'vd local', 'vd head', 'vd head + local'} <= methods
+    assert 'completion head' in markdown and '(step 5)' in markdown
