@@ -33,7 +33,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -44,7 +44,7 @@ from training.data.datasets import build_dataset, collate_common_keys
 from training.data.shared_paths import report_path, resolve_data_root
 from training.data.transforms import build_transform
 from training.engine.checkpoint import CheckpointManager, load_checkpoint
-from training.engine.config import DEFAULT_CONFIG, load_config, save_config, to_plain
+from training.engine.config import load_config_with_section, save_config
 from training.engine.sample_stream import SeededTransformDataset, StreamSampler
 from training.eval.completion_baselines import linear_fill
 from training.eval.completion_protocol import input_mask, InputPattern
@@ -66,16 +66,7 @@ def load_completion_config(files: List[str], overrides: List[str]) -> Dict[str, 
     Raises:
         ValueError: An unknown key or a bad override.
     """
-    cfg = load_config(default=DEFAULT_CONFIG)
-    with open_dict(cfg):  # completion.yaml adds its section to the defaults
-        cfg.completion = OmegaConf.load(COMPLETION_CONFIG).completion
-    try:
-        for layer in [OmegaConf.load(path) for path in files] + [
-                OmegaConf.from_dotlist(list(overrides))]:
-            cfg = OmegaConf.merge(cfg, layer)
-    except Exception as error:  # omegaconf raises several unrelated error types
-        raise ValueError(f'bad completion config override: {error}') from error
-    return to_plain(cfg)
+    return load_config_with_section(COMPLETION_CONFIG, 'completion', files, overrides)
 
 
 def draw_pattern(rng: np.random.Generator, ccfg: Dict[str, Any]) -> InputPattern:

@@ -31,7 +31,6 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-from omegaconf import OmegaConf, open_dict
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -43,7 +42,7 @@ from training.data.label_layouts import (get_layout, IGNORE_LABEL, LabelLayout, 
                                          remap_labels, training_labels)
 from training.data.shared_paths import (command_text, report_path, resolve_data_root,
                                         source_text)
-from training.engine.config import DEFAULT_CONFIG, load_config, to_plain
+from training.engine.config import load_config_with_section
 from training.eval.segmentation_metrics import (confusion_matrix, mean_iou, per_class_iou,
                                                 pixel_accuracy)
 from training.export_onnx import model_contract, training_provenance
@@ -65,16 +64,7 @@ def load_heads_config(files: List[str], overrides: List[str]) -> Dict[str, Any]:
     Raises:
         ValueError: An unknown key or a bad override.
     """
-    cfg = load_config(default=DEFAULT_CONFIG)
-    with open_dict(cfg):  # heads.yaml adds the ``heads`` section to the defaults
-        cfg.heads = OmegaConf.load(HEADS_CONFIG).heads
-    try:
-        for layer in [OmegaConf.load(path) for path in files] + [
-                OmegaConf.from_dotlist(list(overrides))]:
-            cfg = OmegaConf.merge(cfg, layer)
-    except Exception as error:  # omegaconf raises several unrelated error types
-        raise ValueError(f'bad heads config override: {error}') from error
-    return to_plain(cfg)
+    return load_config_with_section(HEADS_CONFIG, 'heads', files, overrides)
 
 
 def load_frames(sources: List[Dict[str, Any]], base_dir: str) -> List[dict]:

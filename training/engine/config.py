@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import os
 from typing import Any, Iterable, Optional
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           'configs')
@@ -95,3 +95,35 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_plain(item) for item in value]
     return value
+
+
+def load_config_with_section(section_file: str, section: str, config_files: Iterable[str] = (),
+                             overrides: Iterable[str] = ()) -> dict:
+    """Merge default.yaml, one section of a tool's own YAML, extra files and overrides.
+
+    For tools with settings of their own (``train_heads``: ``heads`` from heads.yaml,
+    ``train_completion``: ``completion`` from completion.yaml): the section joins the defaults,
+    so the files and overrides may set its keys, and unknown keys are still refused.
+
+    Args:
+        section_file: The tool's YAML holding ``section``.
+        section: Name of the section it adds.
+        config_files: YAML files merged in order on top.
+        overrides: ``key=value`` strings (OmegaConf dotlist syntax).
+
+    Returns:
+        The merged config as plain dicts and lists, interpolations resolved.
+
+    Raises:
+        ValueError: An unknown key or a bad override.
+    """
+    cfg = load_config(default=DEFAULT_CONFIG)
+    with open_dict(cfg):
+        cfg[section] = OmegaConf.load(section_file)[section]
+    try:
+        for layer in [OmegaConf.load(path) for path in config_files] + [
+                OmegaConf.from_dotlist(list(overrides))]:
+            cfg = OmegaConf.merge(cfg, layer)
+    except Exception as error:  # omegaconf raises several unrelated error types
+        raise ValueError(f'bad {section} config override: {error}') from error
+    return to_plain(cfg)
