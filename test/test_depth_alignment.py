@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vd_ros.core.depth_alignment import align_depth
+from vd_ros.core.depth_alignment import align_depth, keep_measured
 
 
 @pytest.fixture
@@ -167,3 +167,12 @@ def test_non_finite_and_all_invalid_inputs_give_the_documented_result(alignment)
     completed, _, _ = align_depth(huge, measured, alignment=alignment)
     assert not np.isinf(completed).any()
     np.testing.assert_array_equal(completed[measured > 0], measured[measured > 0])
+
+
+def test_keep_measured_completes_metric_depth_without_aligning_it():
+    depth = np.array([[1.0, np.nan], [-1.0, np.inf], [3.0, 4.0]], np.float32)
+    measured = np.array([[0.0, 2.0], [0.0, np.nan], [5.0, 0.0]], np.float32)
+    np.testing.assert_array_equal(keep_measured(depth, measured),
+                                  [[1.0, 2.0], [np.nan, np.nan], [5.0, 4.0]])
+    with pytest.raises(ValueError, match=r'\(3, 2\).*\(2, 3\)'):
+        keep_measured(depth, measured.T)

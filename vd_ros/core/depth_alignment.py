@@ -63,15 +63,19 @@ def align_depth(pred_m: np.ndarray, measured_m: np.ndarray, fit_shift: bool = Fa
         raise ValueError(f'pred {pred.shape} and measured {measured.shape} must be equal (H, W)')
     if alignment not in ALIGNMENTS:
         raise ValueError(f'alignment must be one of {ALIGNMENTS}, got {alignment!r}')
-    pred = np.ascontiguousarray(pred, dtype=np.float32)
-    measured = np.ascontiguousarray(measured, dtype=np.float32)
+    with np.errstate(over='ignore'):  # float64 beyond float32 becomes Inf: invalid
+        pred = np.ascontiguousarray(pred, dtype=np.float32)
+        measured = np.ascontiguousarray(measured, dtype=np.float32)
     # Full-image work goes through comparisons, OpenCV masks and sums: numpy's boolean
     # indexing and where() cost ~1-2 ms each on a 640x480 frame, OpenCV's masked ops ~0.1 ms.
     measured_valid, pred_valid = _valid(measured), _valid(pred)
     scale, shift = _fit_global(pred, measured, measured_valid & pred_valid, fit_shift)
-    completed = pred * np.float32(scale)  # (H, W) aligned
-    if shift:
-        completed += np.float32(shift)
+    if not (np.isfinite(scale) and np.isfinite(shift)):  # sums overflowed: absurd input
+        scale, shift = 1.0, 0.0
+    with np.errstate(invalid='ignore', over='ignore'):  # Inf * 0 (a zero-slope fit) is NaN
+        completed = pred * np.float32(scale)  # (H, W) aligned
+        if shift:
+            completed += np.float32(shift)
     aligned_valid = pred_valid & (completed > 0) & (completed < np.inf)
     anchors = measured_valid & aligned_valid
     if alignment == 'local' and anchors.any():
@@ -99,8 +103,9 @@ def keep_measured(depth_m: np.ndarray, measured_m: np.ndarray) -> np.ndarray:
     if depth.ndim != 2 or depth.shape != measured.shape:
         raise ValueError(f'depth {depth.shape} and measured {measured.shape} must be equal '
                          '(H, W)')
-    depth = np.array(depth, dtype=np.float32)  # a copy: the result is written in place
-    measured = np.ascontiguousarray(measured, dtype=np.float32)
+    with np.errstate(over='ignore'):  # float64 beyond float32 becomes Inf: invalid
+        depth = np.array(depth, dtype=np.float32)  # a copy: the result is written in place
+        measured = np.ascontiguousarray(measured, dtype=np.float32)
     return _merge(depth, _valid(depth), measured, _valid(measured))
 
 
