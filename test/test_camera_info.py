@@ -45,6 +45,18 @@ def test_frame_waits_for_its_own_camera_info_while_the_intrinsics_change():
     assert time.monotonic() - start >= WAIT_S
 
 
+def test_a_per_frame_camera_info_is_waited_for_even_when_unchanged():
+    # The frame's own camera_info may be bad (NaN K) or new: a camera that sends one per
+    # frame gets it used, not the previous frame's, even while nothing has changed so far.
+    cache = CameraInfoCache()
+    cache.add(info_at(1))
+    assert cache.lookup(1 * S, 0, WAIT_S).header.stamp.sec == 1  # found its own
+    late = threading.Timer(0.1, cache.add, [info_at(2, fx=float('nan'))])
+    late.start()
+    info = cache.lookup(2 * S, 0, WAIT_S)
+    assert info.header.stamp.sec == 2 and np.isnan(info.k[0])
+
+
 def test_unchanged_camera_info_is_used_at_once():
     cache = CameraInfoCache()
     assert cache.lookup(5 * S, 0, WAIT_S) is None  # nothing at all: no camera_info

@@ -5,11 +5,14 @@ once, latched (transient local; :class:`vd_ros.camera_info_input.CameraInfoInput
 both). The :class:`CameraInfoCache` hands the worker the camera_info of a frame:
 
 * the one stamped like the frame, when it has arrived;
-* else, when every camera_info kept says the same (only stamps differ: a fixed camera, or a
-  latched message), the newest one at once: waiting could not give another answer;
-* else (the intrinsics changed recently: zoom, resolution switch) it waits up to ``wait_s`` for
-  the frame's own, which executor threads may handle after the frame's images, then falls
-  back to the newest.
+* else, for a camera that publishes camera_info with every frame (the previous frame found
+  its own), it waits up to ``wait_s`` for the frame's own: executor threads may handle it
+  after the frame's images, and it may say something new (a bad K must be counted, not
+  replaced by the previous one). It normally arrives within milliseconds;
+* else, when every camera_info kept says the same (only stamps differ: a latched message, or
+  a camera whose camera_info stamps never match its images), the newest one at once;
+* else (the intrinsics changed recently) it waits up to ``wait_s`` for the frame's own;
+* after a wait without the frame's own, the newest one.
 """
 
 from collections import OrderedDict
@@ -43,6 +46,7 @@ class CameraInfoCache:
         self._messages = OrderedDict()  # stamp ns -> CameraInfo, in arrival order
         self._contents = OrderedDict()  # stamp ns -> serialized without stamp
         self._arrived = threading.Condition()
+        self._per_frame = False  # the previous lookup found the frame's own camera_info
 
     def add(self, msg: CameraInfo) -> None:
         """Keep ``msg`` (replacing one with the same stamp) and wake up waiting lookups."""
@@ -60,6 +64,7 @@ class CameraInfoCache:
         with self._arrived:
             self._messages.clear()
             self._contents.clear()
+            self._per_frame = False
 
     def lookup(self, stamp_ns: int, tolerance_ns: int, wait_s: float):
         """Return the camera_info of the frame stamped ``stamp_ns`` (see the module docstring).
@@ -80,11 +85,13 @@ class CameraInfoCache:
             contents = list(self._contents.values())
             return (matching() is not None or
                     any(stamp > stamp_ns + tolerance_ns for stamp in self._messages) or
-                    (contents and all(c == contents[0] for c in contents[1:])))
+                    (not self._per_frame and contents and
+                     all(c == contents[0] for c in contents[1:])))
 
         with self._arrived:
             self._arrived.wait_for(settled, wait_s)
             info = matching()
+            self._per_frame = info is not None
             if info is None and self._messages:
                 info = next(reversed(self._messages.values()))
             return info
