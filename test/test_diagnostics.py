@@ -35,7 +35,24 @@ def test_stamps_jumping_back_do_not_make_paired_frames_unsynced():
     assert sum(counts) == 1 and counts[len(first) + 16] == 1
 
 
-def test_old_timeline_frames_left_unpaired_are_counted_at_the_jump():
+def test_one_frame_stamped_far_off_does_not_make_its_neighbours_unsynced():
+    # A frame stamped an hour in the past or future, between frames whose pairs are noted
+    # only after it (the executor may handle camera_info before the images).
+    for outlier in (100 * S - 3600 * S, 100 * S + 3600 * S):
+        counter = UnsyncedFrameCounter(horizon_s=1.0, tolerance_s=0.02)
+        assert counter.note_frame(100 * S, now=0.0) == 0
+        assert counter.note_frame(outlier, now=0.01) == 0
+        counter.note_pair(100 * S)
+        counter.note_pair(outlier)
+        assert counter.note_frame(100 * S + 33 * MS, now=0.03) == 0
+        counter.note_pair(100 * S + 33 * MS)
+        assert counter.note_frame(102 * S, now=2.0) == 0
+
+
+def test_old_timeline_frames_left_unpaired_are_counted_a_horizon_after_the_jump():
     counter = UnsyncedFrameCounter(horizon_s=1.0, tolerance_s=0.02)
-    assert counter.note_frame(100 * S) == 0  # never paired
-    assert counter.note_frame(50 * S) == 1
+    assert counter.note_frame(100 * S, now=0.0) == 0  # never paired
+    assert counter.note_frame(50 * S, now=0.1) == 0  # might still be paired
+    counter.note_pair(50 * S)
+    assert counter.note_frame(50 * S + 100 * MS, now=1.05) == 0
+    assert counter.note_frame(50 * S + 200 * MS, now=1.2) == 1

@@ -15,7 +15,8 @@ import numpy as np
 # Why a frame was not turned into outputs; the keys of the drop counters.
 DROP_CAUSES = (
     'stale',                 # overwritten in the mailbox by a newer pair before processing
-    'unsynced',              # a camera frame that never got an RGB-depth partner
+    'unsynced',              # a camera frame that never became a pair (streams apart in
+                             # time, or one of its images lost on the way)
     'bad_encoding',          # unsupported encoding or malformed image message
     'size_mismatch',         # RGB, depth and camera_info sizes disagree
     'non_finite',            # NaN/Inf where no value may be missing (camera_info K)
@@ -154,8 +155,9 @@ class UnsyncedFrameCounter:
     notes those stamps (:meth:`note_frame`) and the stamps of the pairs the synchronizer emits
     (:meth:`note_pair`). A frame still unpaired ``horizon_s`` after a newer frame arrived is
     counted as unsynced (its RGB or depth partner is missing or too far apart in time). Stamps
-    that jump back by more than ``horizon_s`` (a looping bag, a reset simulation) start a new
-    timeline: the frames still pending from the old one are settled at once.
+    that jump by more than ``horizon_s`` (a looping bag, a reset simulation, one frame stamped
+    in the past or future) start a new timeline; the frames still pending from the old one may
+    still be paired for ``horizon_s`` of wall-clock time, then the unpaired ones are counted.
     """
 
     def __init__(self, horizon_s: float = 1.0, tolerance_s: float = 0.0):
@@ -165,29 +167,40 @@ class UnsyncedFrameCounter:
             horizon_s: How long after newer frames a frame may still be paired.
             tolerance_s: Largest difference between a pair's stamp and its camera_info's.
         """
+        self.horizon_s = float(horizon_s)
         self.horizon_ns = int(horizon_s * 1e9)
         self.tolerance_ns = int(tolerance_s * 1e9)
         self._lock = threading.Lock()
         self._pending = {}  # stamp_ns -> paired?
+        self._retired = deque()  # (monotonic time of the jump, pending of the old timeline)
         self._paired = deque(maxlen=64)  # stamps of the latest pairs
 
-    def note_frame(self, stamp_ns: int) -> int:
-        """Note a camera frame's stamp; return how many older frames just expired unpaired."""
+    def note_frame(self, stamp_ns: int, now: float = None) -> int:
+        """Note a camera frame's stamp; return how many older frames just expired unpaired.
+
+        Args:
+            stamp_ns: The frame's stamp.
+            now: Monotonic time in seconds (default now).
+        """
+        now = time.monotonic() if now is None else now
         with self._lock:
+            unpaired = 0
+            while self._retired and self._retired[0][0] <= now - self.horizon_s:
+                unpaired += sum(not p for p in self._retired.popleft()[1].values())
+            if self._pending and abs(stamp_ns - max(self._pending)) > self.horizon_ns:
+                self._retired.append((now, self._pending))
+                self._pending = {}
             paired = any(abs(s - stamp_ns) <= self.tolerance_ns for s in self._paired)
-            if self._pending and stamp_ns < max(self._pending) - self.horizon_ns:
-                unpaired = sum(not p for p in self._pending.values())
-                self._pending = {stamp_ns: paired}
-                return unpaired
             self._pending[stamp_ns] = self._pending.get(stamp_ns, False) or paired
             newest = max(self._pending)
             expired = [s for s in self._pending if s < newest - self.horizon_ns]
-            return sum(not self._pending.pop(s) for s in expired)
+            return unpaired + sum(not self._pending.pop(s) for s in expired)
 
     def note_pair(self, stamp_ns: int) -> None:
         """Note that the synchronizer emitted a pair with this (RGB) stamp."""
         with self._lock:
             self._paired.append(stamp_ns)  # in case its camera_info arrives after the pair
-            for pending in self._pending:
-                if abs(pending - stamp_ns) <= self.tolerance_ns:
-                    self._pending[pending] = True
+            for pending in [self._pending, *(old for _, old in self._retired)]:
+                for stamp in pending:
+                    if abs(stamp - stamp_ns) <= self.tolerance_ns:
+                        pending[stamp] = True
