@@ -21,7 +21,7 @@ export VD_ROS_SHARED := $(SHARED)
 export PYTHONPATH := $(CURDIR):$(THIRD_PARTY)/launch_pkgs:$(THIRD_PARTY)/shims:$(THIRD_PARTY)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench soak clean
 
 venv: $(PACKAGE_STAMP)
 
@@ -49,6 +49,10 @@ bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.ort_settings
 	$(PY) -m bench.node_latency
 
+# 10 minutes of real frames at 30 Hz with ~5 % bad ones (a benchmark, not a CI test).
+soak: $(PACKAGE_STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
+
 clean:
-	rm -rf $(VENV) build install log demo_out .pytest_cache
+	rm -rf $(VENV) build install log demo_out soak_out .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -66,13 +66,15 @@ class OutputRecorder(Node):
 
     Attributes:
         frames: Publisher of the node's three inputs.
-        received: Output topic -> {(sec, nanosec) stamp: (message, receive time in s)}.
+        received: Output topic -> {(sec, nanosec) stamp: (message, receive time in s)}; the
+            message is None unless ``keep_messages``.
         diagnostics: Latest key/value dict of the node's diagnostics.
     """
 
-    def __init__(self, topics):
+    def __init__(self, topics, keep_messages: bool = True):
         """Subscribe to ``/vd_perception/<topic>`` for every topic (``points`` is a cloud)."""
         super().__init__('vd_ros_recorder')
+        self.keep_messages = keep_messages
         self.frames = FramePublisher(self, 'reliable')
         self.received = {topic: {} for topic in topics}
         self.diagnostics = {}
@@ -87,7 +89,8 @@ class OutputRecorder(Node):
     def _store(self, topic, msg):
         now = self.get_clock().now().nanoseconds * 1e-9
         with self._lock:
-            self.received[topic][(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (msg, now)
+            self.received[topic][(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (
+                msg if self.keep_messages else None, now)
 
     def _on_diagnostics(self, msg):
         for status in msg.status:
@@ -139,10 +142,12 @@ class NodeSession:
     """
 
     def __init__(self, model_path: str, providers, log_path: str, topics,
-                 parameters: dict = None, ready_topics=None, timeout: float = 60.0):
-        """Store what to start; see :func:`start_node` and :meth:`OutputRecorder.wait_ready`."""
+                 parameters: dict = None, ready_topics=None, timeout: float = 60.0,
+                 keep_messages: bool = True):
+        """Store what to start; see :func:`start_node` and :class:`OutputRecorder`."""
         self._start = (model_path, providers, log_path, parameters)
         self._topics, self._ready_topics, self._timeout = topics, ready_topics, timeout
+        self._keep_messages = keep_messages
         self.recorder = self.process = self.exit_code = None
 
     def __enter__(self) -> 'NodeSession':
@@ -151,7 +156,7 @@ class NodeSession:
         from rclpy.executors import SingleThreadedExecutor
 
         rclpy.init()
-        self.recorder = OutputRecorder(self._topics)
+        self.recorder = OutputRecorder(self._topics, self._keep_messages)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.recorder)
         threading.Thread(target=self._executor.spin, daemon=True).start()
