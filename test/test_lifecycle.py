@@ -89,9 +89,12 @@ def test_every_transition_over_dds(perception, small_frame):
 
     assert change(harness, Transition.TRANSITION_CONFIGURE)  # loads the model again
     assert node.model is not None and node.model is not model
-    assert change(harness, Transition.TRANSITION_INACTIVE_SHUTDOWN)
+    assert change(harness, Transition.TRANSITION_ACTIVATE)
+    harness.wait_for(lambda: input_subscribers(harness) > 0, what='the inputs')
+    assert change(harness, Transition.TRANSITION_ACTIVE_SHUTDOWN)
     assert state(harness) == State.PRIMARY_STATE_FINALIZED
-    assert node.model is None and not node._outputs
+    assert node.model is None and not node._outputs and node._worker is None
+    harness.wait_for(lambda: input_subscribers(harness) == 0, what='the inputs to go')
 
 
 @pytest.mark.ros
