@@ -81,7 +81,7 @@ class Harness:
                         self._outputs[topic].get_publisher_count() > 0 for topic in outputs))
         self.wait_for(connected, timeout, 'DDS discovery between the test and the node')
 
-    def call(self, srv_type, service: str, request, timeout: float = 30.0):
+    def call(self, srv_type, service: str, request, timeout: float = 60.0):
         """Call ``service`` of type ``srv_type`` over DDS; return the response."""
         client = self.node.create_client(srv_type, service)
         try:
