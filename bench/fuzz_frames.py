@@ -243,13 +243,13 @@ def schedule(count: int, bad_fraction: float, rng, kinds=None, settle: int = 45)
 
 
 def play(frames, goods: list, plan: list, rate_hz: float, clock, rng, every=None,
-         settle: int = 45) -> tuple:
+         settle: int = 45, cut: bool = True) -> tuple:
     """Publish the frames of ``plan`` at ``rate_hz`` for ``len(plan) / rate_hz`` seconds.
 
     Frame ``i`` is built from ``goods[i % len(goods)]``. Never faster than ``rate_hz``: a
     frame that took long to build (8K) delays the next ones instead of causing a burst, as a
-    camera would. When the sender falls behind (a loaded machine), the plan is cut so the
-    time holds: its last ``settle`` (good) frames still go out at the end. After
+    camera would. When the sender falls behind (a loaded machine) and ``cut``, the plan is cut
+    so the time holds: its last ``settle`` (good) frames still go out at the end. After
     :data:`FIRST` (no camera_info) nothing is sent for a second, so the node gives up waiting
     and counts it. ``every(index)``, when given, runs after each frame (progress, RSS).
 
@@ -260,7 +260,7 @@ def play(frames, goods: list, plan: list, rate_hz: float, clock, rng, every=None
     due = start = time.monotonic()
     deadline = start + (len(plan) - settle) / rate_hz
     for index, kind in enumerate(plan):
-        if index < len(plan) - settle and time.monotonic() > deadline:
+        if cut and index < len(plan) - settle and time.monotonic() > deadline:
             continue
         time.sleep(max(0.0, due - time.monotonic()))
         stamps.append(send(frames, goods[index % len(goods)], kind, clock.now().nanoseconds,

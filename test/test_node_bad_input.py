@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from contract_model import build_contract_model, tiny_contract
 import numpy as np
@@ -85,13 +86,16 @@ def test_every_bad_input_is_dropped_counted_and_the_next_frame_processed(percept
     nan_k = copy.deepcopy(info)
     nan_k.k[0] = float('nan')
     expect_drop('non_finite', rgb, depth, nan_k)
-    # RGB and depth 0.5 s apart never pair; counted once a newer frame is 1 s past them.
+    # RGB and depth 0.5 s apart never pair; stamped 3 s back, the frame starts a timeline of
+    # its own, counted at the first camera frame 1 s (wall clock) after it.
     before = harness.latest_drops().get('unsynced', 0)
     old = Time(nanoseconds=clock.now().nanoseconds - 3 * 10**9)
     harness.frames.info.publish(stamped([info], old.to_msg())[0])
     harness.frames.depth.publish(stamped(
         [depth], Time(nanoseconds=old.nanoseconds + 5 * 10**8).to_msg())[0])
     harness.frames.rgb.publish(stamped([rgb], old.to_msg())[0])
+    send_good()
+    time.sleep(1.1)
     send_good()
     harness.wait_for(lambda: harness.latest_drops().get('unsynced', 0) == before + 1,
                      what='a counted unsynced drop')
