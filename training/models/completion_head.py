@@ -7,13 +7,16 @@ ratio is filled between the measured pixels by push-pull (``push_pull_fill``), w
 locally aligned prediction, the in-graph twin of ``vd_ros.core.depth_alignment``'s ``local``
 mode; the log of the measured depth is filled the same way (the classical fill). A small U-Net
 reads these maps (relative to the sample's mean log depth, so it sees no absolute scale), the
-support of the measurement at three scales, the colour image and the last fused token map, and
-predicts a log residual over the locally aligned prediction. Its last convolution starts at
-zero, so an untrained head returns exactly the locally aligned prediction. The output is metric
-depth (B, 1, H, W) > 0, equal to the measurement wherever one was given.
+support of the measurement at three scales, the colour image and the last fused token map. It
+predicts, per pixel, a gate that mixes the two in log space (how much to trust the decoder's
+shape over the fill) and a log residual on top. Its last convolution starts at zero weights,
+so an untrained head returns the fill mixed with ``decoder_share`` of the locally aligned
+prediction everywhere. The output is metric depth (B, 1, H, W) > 0, equal to the measurement
+wherever one was given.
 """
 
 from dataclasses import dataclass
+import math
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch
@@ -28,7 +31,7 @@ HEAD_DEFAULTS = {
     'channels': [16, 24, 32],     # U-Net widths at H, H / 2, H / 4
     'feature_channels': 16,       # 1x1 projection of the last fused token map (0: not used)
     'support_levels': [1, 3, 5],  # push-pull levels whose support is an input (2, 8, 32 px)
-    'fill_gain': 1.0,             # push_pull_fill gain
+    'decoder_share': 0.1,         # initial gate: share of the locally aligned prediction
     'max_log_residual': 2.0,      # the residual is clamped to +- this (factor e**2)
 }
 _MIN_DEPTH_M = 1e-3
@@ -45,7 +48,8 @@ class CompletionMaps:
         log_scale: (B, 1, 1, 1) global log scale of the prediction (0 without measurement).
         aligned_log: Log of the globally scaled prediction.
         local_log: Log of the locally aligned prediction (the residual's base).
-        fill_log: Log of the push-pull fill of the measured depth.
+        fill_log: Log of the push-pull fill of the measured depth (``local_log`` for a sample
+            without measurement).
         reference: (B, 1, 1, 1) mean log measured depth (of the aligned prediction without
             measurement): subtracted from every log input.
         support: Push-pull weights of the ``support_levels`` (B, 1, h_k, w_k).
@@ -111,9 +115,13 @@ class CompletionHead(nn.Module):
         self.bottom = _conv(c2 + features, c2)
         self.up1 = _conv(c2 + c1, c1)
         self.up0 = _conv(c1 + c0, c0)
-        self.residual = nn.Conv2d(c0, 1, 3, padding=1)
+        share = float(self.config['decoder_share'])
+        if not 0.0 < share < 1.0:
+            raise ValueError(f'completion head decoder_share must be in (0, 1), got {share}')
+        self.residual = nn.Conv2d(c0, 2, 3, padding=1)  # (log residual, gate logit)
         nn.init.zeros_(self.residual.weight)
-        nn.init.zeros_(self.residual.bias)
+        with torch.no_grad():
+            self.residual.bias.copy_(torch.tensor([0.0, math.log(share / (1.0 - share))]))
 
     def maps(self, pde: torch.Tensor, depth: torch.Tensor) -> CompletionMaps:
         """Decode the measurement, align the prediction globally and locally, fill.
@@ -127,15 +135,17 @@ class CompletionHead(nn.Module):
         predicted_log = torch.log(depth.float().clamp_min(_MIN_DEPTH_M))
         log_scale = _masked_mean(measured_log - predicted_log, valid)  # (B, 1, 1, 1)
         aligned_log = predicted_log + log_scale
-        gain = float(self.config['fill_gain'])
         both, support = push_pull_fill(torch.cat([measured_log - aligned_log, measured_log], 1),
-                                       valid, gain)  # (B, 2, H, W)
+                                       valid)  # (B, 2, H, W)
         has_measurement = (valid.sum(dim=(2, 3), keepdim=True) > 0).float()  # (B, 1, 1, 1)
         reference = has_measurement * _masked_mean(measured_log, valid) + \
             (1.0 - has_measurement) * aligned_log.mean(dim=(2, 3), keepdim=True)
         levels = [support[min(k, len(support) - 1)] for k in self.config['support_levels']]
-        return CompletionMaps(measured, valid, log_scale, aligned_log,
-                              aligned_log + both[:, 0:1], both[:, 1:2], reference, levels)
+        local_log = aligned_log + both[:, 0:1]
+        # Without any measurement there is nothing to fill: the fill falls back to the prediction.
+        fill_log = has_measurement * both[:, 1:2] + (1.0 - has_measurement) * local_log
+        return CompletionMaps(measured, valid, log_scale, aligned_log, local_log, fill_log,
+                              reference, levels)
 
     def forward(self, rgb: torch.Tensor, pde: torch.Tensor, depth: torch.Tensor,
                 features: torch.Tensor) -> torch.Tensor:
@@ -170,8 +180,10 @@ class CompletionHead(nn.Module):
         up = F.interpolate(up, size=size, mode='bilinear', align_corners=False)
         up = self.up0(torch.cat([up, skip0], 1))  # (B, c0, H, W)
         limit = float(self.config['max_log_residual'])
-        residual = self.residual(up).clamp(-limit, limit)  # (B, 1, H, W)
-        completed = torch.exp(parts.local_log + residual)
+        out = self.residual(up)  # (B, 2, H, W)
+        residual, gate = out[:, 0:1].clamp(-limit, limit), torch.sigmoid(out[:, 1:2])
+        completed = torch.exp(parts.fill_log + gate * (parts.local_log - parts.fill_log) +
+                              residual)
         return torch.where(parts.valid > 0, parts.measured, completed)
 
 

@@ -4,8 +4,8 @@ Push (Gortler et al.'s push-pull): level after level, each 2 x 2 cell gets the w
 its children and the weight ``min(1, sum of the children's weights)``, down to one pixel (odd
 sizes are zero-padded with weight 0, so padding never counts). Pull: from the coarsest level
 up, each level keeps its own mean where it has support and takes the bilinearly upsampled
-coarser estimate elsewhere, blended by ``min(1, gain * weight)``. A pixel of weight 1 keeps its
-value exactly; between the known pixels the fill is smooth, for any density from ~100 points to
+coarser estimate elsewhere, blended by the level's weight. A pixel of weight 1 keeps its value
+exactly; between the known pixels the fill is smooth, for any density from ~100 points to
 dense depth with holes.
 Only average pooling, bilinear resizing and element-wise operations: it exports to ONNX.
 """
@@ -18,15 +18,13 @@ import torch.nn.functional as F
 _EPS = 1e-12
 
 
-def push_pull_fill(values: torch.Tensor, weight: torch.Tensor,
-                   gain: float = 1.0) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+def push_pull_fill(values: torch.Tensor,
+                   weight: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
     """Fill ``values`` everywhere from the pixels where ``weight`` > 0.
 
     Args:
         values: (B, C, H, W) values, read where ``weight`` > 0.
         weight: (B, 1, H, W) confidence in [0, 1] (e.g. the validity mask).
-        gain: A level trusts its own mean by ``min(1, gain * weight)``; >= 1 keeps the pixels
-            of weight 1 exactly (larger values give a blockier, more nearest-like fill).
 
     Returns:
         ``(filled (B, C, H, W), weights)``: ``weights[k]`` (B, 1, ceil(H / 2**k), ...) is the
@@ -47,6 +45,5 @@ def push_pull_fill(values: torch.Tensor, weight: torch.Tensor,
         coarse_h, coarse_w = filled.shape[-2:]
         upsampled = F.interpolate(filled, size=(2 * coarse_h, 2 * coarse_w), mode='bilinear',
                                   align_corners=False)[..., :height, :width]  # (B, C, h, w)
-        trust = (gain * weights[level]).clamp(max=1.0)
-        filled = trust * means[level] + (1.0 - trust) * upsampled
+        filled = weights[level] * means[level] + (1.0 - weights[level]) * upsampled
     return filled, weights

@@ -97,28 +97,34 @@ def tiny():
 
 
 def test_zero_initialised_head_returns_its_base_and_the_measurement(tiny):
-    """Untrained: output = locally aligned prediction, = measured depth where measured."""
+    """Untrained: fill mixed with 0.25 of the local alignment; measured depth where measured."""
     model, rgb, pde, depth, predicted, features = tiny
-    head = build_completion_head(model).eval()
+    head = build_completion_head(model, {'decoder_share': 0.25}).eval()
     with torch.no_grad():
         completed = head(rgb, pde, predicted, features)
         maps = head.maps(pde, predicted)
     measured = depth[:, None] > 0
     assert completed.shape == (2, 1, H, W) and (completed > 0).all()
     assert torch.allclose(completed[measured], depth[:, None][measured], atol=2e-6)
-    assert torch.allclose(completed, torch.exp(maps.local_log), rtol=1e-5, atol=2e-6)
+    base = torch.exp(0.75 * maps.fill_log + 0.25 * maps.local_log)
+    assert torch.allclose(completed, base, rtol=1e-5, atol=2e-6)
     # The base is the prediction with the measured / predicted ratio filled in between.
     ratio = depth[:, None][measured] / (predicted[measured] * torch.exp(
         maps.log_scale.expand_as(predicted)[measured]))
     assert float(ratio.log().mean().abs()) < 1e-4  # the global scale is the mean log ratio
-    head.residual.bias.data.fill_(0.1)
+    head.residual.bias.data[0] = 0.1  # the log residual
     with torch.no_grad():
         moved = head(rgb, pde, predicted, features)
     assert torch.allclose(moved[~measured], completed[~measured] * math.exp(0.1), rtol=1e-5)
+    head.residual.bias.data[1] = 30.0  # the gate fully open: the locally aligned prediction
+    with torch.no_grad():
+        local = head(rgb, pde, predicted, features)
+    assert torch.allclose(local[~measured], torch.exp(maps.local_log + 0.1)[~measured],
+                          rtol=1e-5)
 
 
 def test_head_without_measurement_returns_the_unscaled_prediction(tiny):
-    """No valid pixel: scale 1, the fill has nothing, the output is the decoder's depth."""
+    """No valid pixel: scale 1, the fill falls back to the prediction: the decoder's depth."""
     model, rgb, _, _, predicted, features = tiny
     head = build_completion_head(model, {'feature_channels': 0}).eval()
     pde = torch.from_numpy(positional_depth_encoding(np.zeros((2, H, W), np.float32)))
@@ -132,5 +138,7 @@ def test_head_refuses_unknown_keys_and_another_feature_width(tiny):
     model = tiny[0]
     with pytest.raises(ValueError, match="unknown completion head keys \\['chanels'\\]"):
         build_completion_head(model, {'chanels': [8, 8, 8]})
+    with pytest.raises(ValueError, match='decoder_share must be in \\(0, 1\\), got 1.0'):
+        build_completion_head(model, {'decoder_share': 1.0})
     with pytest.raises(ValueError, match='feature_dim 384, the model has 64'):
         build_completion_head(model, {'feature_dim': 384})
