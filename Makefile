@@ -47,6 +47,7 @@ lint: $(PACKAGE_STAMP)
 bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.alignment_latency
 	$(PY) -m bench.ort_settings
+	$(PY) -m bench.completion_head_latency
 	$(PY) -m bench.node_latency
 
 # 10 minutes of real frames at 30 Hz with ~5 % bad ones (a benchmark, not a CI test).
