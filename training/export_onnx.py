@@ -5,7 +5,7 @@ Usage::
     python -m training.export_onnx [--config extra.yaml] [--checkpoint ckpt.pt] \\
         [--heads heads.pt | --untrained-head ycbv] [--completion-head head.pt] \\
         [--output models/vd.onnx] \\
-        [--input-size 336 448] [--fp16] \\
+        [--input-size 336 448] [--fp16 | --fp16-weights] \\
         [--exporter torchscript|dynamo] [--seed 0] [key=value ...]
 
 The file follows ``shared/docs/model-contract.md``: inputs ``rgb`` (1, 3, H, W) float32 RGB in
@@ -26,7 +26,8 @@ resampled once to the export grid (timm ``set_input_size``, the same bicubic res
 model applies on the fly), so the graph holds no resize of constants and both exporters work:
 ``torchscript`` (default, opset 17, ~3x faster to export) and ``dynamo`` (``torch.export``,
 opset 18). ``--fp16`` stores weights and computes in float16 inside the graph; inputs and
-outputs stay float32 as the contract requires.
+outputs stay float32 as the contract requires. ``--fp16-weights`` only stores the large weights
+as float16 (``training.onnx_weight_storage``): half the file, float32 compute, same speed.
 """
 
 import argparse
@@ -54,6 +55,7 @@ from training.heads_checkpoint import load_heads_checkpoint
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead
 from training.models.heads import build_seg_head
+from training.onnx_weight_storage import store_weights_fp16
 from vd_ros.core.contract import METADATA_KEY, ModelContract, REQUIRED_OUTPUTS
 
 _logger = logging.getLogger(__name__)
@@ -213,7 +215,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
                 trained: bool = False, training_info: Optional[Dict[str, Any]] = None,
                 fp16: bool = False, exporter: str = 'torchscript',
                 opset: Optional[int] = None,
-                completion_head: Optional[CompletionHead] = None) -> ModelContract:
+                completion_head: Optional[CompletionHead] = None,
+                fp16_weights: bool = False) -> ModelContract:
     """Export ``model`` (+ ``seg_head``) to an ONNX file that follows the model contract.
 
     Args:
@@ -228,6 +231,7 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
         exporter: ``torchscript`` or ``dynamo``.
         opset: ONNX opset (>= 17; default 17 for torchscript, 18 for dynamo).
         completion_head: Adds ``completed_depth`` (contract v2); computed in float32.
+        fp16_weights: Store the large float32 weights as float16 (float32 compute).
 
     Returns:
         The contract written into the metadata.
@@ -251,7 +255,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
     info.setdefault('model_config', model.config)
     info.setdefault('export', {})
     info['export'] = {**info['export'], 'exporter': exporter, 'opset': opset,
-                      'precision': 'fp16' if fp16 else 'fp32', 'torch': torch.__version__}
+                      'precision': 'fp16' if fp16 else 'fp32', 'torch': torch.__version__,
+                      'weights': 'fp16' if fp16 or fp16_weights else 'fp32'}
     contract = model_contract(model, input_size, class_names, trained, info,
                               completion=completion_head is not None)
     if not trained:
@@ -276,6 +281,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
         traced = os.path.join(work, 'graph.onnx')
         _trace_to_onnx(graph, example, traced, list(contract.outputs), exporter, opset)
         proto = onnx.load(traced)
+        if fp16_weights and not fp16:
+            _logger.info('%d weights stored as float16', store_weights_fp16(proto))
         helper.set_model_props(proto, {METADATA_KEY: contract.to_json()})
         proto.doc_string = (f'Vanishing Depth {contract.encoder} {height}x{width} '
                             f'(vd_ros model contract v{contract.contract_version})')
@@ -315,7 +322,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('--output', default=os.path.join('models', 'vd.onnx'))
     parser.add_argument('--input-size', type=int, nargs=2, default=list(DEFAULT_INPUT_SIZE),
                         metavar=('H', 'W'))
-    parser.add_argument('--fp16', action='store_true', help='float16 weights and compute')
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument('--fp16', action='store_true', help='float16 weights and compute')
+    precision.add_argument('--fp16-weights', action='store_true',
+                           help='float16 storage of the weights, float32 compute')
     parser.add_argument('--exporter', choices=sorted(EXPORTERS), default='torchscript')
     parser.add_argument('--opset', type=int, help='ONNX opset (default per exporter)')
     parser.add_argument('--seed', type=int, default=0,
@@ -374,7 +384,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     model, head, kwargs = build_export_inputs(args)
     export_onnx(model, head, args.output, args.input_size, fp16=args.fp16,
-                exporter=args.exporter, opset=args.opset, **kwargs)
+                exporter=args.exporter, opset=args.opset, fp16_weights=args.fp16_weights,
+                **kwargs)
     return 0
 
 

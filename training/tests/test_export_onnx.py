@@ -144,6 +144,27 @@ def test_fp16_export_is_close_to_fp32_eager(linear_export, shared_data, tmp_path
     assert np.abs(outputs['features'] - expected['features']).max() > 1e-6
 
 
+def test_fp16_weight_storage_halves_the_file_and_keeps_fp32_compute(linear_export, shared_data,
+                                                                   tmp_path):
+    """Check: --fp16-weights rounds the weights only (file about half, outputs within fp16)."""
+    import onnx
+
+    model, head, fp32_path, _ = linear_export
+    path = str(tmp_path / 'tiny_fp16_weights.onnx')
+    contract = export_onnx(model, head, path, SIZE, YCBV_CLASSES, fp16_weights=True)
+    export = contract.training['export']
+    assert (export['precision'], export['weights']) == ('fp32', 'fp16')
+    assert os.path.getsize(path) < 0.6 * os.path.getsize(fp32_path)
+    graph = onnx.load(path).graph
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer)
+    runtime = VDModel(path, providers=['cpu'], intra_op_threads=2)
+    rgb_in, pde = frame_inputs(shared_data, runtime.contract)
+    outputs = runtime.run(rgb_in, pde)
+    expected = eager_outputs(model, head, rgb_in, pde)
+    assert_close(outputs, expected, 1e-2, 1e-3)  # only the weights' rounding differs
+    assert np.abs(outputs['features'] - expected['features']).max() > 1e-6
+
+
 @pytest.mark.slow
 def test_dynamo_exporter_matches_eager(shared_data, tmp_path):
     """Check: dynamo exporter matches eager."""
