@@ -144,8 +144,7 @@ def test_fp16_export_is_close_to_fp32_eager(linear_export, shared_data, tmp_path
     assert np.abs(outputs['features'] - expected['features']).max() > 1e-6
 
 
-def test_fp16_weight_storage_halves_the_file_and_keeps_fp32_compute(linear_export, shared_data,
-                                                                   tmp_path):
+def test_fp16_weight_storage_keeps_fp32_compute(linear_export, shared_data, tmp_path):
     """Check: --fp16-weights rounds the weights only (file about half, outputs within fp16)."""
     import onnx
 
