@@ -7,6 +7,9 @@ export against fp32. Sessions are timed round-robin, one call each per round, so
 the machine's load hits every row alike. Prints wall time p50 / p90 and CPU time per call
 (all threads of this process). A figure-printing script, not a test.
 
+The fp16 rows need the random export (the shipped model has no fp16 twin): run with
+``--model models/vd_cpu_random_126x168.onnx`` for them.
+
 Usage: python -m bench.ort_settings [--model M.onnx] [--rounds 15] [--no-fp16]
 """
 
@@ -16,7 +19,7 @@ import tempfile
 import time
 
 from bench.ros_session import bench_frames
-from bench.vd_export import bench_model, export_random_vd_model
+from bench.vd_export import bench_model, export_random_vd_model, random_export_path
 import numpy as np
 import onnxruntime as ort
 
@@ -78,7 +81,7 @@ def main():
         _, first_load = session(path, 1, save_to=saved)
         sessions['1 thread, saved optimised model'], saved_load = session(saved, 1, 'disabled')
         loads['1 thread, saved optimised model'] = saved_load
-        if not args.no_fp16 and not args.model:
+        if not args.no_fp16 and os.path.abspath(path) == random_export_path():
             fp16_path = export_random_vd_model(
                 os.path.join(os.path.dirname(path), 'vd_cpu_random_126x168_fp16.onnx'),
                 fp16=True)
