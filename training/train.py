@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from omegaconf import DictConfig
 import torch
@@ -382,11 +382,21 @@ def build_training(cfg: DictConfig, device: torch.device) -> TrainingParts:
                          optimizer, scheduler)
 
 
+def _load_training_checkpoint(path: str) -> Dict[str, Any]:
+    """Load a pretraining checkpoint; a file of another kind is a ValueError."""
+    state = load_checkpoint(path)
+    if state.get('format') != CHECKPOINT_FORMAT:
+        raise ValueError(f'{path}: not a {CHECKPOINT_FORMAT} checkpoint '
+                         f'(format {state.get("format")!r})')
+    return state
+
+
 def resume_training(cfg: DictConfig, parts: TrainingParts, path: Optional[str],
                     manager: CheckpointManager, info: distributed.DistInfo) -> Progress:
     """Restore model, optimiser, schedule, scaler, noise shift, counters, sampler and RNG.
 
-    Without a checkpoint (``path`` None) this rank's RNG is seeded for a fresh run.
+    Without a checkpoint (``path`` None) this rank's RNG is seeded for a fresh run, whose model
+    weights come from ``train.init_from`` when that is set (a warm start).
 
     Returns:
         The progress to continue from.
@@ -394,11 +404,12 @@ def resume_training(cfg: DictConfig, parts: TrainingParts, path: Optional[str],
     progress = Progress()
     if not path:
         torch.manual_seed(cfg.run.seed + info.rank)
+        if cfg.train.init_from:
+            parts.core.load_state_dict(_load_training_checkpoint(cfg.train.init_from)['model'])
+            _logger.info('warm start: model weights of %s, fresh optimiser and schedule',
+                         cfg.train.init_from)
         return progress
-    state = load_checkpoint(path)
-    if state.get('format') != CHECKPOINT_FORMAT:
-        raise ValueError(f'{path}: not a {CHECKPOINT_FORMAT} checkpoint '
-                         f'(format {state.get("format")!r})')
+    state = _load_training_checkpoint(path)
     parts.core.load_state_dict(state['model'])
     parts.optimizer.load_state_dict(state['optimizer'])
     parts.scheduler.load_state_dict(state['scheduler'])

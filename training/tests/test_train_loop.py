@@ -99,3 +99,24 @@ def test_too_many_nonfinite_steps_stop_with_a_valid_checkpoint(shared_data, tmp_
     assert _same(stopped['model'], _model(os.path.join(folder, 'step_00000001.pt')))
     assert all(torch.isfinite(v).all() for v in stopped['model'].values()
                if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_warm_start_takes_the_weights_and_starts_a_fresh_schedule(shared_data, tmp_path):
+    """``train.init_from``: step 0, the checkpoint's weights, a new optimiser and schedule."""
+    source = train_module.train(load_config([], _overrides(
+        shared_data, tmp_path, 'source', 'train.max_steps=2', 'checkpoint.every_steps=2',
+        'optim.schedule.kind=constant')))
+    checkpoint = os.path.join(source.run_dir, 'checkpoints', 'step_00000002.pt')
+    warm = train_module.train(load_config([], _overrides(
+        shared_data, tmp_path, 'warm', 'train.max_steps=2', 'optim.lr=1e-30',
+        'optim.schedule.kind=constant', f'train.init_from={checkpoint}')))
+    assert (warm.start_step, warm.end_step) == (0, 2)
+    assert _same(_trainable(warm.model), _trainable(source.model))  # lr 1e-30: below float32 resolution
+    state = load_checkpoint(os.path.join(warm.run_dir, 'checkpoints', 'step_00000002.pt'))
+    assert state['optimizer']['state'][0]['step'] == 2  # the optimiser started anew
+    other = str(tmp_path / 'other.pt')
+    torch.save({'format': 'something-else'}, other)
+    with pytest.raises(ValueError, match='not a'):
+        train_module.train(load_config([], _overrides(
+            shared_data, tmp_path, 'bad', f'train.init_from={other}')))
