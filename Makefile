@@ -12,9 +12,9 @@ REQUIREMENTS := requirements/runtime.txt requirements/training.txt requirements/
 SHARED ?= $(abspath ../shared)
 THIRD_PARTY := $(SHARED)/third_party
 
-# Fast DDS drops large images between processes with its default transports; LARGE_DATA
-# (TCP for data, shared memory when local) delivers them. Discovery stays on this host.
-export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
+# Fast DDS loses VGA images between processes without a shared-memory segment larger than its
+# 512 KB default (vd_ros/dds_transport.py has the measurements). Discovery stays on this host.
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/vd_ros/fastdds_large_images.xml
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export VD_ROS_SHARED := $(SHARED)

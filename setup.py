@@ -10,7 +10,8 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
-    package_data={PACKAGE: ['sample_data/README.md', 'sample_data/*/*', 'sample_data/*/*/*']},
+    package_data={PACKAGE: ['fastdds_large_images.xml', 'sample_data/README.md',
+                            'sample_data/*/*', 'sample_data/*/*/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),

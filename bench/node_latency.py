@@ -1,13 +1,15 @@
 """End-to-end latency and throughput of the perception node, against the bare model call.
 
-Replays real 7-Scenes 640x480 frames at 30 Hz through the node (a separate process, as on a
-robot) over real DDS with every output subscribed, once without and once with ``~/points``,
-and prints for each run: the sustained output rate, the end-to-end latency (input stamp to
-``~/depth`` received) p50/p99 (and p50 of the first and the second half of the run: a queue
-would make it grow), the drops by cause, the node's time per frame split into the model call
-and everything else (non-model work) with the p50 of every stage (from ``/diagnostics``), and
-the node's peak resident memory. The same figures for the bare ONNX Runtime call on the same
-frame, with the node's thread settings, come first. A summary table for the README ends it.
+Replays real 7-Scenes 640x480 frames at 30 Hz (``vd_ros_replay`` in its own process, as a
+camera driver is) through the node (another process) over real DDS with every output
+subscribed, once without and once with ``~/points``, and prints for each run: the sustained
+output rate, the end-to-end latency (input stamp to ``~/depth`` received) p50/p99 (and p50 of
+the first and the second half of the run: a queue would make it grow), the drops by cause, the
+node's time per frame split into the model call and everything else (non-model work) with the
+p50 of every stage (from ``/diagnostics``), and the node's peak resident memory. The same
+figures for the bare ONNX Runtime call on the same frame, with the node's thread settings,
+come first. Latency is measured on the stamps: the replayer stamps every frame with the time
+it publishes it (one clock on one machine). A summary table for the README ends it.
 
 Usage: python -m bench.node_latency [--model M.onnx] [--seconds 20] [--rate 30]
     [--providers cpu] [--points off,on] [--param NAME=VALUE ...]
@@ -22,15 +24,15 @@ import os
 import tempfile
 import time
 
-from bench.ros_session import bench_frames, NodeSession
+from bench.ros_session import bench_frames, NodeSession, start_replay
 from bench.vd_export import bench_model
 import numpy as np
-from std_msgs.msg import Header
 
 from vd_ros.core.preprocess import prepare_inputs
+from vd_ros.dds_transport import use_large_image_transport
 from vd_ros.inference import VDModel
-from vd_ros.replay import frame_messages
 
+FRAMES = 30  # distinct frames, replayed in a loop
 OUTPUTS = ('segmentation', 'segmentation/color', 'depth', 'features', 'features/pca', 'points')
 
 
@@ -50,19 +52,6 @@ def bare_model_ms(model: VDModel, frame, budget_s: float = 30.0, repeats: int = 
     return np.array(times) * 1e3
 
 
-def replay(recorder, messages, seconds: float, rate: float) -> list:
-    """Publish the frames in a loop at ``rate`` Hz; return [(stamp key, stamp seconds)]."""
-    sent, period = [], 1.0 / rate
-    start = time.monotonic()
-    while time.monotonic() - start < seconds:
-        rgb, depth, info = messages[len(sent) % len(messages)]
-        recorder.frames.publish(rgb, depth, info)
-        sent.append(((rgb.header.stamp.sec, rgb.header.stamp.nanosec),
-                     rgb.header.stamp.sec + rgb.header.stamp.nanosec * 1e-9))
-        time.sleep(max(0.0, start + len(sent) * period - time.monotonic()))
-    return sent
-
-
 def peak_rss_mb(pid: int) -> float:
     """Return the peak resident memory (VmHWM) of a process in MB, NaN when unreadable."""
     try:
@@ -75,28 +64,33 @@ def peak_rss_mb(pid: int) -> float:
     return float('nan')
 
 
-def run_node(model_path: str, providers, messages, args, folder: str, points: bool) -> dict:
+def run_node(model_path: str, providers, args, folder: str, points: bool) -> dict:
     """Start the node, replay, and return the figures of the run."""
     topics = [topic for topic in OUTPUTS if points or topic != 'points']
     if not args.segmentation:
         topics = [topic for topic in topics if not topic.startswith('segmentation')]
     parameters = {'outputs.points': str(points).lower(),
                   **dict(p.split('=', 1) for p in args.param)}
+    loops = max(1, round(args.seconds * args.rate / FRAMES))
     with NodeSession(model_path, providers, os.path.join(folder, f'node_{points}.log'), topics,
                      parameters, topics, timeout=120.0) as session:
-        sent = replay(session.recorder, messages, args.seconds, args.rate)
+        camera = start_replay(args.rate, loops, FRAMES,
+                              os.path.join(folder, f'replay_{points}.log'))
+        camera.wait(timeout=3 * args.seconds + 60)
         time.sleep(3.0)  # the last frame and a diagnostics period
         diagnostics = dict(session.recorder.diagnostics)
         rss = peak_rss_mb(session.process.pid)
-    received = session.recorder.received
-    depth = received['depth']
-    latencies = np.array([depth[s][1] - t for s, t in sent if s in depth]) * 1e3
+    depth = session.recorder.received['depth']  # {(sec, nanosec) stamp: (msg, received s)}
+    latencies = np.array([received - (sec + nanosec * 1e-9)
+                          for (sec, nanosec), (_, received) in sorted(depth.items())]) * 1e3
     done = sorted(time_received for _, time_received in depth.values())
     stages = {key[len('stage_'):-len('_p50_ms')]: float(value)
               for key, value in diagnostics.items()
               if key.startswith('stage_') and key.endswith('_p50_ms')}
-    return {'points': points, 'exit_code': session.exit_code, 'sent': len(sent),
-            'received': {topic: len(messages) for topic, messages in received.items()},
+    return {'points': points, 'exit_code': session.exit_code, 'sent': loops * FRAMES,
+            'camera_exit_code': camera.returncode,
+            'received': {topic: len(messages)
+                         for topic, messages in session.recorder.received.items()},
             'latencies': latencies, 'stages': stages, 'rss_mb': rss,
             'rate': (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else 0.0,
             'drops': {key[len('drops.'):]: int(value) for key, value in diagnostics.items()
@@ -115,11 +109,10 @@ def main():
     parser.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
                         help='extra node parameter, e.g. intra_op_threads=2 (repeatable)')
     args = parser.parse_args()
-    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    use_large_image_transport()
     os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 200))
     model_path, described = (args.model, args.model) if args.model else bench_model()
-    frames = bench_frames(30)
-    messages = [frame_messages(f, Header(frame_id='camera')) for f in frames]
+    frames = bench_frames(FRAMES)
     providers = args.providers.split(',')
     threads = int(dict(p.split('=', 1) for p in args.param).get('intra_op_threads', 0))
     load_before = os.getloadavg()
@@ -131,7 +124,7 @@ def main():
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         for points in args.points.split(','):
-            runs.append(run_node(model_path, providers, messages, args, folder, points == 'on'))
+            runs.append(run_node(model_path, providers, args, folder, points == 'on'))
     print(f'model: {described}')
     print(f'providers {providers}, {os.cpu_count()} cores, load average (1/5/15 min) '
           f'{"/".join(f"{v:.1f}" for v in load_before)} before, '
@@ -148,7 +141,8 @@ def report(run: dict, args) -> None:
     """Print the figures of one node run."""
     latencies, stages = run['latencies'], run['stages']
     print(f'\nnode, every output subscribed {"with" if run["points"] else "except"} ~/points '
-          f'(exit code {run["exit_code"]}): {run["sent"]} frames sent at {args.rate:.0f} Hz '
+          f'(exit code {run["exit_code"]}, camera {run["camera_exit_code"]}): {run["sent"]} '
+          f'frames sent at {args.rate:.0f} Hz '
           f'over {args.seconds:.0f} s; received ' + ', '.join(
               f'{topic} {count}' for topic, count in run['received'].items()))
     print(f'  output rate {run["rate"]:.2f} Hz; drops by cause: ' + (', '.join(

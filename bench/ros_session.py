@@ -23,12 +23,34 @@ SHARED = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
 NODE_NAME = 'vd_perception'
 
 
-def bench_frames(count: int = 30) -> list:
-    """Return real 7-Scenes VGA frames (every 5th) from ../shared, else the in-repo sample."""
+def bench_source() -> tuple:
+    """Return ``(folder, step)`` of the bench frames.
+
+    Real 7-Scenes VGA frames (every 5th) from ../shared, else the in-repo sample (every frame).
+    """
     kitchen = os.path.join(SHARED, 'data', '7scenes_redkitchen')
-    if os.path.isdir(kitchen):
-        return load_frames(kitchen, count=count, step=5)
-    return load_frames(SAMPLE_DIR, count=count)
+    return (kitchen, 5) if os.path.isdir(kitchen) else (SAMPLE_DIR, 1)
+
+
+def bench_frames(count: int = 30) -> list:
+    """Return ``count`` frames of :func:`bench_source`."""
+    folder, step = bench_source()
+    return load_frames(folder, count=count, step=step)
+
+
+def start_replay(rate: float, loops: int, count: int = 30, log_path: str = None,
+                 qos: str = 'reliable') -> subprocess.Popen:
+    """Replay ``loops`` passes over ``count`` bench frames at ``rate`` Hz in a new process.
+
+    The camera is its own process, as a driver is on a robot (``vd_ros_replay``; every
+    triple is stamped with the time it is published). It waits up to 30 s for a subscriber.
+    """
+    folder, step = bench_source()
+    command = [sys.executable, '-m', 'vd_ros.replay', '--source', folder, '--step', str(step),
+               '--count', str(count), '--rate', str(rate), '--loops', str(loops),
+               '--qos', qos, '--wait-subscribers', '30']
+    output = open(log_path, 'w') if log_path else subprocess.DEVNULL
+    return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
 
 
 def start_node(model_path: str, providers=('cpu',), log_path: str = None,

@@ -10,11 +10,13 @@ import threading
 import pytest
 from ros_harness import Harness, OUTPUT_TOPICS
 
+from vd_ros.dds_transport import use_large_image_transport
+
 # One DDS domain per test run (pid based) so parallel runs of several developers never see each
 # other's topics; must be set before any rclpy context is initialised.
 os.environ['ROS_DOMAIN_ID'] = str(1 + os.getpid() % 200)
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+use_large_image_transport()
 
 
 @pytest.fixture(scope='session')

@@ -103,7 +103,8 @@ def main():
                         'else a random-init VD export)')
     parser.add_argument('--frames', type=int, default=8)
     args = parser.parse_args()
-    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    from vd_ros.dds_transport import use_large_image_transport
+    use_large_image_transport()
     os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 200))
     from bench.ros_session import NodeSession
     from vd_ros.inference import VDModel

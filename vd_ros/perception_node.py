@@ -35,6 +35,7 @@ from vd_ros.core.depth_alignment import align_depth, keep_measured
 from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
 from vd_ros.core.postprocess import colorize_labels, feature_pca_rgb, labels_from_logits
 from vd_ros.core.preprocess import EmptyDepthError, Letterbox, prepare_inputs
+from vd_ros.dds_transport import use_large_image_transport
 from vd_ros.diagnostics import diagnostic_status, NodeStatistics, UnsyncedFrameCounter
 from vd_ros.image_codec import array_to_image, decode_depth, decode_rgb, ImageEncodingError
 from vd_ros.inference import ModelLoadError, VDModel
@@ -463,8 +464,7 @@ class PerceptionNode(LifecycleNode):
 
 def main(args=None):
     """Run the node until Ctrl-C or an external shutdown (the ros2/examples shape)."""
-    # Fast DDS drops ~1 MB images with its default transports; LARGE_DATA delivers them.
-    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    use_large_image_transport()  # Fast DDS loses VGA images without it (vd_ros.dds_transport)
     rclpy.init(args=args)
     node = None
     try:

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from vd_ros.core.depth_codec import read_depth, read_rgb
 from vd_ros.core.intrinsics import pinhole_matrix, scale_intrinsics
+from vd_ros.dds_transport import use_large_image_transport
 from vd_ros.image_codec import array_to_image
 from vd_ros.messages import rectified_camera_info
 
@@ -274,9 +275,9 @@ class FramePublisher:
             stamp = self.node.get_clock().now().to_msg()
             for msg in (rgb, depth, info):
                 msg.header.stamp = stamp
-        self.info.publish(info)
-        self.depth.publish(depth)
         self.rgb.publish(rgb)
+        self.depth.publish(depth)
+        self.info.publish(info)
 
     def subscriber_count(self) -> int:
         """Return the smallest subscriber count of the RGB and depth topics."""
@@ -359,8 +360,7 @@ def replay(node: Node, args) -> int:
 
 def main(argv=None):
     """Run the vd_ros_replay command line (the ros2/examples shape)."""
-    # Fast DDS drops ~1 MB images with its default transports; LARGE_DATA delivers them.
-    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    use_large_image_transport()  # Fast DDS loses VGA images without it (vd_ros.dds_transport)
     argv = sys.argv if argv is None else argv
     args = build_parser().parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     rclpy.init(args=argv)

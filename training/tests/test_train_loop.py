@@ -112,7 +112,8 @@ def test_warm_start_takes_the_weights_and_starts_a_fresh_schedule(shared_data, t
         shared_data, tmp_path, 'warm', 'train.max_steps=2', 'optim.lr=1e-30',
         'optim.schedule.kind=constant', f'train.init_from={checkpoint}')))
     assert (warm.start_step, warm.end_step) == (0, 2)
-    assert _same(_trainable(warm.model), _trainable(source.model))  # lr 1e-30: below float32 resolution
+    # lr 1e-30 is below float32 resolution: the weights are the checkpoint's
+    assert _same(_trainable(warm.model), _trainable(source.model))
     state = load_checkpoint(os.path.join(warm.run_dir, 'checkpoints', 'step_00000002.pt'))
     assert state['optimizer']['state'][0]['step'] == 2  # the optimiser started anew
     other = str(tmp_path / 'other.pt')
