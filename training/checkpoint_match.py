@@ -11,6 +11,7 @@ half-loaded or wrongly encoded model would export without error and produce garb
 
 import dataclasses
 import logging
+import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
@@ -78,6 +79,29 @@ def read_model_checkpoint(path: str) -> ModelCheckpoint:
                            int(step) if step is not None else None,
                            dict(state['config']) if isinstance(state.get('config'), Mapping)
                            else None)
+
+
+def total_pretraining_steps(checkpoint: ModelCheckpoint) -> Tuple[int, List[str]]:
+    """Return the optimiser steps behind a checkpoint, warm starts included, and their files.
+
+    A run warm-started with ``train.init_from`` continues the steps of that checkpoint, which
+    may itself be warm-started: the chain is followed while its files exist.
+
+    Returns:
+        ``(steps, chain)``: the step sum, and the files of the chain (this one first). A
+        missing file ends the chain; its steps are then not counted (and its path is listed
+        with ``' (missing)'``).
+    """
+    steps, chain, current = checkpoint.step or 0, [checkpoint.path], checkpoint
+    while True:
+        source = ((current.config or {}).get('train') or {}).get('init_from')
+        if not source:
+            return steps, chain
+        if not os.path.isfile(source):
+            return steps, chain + [f'{source} (missing)']
+        current = read_model_checkpoint(source)
+        steps += current.step or 0
+        chain.append(source)
 
 
 def config_differences(expected: Mapping, found: Mapping, prefix: str = 'model') -> List[str]:

@@ -47,7 +47,7 @@ from onnx import helper
 import torch
 from torch import nn
 
-from training.checkpoint_match import build_checked_model
+from training.checkpoint_match import build_checked_model, total_pretraining_steps
 from training.completion_checkpoint import load_completion_head
 from training.data.label_layouts import get_layout, LABEL_LAYOUTS
 from training.engine.config import load_config, to_plain
@@ -350,9 +350,11 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
     cfg = to_plain(load_config(args.config, args.overrides))
     model, checkpoint = build_checked_model(cfg['model'], args.checkpoint, args.seed)
     if checkpoint is not None:
+        steps, chain = total_pretraining_steps(checkpoint)
         info = training_provenance(
-            _data_description(checkpoint.config or {}) or 'see checkpoint',
-            checkpoint.step or 0, checkpoint=os.path.abspath(args.checkpoint))
+            _data_description(checkpoint.config or {}) or 'see checkpoint', steps,
+            checkpoint=os.path.abspath(args.checkpoint), checkpoint_step=checkpoint.step,
+            warm_start_chain=chain[1:])
     else:
         info = training_provenance('none (random initialisation)', 0, checkpoint=None,
                                    seed=args.seed)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from training import train as train_module
+from training.checkpoint_match import read_model_checkpoint, total_pretraining_steps
 from training.engine.checkpoint import load_checkpoint
 from training.engine.config import load_config
 
@@ -114,8 +115,15 @@ def test_warm_start_takes_the_weights_and_starts_a_fresh_schedule(shared_data, t
     assert (warm.start_step, warm.end_step) == (0, 2)
     # lr 1e-30 is below float32 resolution: the weights are the checkpoint's
     assert _same(_trainable(warm.model), _trainable(source.model))
-    state = load_checkpoint(os.path.join(warm.run_dir, 'checkpoints', 'step_00000002.pt'))
+    warm_path = os.path.join(warm.run_dir, 'checkpoints', 'step_00000002.pt')
+    state = load_checkpoint(warm_path)
     assert state['optimizer']['state'][0]['step'] == 2  # the optimiser started anew
+    # Export counts the steps of the whole chain: 2 here + 2 of the source.
+    assert total_pretraining_steps(read_model_checkpoint(warm_path)) == (
+        4, [warm_path, checkpoint])
+    os.remove(checkpoint)
+    assert total_pretraining_steps(read_model_checkpoint(warm_path)) == (
+        2, [warm_path, f'{checkpoint} (missing)'])
     other = str(tmp_path / 'other.pt')
     torch.save({'format': 'something-else'}, other)
     with pytest.raises(ValueError, match='not a'):
