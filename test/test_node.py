@@ -135,11 +135,13 @@ def test_local_alignment_is_the_default_and_keeps_measured_depth(perception, kit
 
 
 @pytest.mark.ros
-def test_a_completed_depth_output_is_published_unaligned_with_measured_depth_kept(
-        perception, kitchen_frame, tmp_path):
+@pytest.mark.parametrize('alignment', ['local', 'global'])
+def test_a_completed_depth_output_is_aligned_locally_or_kept_as_predicted(
+        perception, kitchen_frame, tmp_path, alignment):
     path = tmp_path / 'completion_head.onnx'
     build_contract_model(str(path), tiny_contract(completed_depth=True))
-    node, harness = perception(topics={'depth': 'Image'}, model_path=str(path))
+    node, harness = perception(topics={'depth': 'Image'}, model_path=str(path),
+                               depth__alignment=alignment)
     assert node.contract.contract_version == 2
     harness.frames.publish(*frame_messages(kitchen_frame, Header(frame_id=FRAME_ID)))
     harness.wait_for(lambda: harness.received['depth'], what='the depth output')
@@ -148,13 +150,16 @@ def test_a_completed_depth_output_is_published_unaligned_with_measured_depth_kep
     measured = kitchen_frame.depth_m
     valid = (measured >= 0.1) & (measured <= 10.0)
     np.testing.assert_array_equal(depth[valid], measured[valid])
-    # Holes: the head's metric depth (COMPLETED_FACTOR x the tiny depth), not scaled to the
-    # measurement, NaN where outside [depth.min_m, depth.max_m].
+    # Holes: the head's metric depth (COMPLETED_FACTOR x the tiny depth), locally aligned to the
+    # measurement (local) or as predicted (global), NaN outside [depth.min_m, depth.max_m].
     rgb_in, _, letterbox = prepare_inputs(kitchen_frame.rgb, measured, node.contract)
     metric = letterbox.restore(COMPLETED_FACTOR * depth_of(rgb_in)[0, 0], 'linear')
+    if alignment == 'local':
+        metric, _, _ = align_depth(metric, np.where(valid, measured, 0), alignment='local')
     expected = np.where((metric >= 0.1) & (metric <= 10.0), metric, np.nan)
     np.testing.assert_allclose(depth[~valid], expected[~valid], rtol=1e-5)
-    assert 'stage_depth_alignment_p50_ms' not in node.stages.snapshot()
+    aligned = 'stage_depth_alignment_p50_ms' in node.stages.snapshot()
+    assert aligned == (alignment == 'local')
 
 
 def test_mailbox_keeps_only_the_newest_item():

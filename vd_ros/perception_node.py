@@ -16,6 +16,7 @@ script) it runs those transitions itself at start.
 """
 
 import os
+import threading
 import time
 from typing import NamedTuple
 
@@ -52,6 +53,10 @@ OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 # order): when the intrinsics changed recently, the worker waits this long for the frame's own.
 CAMERA_INFO_WAIT_S = 0.5
 CAMERA_INFO_KEPT = 16  # recent camera_info messages kept to match pairs by stamp
+# The second stage starts a frame once the first has prepared the next pair (and runs the model,
+# which frees the GIL), or after this long when no pair comes: on 2 cores the preparation, on
+# the critical path, then no longer competes with the post-processing for the GIL.
+OUTPUT_GATE_S = 0.033
 SUCCESS = TransitionCallbackReturn.SUCCESS
 
 
@@ -120,6 +125,7 @@ class PerceptionNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         # Set before anything can raise: rclpy destroys a half-built node at shutdown.
         self._worker = self._output_worker = None
+        self._next_prepared = threading.Event()
         self._inputs = []
         self._camera_info_input = None
         self._outputs = {}
@@ -310,8 +316,17 @@ class PerceptionNode(LifecycleNode):
         outputs = [name for name, wanted in computed.items() if wanted]
         self.settings = self.parameters.values  # one consistent set for the whole frame
         self.last_computed = outputs
+        try:
+            self._infer(rgb_msg, depth_msg, received, outputs)
+        except BaseException:
+            self._next_prepared.set()  # a dropped pair: the second stage need not wait for it
+            raise
+
+    def _infer(self, rgb_msg: Image, depth_msg: Image, received: float, outputs: list) -> None:
+        """Decode and prepare one pair, run the model, hand the outputs to the second stage."""
         if not outputs:
             self.stats.count_unobserved()
+            self._next_prepared.set()
             return
         start = time.perf_counter()
         with self.stages.stage('decode'):
@@ -323,6 +338,7 @@ class PerceptionNode(LifecycleNode):
             raise FrameDropped('empty_depth', str(error))
         except ValueError as error:
             raise FrameDropped('size_mismatch', str(error))
+        self._next_prepared.set()  # the previous frame's post-processing may start now
         model_start = time.perf_counter()
         try:
             result = self.model.run(rgb_in, pde, outputs)
@@ -333,11 +349,13 @@ class PerceptionNode(LifecycleNode):
         frame = ModelFrame(rgb_msg.header, rgb, depth, info, letterbox, self.settings, received,
                            model_s, time.perf_counter() - start)
         worker = self._output_worker
+        self._next_prepared.clear()
         if worker is not None and worker.hand_over((frame, result)):
             self.stats.count_drop('stale')
 
     def publish_outputs(self, frame: 'ModelFrame', result: dict) -> None:
         """Second stage: turn the model outputs of one frame into messages and publish them."""
+        self._next_prepared.wait(OUTPUT_GATE_S)
         start = time.perf_counter()
         if 'seg_logits' in result:
             self._publish_segmentation(frame, result['seg_logits'][0])
@@ -403,9 +421,10 @@ class PerceptionNode(LifecycleNode):
         settings, header, info = frame.settings, frame.header, frame.info
         with self.stages.stage('depth'):
             restored = frame.letterbox.restore(predicted, 'linear')  # (h, w) metres
-            if self._depth_output() == 'completed_depth':  # metric already: no alignment
+            if (self._depth_output() == 'completed_depth' and
+                    settings['depth.alignment'] == 'global'):  # metric already: as predicted
                 completed = keep_measured(restored, frame.depth)
-            else:
+            else:  # local alignment refines a completion head's depth too (docs/results)
                 with self.stages.stage('depth_alignment'):
                     completed, _, _ = align_depth(restored, frame.depth,
                                                   settings['depth.fit_shift'],
