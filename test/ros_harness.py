@@ -1,5 +1,11 @@
-"""The test harness: a node that feeds the perception node and records its outputs."""
+"""The test harness: a node that feeds the perception node and records its outputs.
 
+:func:`replay_into` feeds a node from another process (``vd_ros_replay``).
+"""
+
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,6 +16,7 @@ OUTPUT_TOPICS = {
     'depth/camera_info': 'CameraInfo', 'features': 'Image',
     'features/camera_info': 'CameraInfo', 'features/pca': 'Image', 'points': 'PointCloud2',
 }
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Harness:
@@ -101,3 +108,26 @@ class Harness:
         values = status_values(self.diagnostics[-1])
         return {key[len('drops.'):]: int(value) for key, value in values.items()
                 if key.startswith('drops.')}
+
+
+def replay_into(ros_context, node, *arguments):
+    """Spin ``node`` while ``vd_ros_replay`` runs with ``arguments`` in its own process.
+
+    Waits 1 s after the replayer exits for the last messages, then destroys ``node``.
+
+    Returns:
+        The replayer's ``subprocess.CompletedProcess`` (it must have exited with 0).
+    """
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    result = subprocess.run(
+        [sys.executable, '-m', 'vd_ros.replay', *arguments, '--wait-subscribers', '20'],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    time.sleep(1.0)
+    executor.shutdown(timeout_sec=2.0)
+    node.destroy_node()
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result

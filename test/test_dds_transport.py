@@ -1,18 +1,14 @@
 """The Fast DDS profile for camera-sized images: its settings, and VGA delivered best effort."""
 
 import os
-import subprocess
-import sys
-import threading
-import time
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+from ros_harness import replay_into
 from sensor_msgs.msg import Image
 
 from vd_ros.dds_transport import PROFILE_PATH, PROFILE_VARIABLE, use_large_image_transport
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMESPACE = {'p': 'http://www.eprosima.com'}
 VGA_RGB_BYTES = 640 * 480 * 3
 
@@ -46,7 +42,6 @@ def test_profile_gives_a_shared_memory_segment_for_many_vga_images():
 @pytest.mark.slow
 def test_vga_frames_arrive_best_effort_from_another_process(ros_context):
     """30 VGA triples at 30 Hz, best effort: with the default 512 KB segment most were lost."""
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
     from vd_ros.replay import qos_profile
@@ -59,17 +54,8 @@ def test_vga_frames_arrive_best_effort_from_another_process(ros_context):
             assert msg.height == 480 and msg.width == 640
             received[key] += 1
         node.create_subscription(Image, topic, count, qos_profile('sensor_data'))
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    result = subprocess.run(
-        [sys.executable, '-m', 'vd_ros.replay', '--source', 'sample', '--rate', '30',
-         '--loops', '10', '--qos', 'sensor_data', '--wait-subscribers', '20'],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    time.sleep(1.0)
-    executor.shutdown(timeout_sec=2.0)
-    node.destroy_node()
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = replay_into(ros_context, node, '--source', 'sample', '--rate', '30', '--loops', '10',
+                         '--qos', 'sensor_data')
     assert 'published 30 frames' in result.stderr
     # A loaded 2-core CI machine may lose the odd frame; the default transports lost most.
     assert received['rgb'] >= 27 and received['depth'] >= 27, received

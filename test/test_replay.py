@@ -2,22 +2,18 @@
 
 import os
 import shutil
-import subprocess
-import sys
-import threading
-import time
 
 import cv2
 import numpy as np
 import pytest
 from rclpy.serialization import serialize_message
+from ros_harness import replay_into
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from vd_ros.image_codec import decode_depth
 from vd_ros.replay import bag_frames, detect_format, frame_messages, load_frames
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_formats_are_detected(shared_data):
@@ -100,7 +96,6 @@ def test_rosbag2_triples_are_paired_by_stamp(tmp_path):
 @pytest.mark.ros
 @pytest.mark.slow
 def test_cli_publishes_every_frame_with_one_stamp(ros_context):
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
     from vd_ros.replay import qos_profile
@@ -112,17 +107,8 @@ def test_cli_publishes_every_frame_with_one_stamp(ros_context):
                                  ('info', 'rgb/camera_info', CameraInfo)):
         node.create_subscription(msg_type, topic, lambda msg, key=key: stamps[key].append(
             (msg.header.stamp.sec, msg.header.stamp.nanosec)), qos_profile('reliable'))
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    result = subprocess.run(
-        [sys.executable, '-m', 'vd_ros.replay', '--source', 'sample', '--scale', '0.25',
-         '--rate', '20', '--loops', '2', '--qos', 'reliable', '--wait-subscribers', '20'],
-        cwd=ROOT, capture_output=True, text=True, timeout=90)
-    time.sleep(1.0)
-    executor.shutdown(timeout_sec=2.0)
-    node.destroy_node()
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = replay_into(ros_context, node, '--source', 'sample', '--scale', '0.25',
+                         '--rate', '20', '--loops', '2', '--qos', 'reliable')
     assert 'published 6 frames' in result.stderr
     assert len(stamps['rgb']) == 6, stamps
     assert stamps['rgb'] == stamps['depth'] == stamps['info']
