@@ -15,7 +15,6 @@ from vd_ros.image_codec import decode_depth
 from vd_ros.replay import bag_frames, detect_format, frame_messages, load_frames
 
 
-
 def test_formats_are_detected(shared_data):
     assert detect_format(os.path.join(shared_data, '7scenes_redkitchen')) == '7scenes'
     assert detect_format(os.path.join(shared_data, 'ycbv')) == 'ycbv'
