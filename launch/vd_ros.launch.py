@@ -24,7 +24,7 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
-from vd_ros.dds_transport import PROFILE_PATH, PROFILE_VARIABLE
+from vd_ros.dds_transport import PROFILE_VARIABLE, use_large_image_transport
 from vd_ros.rviz_layout import write_layout
 
 
@@ -83,7 +83,7 @@ def generate_launch_description():
                        ('depth/image_raw', LaunchConfiguration('depth_topic')),
                        ('rgb/camera_info', LaunchConfiguration('camera_info_topic'))],
         # Fast DDS loses VGA images without a large shared-memory segment (dds_transport).
-        'additional_env': {PROFILE_VARIABLE: os.environ.get(PROFILE_VARIABLE, PROFILE_PATH)},
+        'additional_env': {PROFILE_VARIABLE: use_large_image_transport(dict(os.environ))},
     }
     managed_node = LifecycleNode(**node_arguments, condition=IfCondition(managed))
     plain_node = Node(**node_arguments, condition=UnlessCondition(managed))
