@@ -5,7 +5,8 @@ camera driver is) through the node (another process) over real DDS with every ou
 subscribed, once without and once with ``~/points``, and prints for each run: the sustained
 output rate, the end-to-end latency (input stamp to ``~/depth`` received) p50/p99 (and p50 of
 the first and the second half of the run: a queue would make it grow), the drops by cause, the
-node's time per frame split into the model call and everything else (non-model work) with the
+node's time per frame split into the model call and everything else (non-model work: its wall
+time, and its CPU time, which leaves out the waits for a core and for the GIL) with the
 p50 of every stage (from ``/diagnostics``), and the node's peak resident memory. The same
 figures for the bare ONNX Runtime call on the same frame, with the node's thread settings,
 come first. Latency is measured on the stamps: the replayer stamps every frame with the time
@@ -73,7 +74,7 @@ def run_node(model_path: str, providers, args, folder: str, points: bool) -> dic
                   **dict(p.split('=', 1) for p in args.param)}
     loops = max(1, round(args.seconds * args.rate / FRAMES))
     with NodeSession(model_path, providers, os.path.join(folder, f'node_{points}.log'), topics,
-                     parameters, topics, timeout=120.0) as session:
+                     parameters, topics, timeout=120.0, keep_messages=False) as session:
         camera = start_replay(args.rate, loops, FRAMES,
                               os.path.join(folder, f'replay_{points}.log'))
         camera.wait(timeout=3 * args.seconds + 60)
@@ -154,7 +155,8 @@ def report(run: dict, args) -> None:
               f'ms; p50 first half {np.median(latencies[:max(half, 1)]):.1f} ms, second half '
               f'{np.median(latencies[half:]):.1f} ms')
     print(f'  per frame p50: model {stages.get("model", np.nan):.1f} ms, non-model '
-          f'{non_model_ms(stages):.1f} ms; peak RSS {run["rss_mb"]:.0f} MB')
+          f'{non_model_ms(stages):.1f} ms wall ({stages.get("non_model_cpu", np.nan):.1f} ms '
+          f'CPU); peak RSS {run["rss_mb"]:.0f} MB')
     print('  stages p50 ms: ' + ', '.join(
         f'{name} {value:.1f}' for name, value in stages.items()))
 
@@ -178,8 +180,9 @@ def summary(bare: np.ndarray, runs: list) -> None:
                 for r in runs]),
             ('model call p50 [ms]', [f'{np.median(bare):.0f}'] +
              [f'{r["stages"].get("model", np.nan):.0f}' for r in runs]),
-            ('non-model work p50 [ms]', ['-'] + [f'{non_model_ms(r["stages"]):.1f}'
-                                                 for r in runs]),
+            ('non-model work p50, wall / CPU [ms]', ['-'] + [
+                f'{non_model_ms(r["stages"]):.1f} / {r["stages"].get("non_model_cpu", np.nan):.1f}'
+                for r in runs]),
             ('drops by cause', ['-'] + [', '.join(f'{c} {n}' for c, n in r['drops'].items())
                                         or 'none' for r in runs]),
             ('peak RSS [MB]', ['-'] + [f'{r["rss_mb"]:.0f}' for r in runs])]

@@ -71,7 +71,8 @@ def test_global_alignment_matches_float64_least_squares_on_real_frame(shared_dat
     pred = (0.8 + 0.002 * cols + 0.001 * rows).astype(np.float32)  # a plane, > 0 everywhere
     completed, scale, shift = align_depth(pred, measured, alignment='global')
     p, m = pred[valid].astype(np.float64), measured[valid].astype(np.float64)
-    assert scale == pytest.approx(np.dot(p, m) / np.dot(p, p), rel=1e-12) and shift == 0.0
+    # Within float32 resolution (6e-8), the precision of the float32 depth it scales.
+    assert scale == pytest.approx(np.dot(p, m) / np.dot(p, p), rel=6e-8) and shift == 0.0
     np.testing.assert_array_equal(completed[valid], measured[valid])
     np.testing.assert_allclose(completed[~valid], scale * pred[~valid].astype(np.float64),
                                rtol=1e-6)

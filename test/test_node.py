@@ -111,7 +111,8 @@ def test_outputs_without_subscribers_are_not_computed(perception, kitchen_frame)
     # Only the depth stages ran: no labels, overlay or feature products were made.
     stages = {key.rsplit('_p', 1)[0] for key in node.stages.snapshot()}
     assert stages == {'stage_decode', 'stage_prepare_inputs', 'stage_model', 'stage_depth',
-                      'stage_depth_alignment', 'stage_process', 'stage_non_model'}
+                      'stage_depth_alignment', 'stage_process', 'stage_non_model',
+                      'stage_non_model_cpu'}
 
 
 @pytest.mark.ros

@@ -200,8 +200,12 @@ def decode_depth(msg: Image, max_depth_m: float = None) -> np.ndarray:
         ImageEncodingError: Any other encoding, or a malformed message.
     """
     if msg.encoding in _DEPTH_MM_ENCODINGS:
-        depth = image_to_array(msg).astype(np.float32) / np.float32(1000.0)
-    elif msg.encoding in _DEPTH_M_ENCODINGS:
+        depth = image_to_array(msg).astype(np.float32)
+        depth /= np.float32(1000.0)  # in place; finite, and 0 exactly where 0 mm
+        if max_depth_m is not None:
+            depth[depth > max_depth_m] = 0.0
+        return depth
+    if msg.encoding in _DEPTH_M_ENCODINGS:
         depth = image_to_array(msg)
     else:
         supported = ', '.join(_DEPTH_MM_ENCODINGS + _DEPTH_M_ENCODINGS)
