@@ -187,6 +187,8 @@ def _rim_cells(aligned: np.ndarray, measured: np.ndarray, anchors: np.ndarray) -
     rows, cols = np.divmod(index, width)
     ratio = measured.ravel()[index].astype(np.float64) / aligned.ravel()[index]
     cell = (rows // RIM_CELL_PX) * (-(-width // RIM_CELL_PX)) + cols // RIM_CELL_PX  # (R,)
-    _, cell, count = np.unique(cell, return_inverse=True, return_counts=True)
-    means = [np.bincount(cell, weights=values) / count for values in (cols, rows, ratio)]
+    count = np.bincount(cell)  # (cells,) a few thousand: no sort of the rim pixels
+    used = np.flatnonzero(count)  # (N,)
+    means = [np.bincount(cell, weights=values)[used] / count[used]
+             for values in (cols, rows, ratio)]
     return np.stack(means[:2], axis=1), means[2]
