@@ -84,8 +84,10 @@ def test_every_output_arrives_with_input_header_and_right_values(perception, kit
     assert grid_info.k[0] == pytest.approx(fx * 70 / 640 / 14)
     assert grid_info.k[2] == pytest.approx(((cx + 0.5) * 70 / 640) / 14 - 0.5)
     assert grid_info.k[5] == pytest.approx(((cy + 0.5) * 52 / 480 + 2) / 14 - 0.5)
+    # The PCA at the model input's content resolution (one colour per patch, no padding).
     pca = image_to_array(out['features/pca'])
-    assert out['features/pca'].encoding == 'rgb8' and pca.shape == (480, 640, 3)
+    assert out['features/pca'].encoding == 'rgb8' and pca.shape == (52, 70, 3)
+    assert (pca[:12, :14] == pca[0, 0]).all()  # the first patch: rows 2-15 of the input
 
     cloud = out['points']
     points = np.frombuffer(bytes(cloud.data), dtype=np.float32).reshape(-1, 4)[:, :3]

@@ -88,7 +88,8 @@ def record_panels(recorder, frames, out_dir: str, trained: str) -> tuple:
         out = {topic: image_to_array(recorder.received[topic][stamp][0]) for topic in OUTPUTS}
         panel = titled_row([frame.rgb, colour_depth(frame.depth_m, 5.0),
                             colour_depth(out['depth'], 5.0), out['segmentation/color'],
-                            out['features/pca']], trained)
+                            cv2.resize(out['features/pca'], frame.rgb.shape[1::-1],
+                                       interpolation=cv2.INTER_NEAREST)], trained)
         name = os.path.join(out_dir, f'panel_{index:03d}.png')
         cv2.imwrite(name, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
         panels.append(name)

@@ -465,8 +465,11 @@ class PerceptionNode(LifecycleNode):
             with self.stages.stage('features_pca'):
                 # The basis comes from the first frame and is kept: stable colours over time.
                 pca, self._pca_basis = feature_pca_rgb(features, self._pca_basis)  # (h, w, 3)
+                # One colour per patch: at the model input's resolution nothing is lost, and a
+                # camera-sized copy would only cost time (README "Outputs").
+                target = letterbox.content if letterbox.scale < 1.0 else letterbox
                 self._outputs['features/pca'].publish(
-                    array_to_image(letterbox.restore(pca, 'nearest'), 'rgb8', header))
+                    array_to_image(target.restore(pca, 'nearest'), 'rgb8', header))
 
     def _publish_diagnostics(self) -> None:
         snapshot = self.stats.snapshot()

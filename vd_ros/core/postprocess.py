@@ -59,9 +59,7 @@ def labels_from_logits(logits: np.ndarray, letterbox: Letterbox, out_dtype=None)
     hwk = np.ascontiguousarray(logits.transpose(1, 2, 0), dtype=np.float32)  # (h, w, K)
     if letterbox.scale >= 1.0:
         return np.argmax(letterbox.restore(hwk, 'linear'), axis=2).astype(out_dtype)  # (H, W)
-    # The content of the model input as a camera of its own: same pads, no resize.
-    content = Letterbox(scale=1.0, pad_top=letterbox.pad_top, pad_left=letterbox.pad_left,
-                        in_size=letterbox.content_size, out_size=letterbox.out_size)
+    content = letterbox.content
     model_labels = np.zeros(letterbox.out_size, dtype=out_dtype)  # (H', W')
     rows, cols = letterbox.content_size
     model_labels[content.pad_top:content.pad_top + rows,

@@ -52,6 +52,16 @@ class Letterbox:
         return (int(round(self.in_size[0] * self.scale)),
                 int(round(self.in_size[1] * self.scale)))
 
+    @property
+    def content(self) -> 'Letterbox':
+        """The camera image's content in the model input, as a camera of its own.
+
+        Same padding, no resize: its :meth:`restore` maps a model-frame map to the model
+        input's content pixels (``content_size``) instead of the camera's.
+        """
+        return Letterbox(scale=1.0, pad_top=self.pad_top, pad_left=self.pad_left,
+                         in_size=self.content_size, out_size=self.out_size)
+
     def apply(self, image: np.ndarray, interpolation: str = 'linear') -> np.ndarray:
         """Resize a camera-resolution image into the model input, padding with 0.
 
