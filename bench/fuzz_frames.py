@@ -211,10 +211,10 @@ def send(frames, good, kind: str, now_ns: int, rng) -> int:
     for name, msg in (('rgb', rgb), ('depth', depth), ('info', info)):
         stamp = now_ns + (offsets.get(name) or 0)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
+    frames.rgb.publish(rgb)  # driver order, as vd_ros.replay.FramePublisher: images, then info
+    frames.depth.publish(depth)
     if 'info' not in offsets or offsets['info'] is not None:
         frames.info.publish(info)
-    frames.depth.publish(depth)
-    frames.rgb.publish(rgb)
     return now_ns + offsets.get('rgb', 0)
 
 

@@ -50,8 +50,7 @@ def start_replay(rate: float, loops: int, count: int = 30, log_path: str = None,
     command = [sys.executable, '-m', 'vd_ros.replay', '--source', folder, '--step', str(step),
                '--count', str(count), '--rate', str(rate), '--loops', str(loops),
                '--qos', qos, '--wait-subscribers', '30']
-    output = open(log_path, 'w') if log_path else subprocess.DEVNULL
-    return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+    return _popen_logged(command, log_path)
 
 
 def start_node(model_path: str, providers=('cpu',), log_path: str = None,
@@ -67,9 +66,20 @@ def start_node(model_path: str, providers=('cpu',), log_path: str = None,
                '-p', 'qos:=reliable']
     for name, value in (parameters or {}).items():
         command += ['-p', f'{name}:={value}']
-    output = open(log_path, 'w') if log_path else subprocess.DEVNULL
-    return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return _popen_logged(command, log_path, start_new_session=True)
+
+
+def _popen_logged(command: list, log_path: str = None, **kwargs) -> subprocess.Popen:
+    """Start ``command`` in the repository root with stdout and stderr to ``log_path``.
+
+    The parent closes its copy of the log file at once; the child keeps its own.
+    """
+    if not log_path:
+        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT, **kwargs)
+    with open(log_path, 'w') as output:
+        return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+                                **kwargs)
 
 
 def stop_node(process: subprocess.Popen) -> int:

@@ -41,12 +41,18 @@ def test_profile_gives_a_shared_memory_segment_for_many_vga_images():
 @pytest.mark.ros
 @pytest.mark.slow
 def test_vga_frames_arrive_best_effort_from_another_process(ros_context):
-    """30 VGA triples at 30 Hz, best effort: with the default 512 KB segment most were lost."""
+    """30 VGA triples at 10 Hz, best effort: with the default 512 KB segment most were lost.
+
+    Measured with a profile that leaves Fast DDS's defaults: 9 RGB and 12 depth images of 30
+    at 10 Hz (1 and 10 at 30 Hz). 10 Hz keeps a CPU-starved listener from losing frames.
+    """
     from rclpy.node import Node
 
     from vd_ros.replay import qos_profile
 
-    assert os.environ[PROFILE_VARIABLE] == PROFILE_PATH  # conftest, before rclpy.init
+    if os.environ[PROFILE_VARIABLE] != PROFILE_PATH:  # conftest sets it unless the user did
+        pytest.skip(f'{PROFILE_VARIABLE} is {os.environ[PROFILE_VARIABLE]}, not the vd_ros '
+                    f'profile {PROFILE_PATH}: this test measures that profile')
     node = Node('transport_listener', context=ros_context)
     received = {'rgb': 0, 'depth': 0}
     for key, topic in (('rgb', 'rgb/image_raw'), ('depth', 'depth/image_raw')):
@@ -54,7 +60,7 @@ def test_vga_frames_arrive_best_effort_from_another_process(ros_context):
             assert msg.height == 480 and msg.width == 640
             received[key] += 1
         node.create_subscription(Image, topic, count, qos_profile('sensor_data'))
-    result = replay_into(ros_context, node, '--source', 'sample', '--rate', '30', '--loops', '10',
+    result = replay_into(ros_context, node, '--source', 'sample', '--rate', '10', '--loops', '10',
                          '--qos', 'sensor_data')
     assert 'published 30 frames' in result.stderr
     # A loaded 2-core CI machine may lose the odd frame; the default transports lost most.
