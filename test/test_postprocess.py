@@ -45,6 +45,8 @@ def test_label_dtype_follows_class_count():
     np.testing.assert_array_equal(labels[:, 4:], 299)
     np.testing.assert_array_equal(labels[:, :4], 0)
     assert labels_from_logits(logits[:3], letterbox).dtype == np.uint8
+    wide = labels_from_logits(logits, letterbox, np.int64)  # torch's label type
+    assert wide.dtype == np.int64 and np.array_equal(wide, labels)
     with pytest.raises(ValueError, match=r'\(6, 8\)'):
         labels_from_logits(logits[0], letterbox)
 
@@ -114,6 +116,10 @@ def test_labels_are_the_argmax_for_an_identity_letterbox():
     labels = labels_from_logits(logits, letterbox_params((7, 9), (7, 9)))
     np.testing.assert_array_equal(labels, np.argmax(logits, axis=0))
     assert len(np.unique(labels)) == 5
+    logits[3] = logits[1] = logits.max(axis=0)  # ties: the first channel wins, as in argmax
+    labels = labels_from_logits(logits, letterbox_params((7, 9), (7, 9)))
+    np.testing.assert_array_equal(labels, np.argmax(logits, axis=0))
+    assert 1 in labels and 3 not in labels
 
 
 def smooth_logits(classes, grid, seed=0):

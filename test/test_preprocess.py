@@ -83,6 +83,35 @@ def test_restore_linear_ramp_from_model_and_patch_grid(grid):
     np.testing.assert_allclose(restored[:, margin:-margin], ramp[:, margin:-margin], atol=1e-3)
 
 
+@pytest.mark.parametrize('in_size,grid', [
+    ((480, 640), (126, 168)), ((480, 640), (36, 48)), ((480, 640), (9, 12)),
+    ((60, 80), (126, 168))])
+@pytest.mark.parametrize('dtype', [np.float32, np.uint8])
+def test_restore_of_an_unpadded_map_is_the_centre_aligned_warp(in_size, grid, dtype):
+    # No padding and a grid that divides the model input: restore takes cv2.resize's fast
+    # path, which must give what the general warp gives, x = (u + 0.5) * grid / camera - 0.5.
+    letterbox = letterbox_params(in_size, (126, 168))
+    assert (letterbox.pad_top, letterbox.pad_left) == (0, 0)
+    rng = np.random.default_rng(4)
+    model = (rng.random(grid + (3,)) * 200).astype(dtype)
+    gain_y, gain_x = grid[0] / in_size[0], grid[1] / in_size[1]
+    transform = np.array([[gain_x, 0, 0.5 * gain_x - 0.5], [0, gain_y, 0.5 * gain_y - 0.5]])
+    for interpolation, flag in (('nearest', cv2.INTER_NEAREST), ('linear', cv2.INTER_LINEAR)):
+        reference = cv2.warpAffine(model, transform, in_size[::-1],
+                                   flags=flag | cv2.WARP_INVERSE_MAP,
+                                   borderMode=cv2.BORDER_REPLICATE)
+        restored = letterbox.restore(model, interpolation)
+        assert restored.shape == in_size + (3,) and restored.dtype == dtype
+        if interpolation == 'nearest':
+            np.testing.assert_array_equal(restored, reference)
+        else:  # warpAffine quantises positions to 1/32 grid pixel (neighbours differ by
+            # < 200 here), resize does not; integers may also round the other way
+            rounding = 1 if dtype == np.uint8 else 0
+            difference = np.abs(restored.astype(float) - reference)
+            assert difference.max() <= 200 / 32 + rounding
+            assert difference.mean() < 0.05 + 0.5 * rounding
+
+
 def test_restore_never_reads_padding():
     letterbox = letterbox_params((480, 640), (336, 336))
     model = np.full((336, 336, 2), 1000.0, np.float32)

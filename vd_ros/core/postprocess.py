@@ -14,6 +14,8 @@ import numpy as np
 
 from vd_ros.core.preprocess import Letterbox
 
+_CV_MAX_CHANNELS = 128  # OpenCV 5.0 reads more channels as a 3-D array (CV_CN_MAX)
+
 
 class PCABasis(NamedTuple):
     """A fixed 3-component PCA projection of D-dimensional features.
@@ -58,14 +60,34 @@ def labels_from_logits(logits: np.ndarray, letterbox: Letterbox, out_dtype=None)
         return np.zeros(letterbox.in_size, dtype=out_dtype)
     hwk = np.ascontiguousarray(logits.transpose(1, 2, 0), dtype=np.float32)  # (h, w, K)
     if letterbox.scale >= 1.0:
-        return np.argmax(letterbox.restore(hwk, 'linear'), axis=2).astype(out_dtype)  # (H, W)
+        return _argmax_channels(letterbox.restore(hwk, 'linear'), out_dtype)  # (H, W)
     content = letterbox.content
     model_labels = np.zeros(letterbox.out_size, dtype=out_dtype)  # (H', W')
     rows, cols = letterbox.content_size
     model_labels[content.pad_top:content.pad_top + rows,
-                 content.pad_left:content.pad_left + cols] = np.argmax(
-                     content.restore(hwk, 'linear'), axis=2)  # (rows, cols)
+                 content.pad_left:content.pad_left + cols] = _argmax_channels(
+                     content.restore(hwk, 'linear'), out_dtype)  # (rows, cols)
     return letterbox.restore(model_labels, 'nearest')  # (H, W)
+
+
+def _argmax_channels(values: np.ndarray, out_dtype) -> np.ndarray:
+    """``np.argmax(values, axis=2)`` of (H, W, K) float32 as ``out_dtype``, ~2x faster.
+
+    A running maximum over whole channel planes (OpenCV compare, max and masked copy) instead
+    of numpy's per-pixel scan of K values. Ties go to the first channel, as in argmax; a NaN
+    never wins.
+    """
+    channels = cv2.split(values) if values.shape[2] <= _CV_MAX_CHANNELS else [
+        np.ascontiguousarray(values[:, :, k]) for k in range(values.shape[2])]  # K x (H, W)
+    best = channels[0].copy()
+    labels = np.zeros(best.shape, np.uint8 if len(channels) <= 256 else np.uint16)
+    level = np.empty_like(labels)
+    for k in range(1, len(channels)):
+        better = cv2.compare(channels[k], best, cv2.CMP_GT)  # (H, W) uint8 mask
+        cv2.max(best, channels[k], dst=best)
+        level.fill(k)
+        cv2.copyTo(level, better, labels)
+    return labels.astype(out_dtype, copy=False)  # e.g. int64 for torch, which OpenCV lacks
 
 
 def label_palette(n: int) -> np.ndarray:

@@ -125,8 +125,13 @@ class Letterbox:
                       for start in range(0, channels, _CV_MAX_CHANNELS)]
             return np.concatenate(chunks, axis=2)  # (h, w, C)
         try:
-            restored = cv2.warpAffine(content, transform, (width, height), flags=flags,
-                                      borderMode=cv2.BORDER_REPLICATE)
+            if _is_plain_resize(transform, content.shape[:2], (height, width)):
+                # The same centre-to-centre mapping, 3-6x faster than warpAffine at VGA.
+                restored = cv2.resize(content, (width, height),
+                                      interpolation=_RESIZE_FLAGS[interpolation])
+            else:
+                restored = cv2.warpAffine(content, transform, (width, height), flags=flags,
+                                          borderMode=cv2.BORDER_REPLICATE)
         except cv2.error as error:
             raise ValueError(f'cannot restore a map of dtype {array.dtype}: {error}') from None
         return restored.reshape((height, width) + array.shape[2:])
@@ -150,6 +155,19 @@ class Letterbox:
             transform[axis, 2] = 0.5 * gain + pad * grid_scale - 0.5 - start
             crop.append(slice(start, stop))
         return (crop[1], crop[0]), transform
+
+
+def _is_plain_resize(transform: np.ndarray, crop_size: tuple, camera_size: tuple) -> bool:
+    """Whether a camera->crop affine is ``cv2.resize``'s mapping of the whole crop.
+
+    That is ``x = (u + 0.5) * crop / camera - 0.5`` on both axes: the crop holds exactly the
+    content, with no fractional grid cell at its borders (e.g. a model-input-sized map without
+    padding, or a patch grid that divides it).
+    """
+    gains = np.array([crop_size[1] / camera_size[1], crop_size[0] / camera_size[0]])
+    expected = np.array([[gains[0], 0.0, 0.5 * gains[0] - 0.5],
+                         [0.0, gains[1], 0.5 * gains[1] - 0.5]])
+    return bool(np.abs(transform - expected).max() < 1e-9)
 
 
 def letterbox_params(in_size: tuple, out_size: tuple) -> Letterbox:
