@@ -139,7 +139,7 @@ class VDRunner:
             ``completed_depth`` (H, W), as numpy float32.
         """
         letterbox = letterbox_params(rgb.shape[:2], self.input_size)
-        rgb_model = letterbox.apply(rgb, 'area' if letterbox.scale < 1.0 else 'linear')
+        rgb_model = letterbox.apply(rgb, 'cubic')  # as the node and training resize it
         rgb_in = torch.from_numpy(rgb_model.transpose(2, 0, 1)[None] / np.float32(255.0))
         pde = positional_depth_encoding(splat_depth(depth_m, letterbox),
                                         self.model.pde_config)[None]  # (1, C, H, W)

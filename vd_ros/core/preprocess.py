@@ -18,7 +18,7 @@ from vd_ros.core.pde import positional_depth_encoding
 _RESIZE_FLAGS = {
     'nearest': cv2.INTER_NEAREST_EXACT,
     'linear': cv2.INTER_LINEAR,
-    'area': cv2.INTER_AREA,
+    'cubic': cv2.INTER_CUBIC,
 }
 _WARP_FLAGS = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
 _CV_MAX_CHANNELS = 128  # OpenCV 5.0 warpAffine rejects more channels
@@ -67,8 +67,8 @@ class Letterbox:
 
         Args:
             image: (h, w) or (h, w, C) array at ``in_size``.
-            interpolation: ``'nearest'`` (depth, labels), ``'linear'`` or ``'area'``
-                (RGB downscaling).
+            interpolation: ``'nearest'`` (depth, labels), ``'linear'`` or ``'cubic'`` (RGB:
+                training resizes it bicubically, as the paper does).
 
         Returns:
             (H, W) or (H, W, C) array of the same dtype at ``out_size``.
@@ -240,8 +240,8 @@ def prepare_inputs(rgb: np.ndarray, depth_m: np.ndarray, contract: ModelContract
     """
     check_frame(rgb, depth_m)
     letterbox = letterbox_params(rgb.shape[:2], contract.input_size)
-    shrinking = letterbox.scale < 1.0
-    rgb_model = letterbox.apply(rgb, 'area' if shrinking else 'linear')  # (H, W, 3)
+    # Bicubic, as training resized every image the model saw (training/data/transforms.py).
+    rgb_model = letterbox.apply(rgb, 'cubic')  # (H, W, 3)
     depth_model = letterbox.apply(np.asarray(depth_m, dtype=np.float32), 'nearest')  # (H, W)
     rgb_in = np.empty((1, 3) + tuple(contract.input_size), dtype=np.float32)  # (1, 3, H, W)
     np.divide(rgb_model.transpose(2, 0, 1), np.float32(255.0), out=rgb_in[0])
