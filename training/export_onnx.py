@@ -50,6 +50,7 @@ from torch import nn
 from training.checkpoint_match import build_checked_model, total_pretraining_steps
 from training.completion_checkpoint import load_completion_head
 from training.data.label_layouts import get_layout, LABEL_LAYOUTS
+from training.data.shared_paths import report_path
 from training.engine.config import load_config, to_plain
 from training.heads_checkpoint import load_heads_checkpoint
 from training.models import VanishingDepth
@@ -353,7 +354,7 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
         steps, chain = total_pretraining_steps(checkpoint)
         info = training_provenance(
             _data_description(checkpoint.config or {}) or 'see checkpoint', steps,
-            checkpoint=os.path.abspath(args.checkpoint), checkpoint_step=checkpoint.step,
+            checkpoint=report_path(args.checkpoint), checkpoint_step=checkpoint.step,
             warm_start_chain=chain[1:])
     else:
         info = training_provenance('none (random initialisation)', 0, checkpoint=None,
@@ -362,7 +363,8 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
     if args.heads:
         head, heads_info = load_heads_checkpoint(args.heads, model)
         class_names = tuple(heads_info['class_names'])
-        info['heads'] = {'file': heads_info['path'], 'kind': heads_info['head_config']['kind'],
+        info['heads'] = {'file': report_path(heads_info['path']),
+                         'kind': heads_info['head_config']['kind'],
                          'layout': heads_info.get('layout'),
                          'training': heads_info.get('training'),
                          'metrics': heads_info.get('metrics')}
@@ -375,7 +377,8 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
     if args.completion_head:
         completion, completion_info = load_completion_head(
             args.completion_head, model, checkpoint.step if checkpoint else None)
-        info['completion_head'] = completion_info
+        info['completion_head'] = {**completion_info,
+                                   'path': report_path(completion_info['path'])}
     return model, head, {'class_names': class_names, 'trained': bool(args.checkpoint),
                          'training_info': info, 'completion_head': completion}
 
