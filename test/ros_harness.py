@@ -60,13 +60,18 @@ class Harness:
 
     def wait_for(self, predicate, timeout: float = 60.0, what: str = 'condition') -> None:
         """Wait until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
+        if not self._poll(predicate, timeout):
+            pytest.fail(f'timed out after {timeout} s waiting for {what}')
+
+    def _poll(self, predicate, timeout: float) -> bool:
+        """Return whether ``predicate()`` became true within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
                 if predicate():
-                    return
+                    return True
             time.sleep(0.02)
-        pytest.fail(f'timed out after {timeout} s waiting for {what}')
+        return False
 
     def wait_connected(self, node, timeout: float = 60.0) -> None:
         """Wait until every input and every recorded output is matched on both ends.
@@ -88,15 +93,34 @@ class Harness:
                         self._outputs[topic].get_publisher_count() > 0 for topic in outputs))
         self.wait_for(connected, timeout, 'DDS discovery between the test and the node')
 
-    def call(self, srv_type, service: str, request, timeout: float = 60.0):
-        """Call ``service`` of type ``srv_type`` over DDS; return the response."""
+    def call(self, srv_type, service: str, request, timeout: float = 60.0,
+             resend_s: float = None):
+        """Call ``service`` of type ``srv_type`` over DDS; return the response.
+
+        Args:
+            srv_type: The service type.
+            service: Its name.
+            request: The request.
+            timeout: Seconds to wait for the service and for the response.
+            resend_s: For a query that may be sent twice (e.g. ``get_state``): send it again
+                after this many seconds without a response. Right after discovery a reply can
+                be lost while the client's reply reader is still being matched (Fast DDS; the
+                request side is ros2/rmw_fastrtps#238); None waits for the one request.
+        """
         client = self.node.create_client(srv_type, service)
         try:
             if not client.wait_for_service(timeout_sec=timeout):
                 pytest.fail(f'service {service} not available within {timeout} s')
-            future = client.call_async(request)
-            self.wait_for(future.done, timeout, f'the response of {service}')
-            return future.result()
+            deadline = time.monotonic() + timeout
+            while True:
+                future = client.call_async(request)
+                remaining = deadline - time.monotonic()
+                if self._poll(future.done, remaining if resend_s is None
+                              else min(resend_s, remaining)):
+                    return future.result()
+                if time.monotonic() >= deadline:
+                    pytest.fail(f'timed out after {timeout} s waiting for the response of '
+                                f'{service}')
         finally:
             self.node.destroy_client(client)
 

@@ -109,8 +109,8 @@ def launch(env, cwd, *arguments):
 def lifecycle_state(harness, node: str) -> str:
     """Return the lifecycle state label of ``node`` (fully qualified name)."""
     from lifecycle_msgs.srv import GetState
-    return harness.call(GetState, f'{node}/get_state', GetState.Request(),
-                        timeout=60).current_state.label
+    return harness.call(GetState, f'{node}/get_state', GetState.Request(), timeout=60,
+                        resend_s=5.0).current_state.label
 
 
 @pytest.mark.ros

@@ -31,7 +31,7 @@ def change(harness, transition: int) -> bool:
 
 def state(harness) -> int:
     return harness.call(GetState, f'/{harness.perception_name}/get_state',
-                        GetState.Request()).current_state.id
+                        GetState.Request(), resend_s=5.0).current_state.id
 
 
 def input_subscribers(harness) -> int:
