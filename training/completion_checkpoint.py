@@ -5,10 +5,10 @@ pretraining checkpoint the frozen model came from (``encoder``: path, step, mode
 head only fits that model: loading checks the model config and the feature width.
 """
 
-import os
 from typing import Any, Dict, Optional, Tuple
 
 from training.checkpoint_match import config_differences
+from training.data.shared_paths import report_path
 from training.engine.checkpoint import load_checkpoint
 from training.models import VanishingDepth
 from training.models.completion_head import build_completion_head, CompletionHead
@@ -49,7 +49,7 @@ def load_completion_head(path: str, model: VanishingDepth,
                          f'model is at step {encoder_step}')
     head = build_completion_head(model, state['head_config'])
     head.load_state_dict(state['head'])
-    info = {'path': os.path.abspath(path), 'step': int(state['step']),
+    info = {'path': report_path(path), 'step': int(state['step']),
             'encoder': {key: state['encoder'][key] for key in ('checkpoint', 'step')},
             'val': (state.get('val_history') or [None])[-1]}
     return head.eval(), info

@@ -363,8 +363,7 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
     if args.heads:
         head, heads_info = load_heads_checkpoint(args.heads, model)
         class_names = tuple(heads_info['class_names'])
-        info['heads'] = {'file': report_path(heads_info['path']),
-                         'kind': heads_info['head_config']['kind'],
+        info['heads'] = {'file': heads_info['path'], 'kind': heads_info['head_config']['kind'],
                          'layout': heads_info.get('layout'),
                          'training': heads_info.get('training'),
                          'metrics': heads_info.get('metrics')}
@@ -377,8 +376,7 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
     if args.completion_head:
         completion, completion_info = load_completion_head(
             args.completion_head, model, checkpoint.step if checkpoint else None)
-        info['completion_head'] = {**completion_info,
-                                   'path': report_path(completion_info['path'])}
+        info['completion_head'] = completion_info
     return model, head, {'class_names': class_names, 'trained': bool(args.checkpoint),
                          'training_info': info, 'completion_head': completion}
 

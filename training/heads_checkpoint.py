@@ -11,12 +11,12 @@ date, git revision), ``metrics``.
 
 import hashlib
 import logging
-import os
 from typing import Any, Dict, Tuple
 
 import torch
 from torch import nn
 
+from training.data.shared_paths import report_path
 from training.engine.checkpoint import atomic_save, load_checkpoint
 from training.models.heads import build_seg_head
 
@@ -108,5 +108,5 @@ def load_heads_checkpoint(path: str, model: nn.Module) -> Tuple[nn.Module, Dict[
     head = build_seg_head(**config)
     head.load_state_dict(state['head'], strict=True)
     info = {key: value for key, value in state.items() if key != 'head'}
-    info['path'] = os.path.abspath(path)
+    info['path'] = report_path(path)
     return head.eval(), info
