@@ -12,9 +12,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from vd_ros.core.preprocess import Letterbox
-
-_CV_MAX_CHANNELS = 128  # OpenCV 5.0 reads more channels as a 3-D array (CV_CN_MAX)
+from vd_ros.core.preprocess import CV_MAX_CHANNELS, Letterbox
 
 
 class PCABasis(NamedTuple):
@@ -77,8 +75,9 @@ def _argmax_channels(values: np.ndarray, out_dtype) -> np.ndarray:
     of numpy's per-pixel scan of K values. Ties go to the first channel, as in argmax; a NaN
     never wins.
     """
-    channels = cv2.split(values) if values.shape[2] <= _CV_MAX_CHANNELS else [
-        np.ascontiguousarray(values[:, :, k]) for k in range(values.shape[2])]  # K x (H, W)
+    channels = [plane for start in range(0, values.shape[2], CV_MAX_CHANNELS)
+                for plane in cv2.split(np.ascontiguousarray(
+                    values[:, :, start:start + CV_MAX_CHANNELS]))]  # K x (H, W)
     best = channels[0].copy()
     labels = np.zeros(best.shape, np.uint8 if len(channels) <= 256 else np.uint16)
     level = np.empty_like(labels)

@@ -21,7 +21,7 @@ _RESIZE_FLAGS = {
     'cubic': cv2.INTER_CUBIC,
 }
 _WARP_FLAGS = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
-_CV_MAX_CHANNELS = 128  # OpenCV 5.0 warpAffine rejects more channels
+CV_MAX_CHANNELS = 128  # OpenCV 5.0: warpAffine rejects more channels, split/Mat read them as 3-D
 
 
 class EmptyDepthError(ValueError):
@@ -120,9 +120,9 @@ class Letterbox:
         height, width = self.in_size
         flags = _WARP_FLAGS[interpolation] | cv2.WARP_INVERSE_MAP
         channels = array.shape[2] if array.ndim == 3 else 0
-        if channels > _CV_MAX_CHANNELS:
-            chunks = [self.restore(array[:, :, start:start + _CV_MAX_CHANNELS], interpolation)
-                      for start in range(0, channels, _CV_MAX_CHANNELS)]
+        if channels > CV_MAX_CHANNELS:
+            chunks = [self.restore(array[:, :, start:start + CV_MAX_CHANNELS], interpolation)
+                      for start in range(0, channels, CV_MAX_CHANNELS)]
             return np.concatenate(chunks, axis=2)  # (h, w, C)
         try:
             if _is_plain_resize(transform, content.shape[:2], (height, width)):
