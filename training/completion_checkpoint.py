@@ -27,8 +27,9 @@ def load_completion_head(path: str, model: VanishingDepth,
             init); it must be the one the head was trained on.
 
     Returns:
-        ``(head in eval mode, info)``: info has ``path``, ``step``, ``encoder`` (the
-        pretraining checkpoint's path and step) and ``val`` (the last validation row).
+        ``(head in eval mode, info)``: info has ``path``, ``step``, ``head_config``,
+        ``init_from`` (the head checkpoint a warm start began with, or None), ``encoder``
+        (the pretraining checkpoint's path and step) and ``val`` (the last validation row).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -50,6 +51,8 @@ def load_completion_head(path: str, model: VanishingDepth,
     head = build_completion_head(model, state['head_config'])
     head.load_state_dict(state['head'])
     info = {'path': report_path(path), 'step': int(state['step']),
+            'head_config': dict(state['head_config']),
+            'init_from': ((state.get('config') or {}).get('completion') or {}).get('init_from'),
             'encoder': {key: state['encoder'][key] for key in ('checkpoint', 'step')},
             'val': (state.get('val_history') or [None])[-1]}
     return head.eval(), info

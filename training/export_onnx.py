@@ -364,6 +364,7 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
         head, heads_info = load_heads_checkpoint(args.heads, model)
         class_names = tuple(heads_info['class_names'])
         info['heads'] = {'file': heads_info['path'], 'kind': heads_info['head_config']['kind'],
+                         'head_config': heads_info['head_config'],
                          'layout': heads_info.get('layout'),
                          'training': heads_info.get('training'),
                          'metrics': heads_info.get('metrics')}

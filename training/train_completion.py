@@ -283,15 +283,12 @@ def checkpoint_state(head: CompletionHead, optimizer: torch.optim.Optimizer, pro
             'val_history': list(progress.val_history), 'encoder': encoder, 'config': cfg}
 
 
-def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Optimizer,
-           encoder: Dict[str, Any]) -> Progress:
-    """Restore head, optimiser and progress from ``path`` (a fresh ``Progress`` without one).
+def _read_head_state(path: str, encoder: Dict[str, Any]) -> Dict[str, Any]:
+    """Load a completion checkpoint made on this run's pretraining step.
 
     Raises:
         ValueError: Not a completion checkpoint, or one trained on another pretraining step.
     """
-    if not path:
-        return Progress()
     state = load_checkpoint(path)
     if state.get('format') != CHECKPOINT_FORMAT:
         raise ValueError(f'{path}: not a {CHECKPOINT_FORMAT} checkpoint')
@@ -299,6 +296,26 @@ def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Opt
         raise ValueError(f'{path} trained the head on pretraining step '
                          f'{state["encoder"]["step"]}, this run uses step {encoder["step"]}; '
                          'use a new completion.out_dir')
+    return state
+
+
+def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Optimizer,
+           encoder: Dict[str, Any], init_from: Optional[str] = None) -> Progress:
+    """Restore head, optimiser and progress from ``path``, else start a fresh ``Progress``.
+
+    A fresh run takes the head weights of ``init_from`` (a warm start: new optimiser,
+    schedule and step count) when it is given.
+
+    Raises:
+        ValueError: Not a completion checkpoint, or one trained on another pretraining step.
+    """
+    if not path:
+        if init_from:
+            head.load_state_dict(_read_head_state(init_from, encoder)['head'])
+            _logger.info('warm start: head weights of %s, fresh optimiser and schedule',
+                         init_from)
+        return Progress()
+    state = _read_head_state(path, encoder)
     head.load_state_dict(state['head'])
     optimizer.load_state_dict(state['optimizer'])
     progress = Progress(**state['progress'], val_history=list(state['val_history']))
@@ -372,7 +389,7 @@ def run(args: argparse.Namespace) -> Progress:
     save_config(OmegaConf.create(cfg), os.path.join(ccfg['out_dir'], 'config.yaml'))
     resume_path = None if ccfg['resume'] in (None, 'none', False) else (
         manager.latest() if ccfg['resume'] == 'auto' else ccfg['resume'])
-    progress = resume(resume_path, head, optimizer, encoder)
+    progress = resume(resume_path, head, optimizer, encoder, ccfg['init_from'])
 
     base_dir = resolve_data_root(cfg['data']['base_dir'])
     mixed = build_dataset({'sources': cfg['data']['sources']}, None, base_dir=base_dir)

@@ -82,6 +82,24 @@ def test_three_steps_write_a_checkpoint_and_a_resume_continues(trained):
         load_completion_head(str(folder / 'run' / 'checkpoints' / 'step_00000005.pt'), model, 8)
 
 
+def test_init_from_warm_starts_a_fresh_run(trained, shared_data):
+    """completion.init_from: the head's weights, a new optimiser and step count; same encoder."""
+    folder, checkpoint, _, _, _ = trained
+    source = str(folder / 'run' / 'checkpoints' / 'step_00000005.pt')
+    progress = run(_args(shared_data, checkpoint, str(folder / 'warm'), 'completion.max_steps=1',
+                         f'completion.init_from={source}', 'completion.lr=0'))
+    assert progress.step == 1 and progress.consumed == 2
+    warm = load_checkpoint(str(folder / 'warm' / 'checkpoints' / 'step_00000001.pt'))
+    five = load_checkpoint(source)
+    assert all(torch.equal(warm['head'][k], five['head'][k]) for k in five['head'])  # lr 0
+    assert all(state['step'] == 1 for state in warm['optimizer']['state'].values())
+    other = str(folder / 'pretrain_step8.pt')
+    _tiny_checkpoint(other, step=8)
+    with pytest.raises(ValueError, match='trained the head on pretraining step 9'):
+        run(_args(shared_data, other, str(folder / 'warm8'), 'completion.max_steps=1',
+                  f'completion.init_from={source}'))
+
+
 def test_non_finite_loss_skips_the_step(trained, shared_data):
     """An injected NaN loss at step 1 is skipped and counted; the head stays finite."""
     folder, checkpoint, _, _, _ = trained
