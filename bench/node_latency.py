@@ -4,7 +4,8 @@ Replays real 7-Scenes 640x480 frames at 30 Hz (``vd_ros_replay`` in its own proc
 camera driver is) through the node (another process) over real DDS with every output
 subscribed, once without and once with ``~/points``, and prints for each run: the sustained
 output rate, the end-to-end latency (input stamp to ``~/depth`` received) p50/p99 (and p50 of
-the first and the second half of the run: a queue would make it grow), the drops by cause, the
+the first and the second half of the run: a queue would make it grow) and to the last output
+of each frame (every subscribed topic received), the drops by cause, the
 node's time per frame split into the model call and everything else (non-model work: its wall
 time, and its CPU time, which leaves out the waits for a core and for the GIL) with the
 p50 of every stage (from ``/diagnostics``), and the node's peak resident memory. The same
@@ -81,9 +82,14 @@ def run_node(model_path: str, providers, args, folder: str, points: bool) -> dic
         time.sleep(3.0)  # the last frame and a diagnostics period
         diagnostics = dict(session.recorder.diagnostics)
         rss = peak_rss_mb(session.process.pid)
-    depth = session.recorder.received['depth']  # {(sec, nanosec) stamp: (msg, received s)}
-    latencies = np.array([received - (sec + nanosec * 1e-9)
-                          for (sec, nanosec), (_, received) in sorted(depth.items())]) * 1e3
+    received = session.recorder.received  # topic -> {(sec, nanosec) stamp: (msg, received s)}
+    depth = received['depth']
+    latencies = np.array([arrival - (sec + nanosec * 1e-9)
+                          for (sec, nanosec), (_, arrival) in sorted(depth.items())]) * 1e3
+    # Stamp -> the frame's last output received, for frames whose every output arrived.
+    last_output = np.array([max(received[topic][stamp][1] for topic in topics)
+                            - (stamp[0] + stamp[1] * 1e-9) for stamp in sorted(depth)
+                            if all(stamp in received[topic] for topic in topics)]) * 1e3
     done = sorted(time_received for _, time_received in depth.values())
     stages = {key[len('stage_'):-len('_p50_ms')]: float(value)
               for key, value in diagnostics.items()
@@ -92,7 +98,8 @@ def run_node(model_path: str, providers, args, folder: str, points: bool) -> dic
             'camera_exit_code': camera.returncode,
             'received': {topic: len(messages)
                          for topic, messages in session.recorder.received.items()},
-            'latencies': latencies, 'stages': stages, 'rss_mb': rss,
+            'latencies': latencies, 'last_output': last_output, 'stages': stages,
+            'rss_mb': rss,
             'rate': (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else 0.0,
             'drops': {key[len('drops.'):]: int(value) for key, value in diagnostics.items()
                       if key.startswith('drops.') and value != '0'}}
@@ -154,6 +161,10 @@ def report(run: dict, args) -> None:
               f'{np.percentile(latencies, 50):.1f} ms, p99 {np.percentile(latencies, 99):.1f} '
               f'ms; p50 first half {np.median(latencies[:max(half, 1)]):.1f} ms, second half '
               f'{np.median(latencies[half:]):.1f} ms')
+    if run['last_output'].size:
+        print(f'  latency to the last output of a frame p50 '
+              f'{np.percentile(run["last_output"], 50):.1f} ms, p99 '
+              f'{np.percentile(run["last_output"], 99):.1f} ms')
     print(f'  per frame p50: model {stages.get("model", np.nan):.1f} ms, non-model '
           f'{non_model_ms(stages):.1f} ms wall ({stages.get("non_model_cpu", np.nan):.1f} ms '
           f'CPU); peak RSS {run["rss_mb"]:.0f} MB')
@@ -177,6 +188,10 @@ def summary(bare: np.ndarray, runs: list) -> None:
             ('latency p50 / p99 [ms]', [f'{np.median(bare):.0f} / {np.percentile(bare, 99):.0f}']
              + [f'{np.percentile(r["latencies"], 50):.0f} / '
                 f'{np.percentile(r["latencies"], 99):.0f}' if r['latencies'].size else '-'
+                for r in runs]),
+            ('latency to the last output p50 / p99 [ms]', ['-'] + [
+                f'{np.percentile(r["last_output"], 50):.0f} / '
+                f'{np.percentile(r["last_output"], 99):.0f}' if r['last_output'].size else '-'
                 for r in runs]),
             ('model call p50 [ms]', [f'{np.median(bare):.0f}'] +
              [f'{r["stages"].get("model", np.nan):.0f}' for r in runs]),

@@ -358,14 +358,18 @@ class PerceptionNode(LifecycleNode):
             self.stats.count_drop('stale')
 
     def publish_outputs(self, frame: 'ModelFrame', result: dict) -> None:
-        """Second stage: turn the model outputs of one frame into messages and publish them."""
+        """Second stage: turn the model outputs of one frame into messages and publish them.
+
+        Depth (and points) go out first: it is what a robot acts on (obstacles, grasping), so
+        it does not wait for the segmentation overlay.
+        """
         self._next_prepared.wait(OUTPUT_GATE_S)
         start, start_cpu = time.perf_counter(), time.thread_time()
-        if 'seg_logits' in result:
-            self._publish_segmentation(frame, result['seg_logits'][0])
         depth_output = self._depth_output()
         if depth_output in result:
             self._publish_depth(frame, result[depth_output][0, 0])
+        if 'seg_logits' in result:
+            self._publish_segmentation(frame, result['seg_logits'][0])
         if 'features' in result:
             self._publish_features(frame, result['features'][0])
         process_s = frame.first_stage_s + time.perf_counter() - start
