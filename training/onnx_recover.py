@@ -49,6 +49,7 @@ from training.heads_checkpoint import save_heads_checkpoint
 from training.models import build_model, VanishingDepth
 from training.models.completion_head import build_completion_head
 from training.models.heads import build_seg_head
+from training.train import CHECKPOINT_FORMAT as PRETRAIN_FORMAT
 from vd_ros.core.contract import METADATA_KEY, ModelContract, parse_metadata
 
 _logger = logging.getLogger(__name__)
@@ -309,7 +310,8 @@ def write_checkpoints(graph: ExportGraph, contract: ModelContract, onnx_path: st
               'checkpoint': info.get('checkpoint'), 'date': info.get('date'),
               'git_revision': info.get('git_revision')}
     paths = {'pretrain': os.path.join(out_dir, 'pretrain.pt')}
-    atomic_save({'model': graph.model.state_dict(), 'model_config': model_config, 'step': steps,
+    atomic_save({'format': PRETRAIN_FORMAT, 'model': graph.model.state_dict(),
+                 'model_config': model_config, 'step': steps,
                  'config': {'model': model_config, 'recovered_from': source}},
                 paths['pretrain'])
     if graph.completion_head is not None:

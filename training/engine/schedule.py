@@ -61,7 +61,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping,
     if kind == 'onecycle':
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=peak, total_steps=total_steps,
-            pct_start=max(cfg['warmup_fraction'], 1.0 / total_steps),
+            # OneCycleLR's phases end at pct_start * total_steps - 1 and total_steps - 1 and it
+            # divides by their lengths: 1.5 steps keeps both non-zero for runs of 2 steps on.
+            pct_start=max(cfg['warmup_fraction'], 1.5 / total_steps),
             div_factor=cfg['div_factor'], final_div_factor=cfg['final_div_factor'],
             anneal_strategy='cos', cycle_momentum=bool(cfg['cycle_momentum']))
     if kind == 'constant':

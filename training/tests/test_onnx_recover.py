@@ -24,6 +24,7 @@ from training.models import build_model
 from training.models.completion_head import build_completion_head
 from training.models.heads import build_seg_head
 from training.onnx_recover import main as recover_main, recover, RecoveryError
+from training.train import CHECKPOINT_FORMAT as PRETRAIN_FORMAT
 from vd_ros.core.contract import METADATA_KEY
 
 SIZE = (42, 56)
@@ -89,6 +90,9 @@ def test_recovered_checkpoints_export_the_same_model(exported):
     assert recover_main([onnx_path, '--out-dir', str(out)]) == 0
     checkpoint = read_model_checkpoint(str(out / 'pretrain.pt'))
     assert checkpoint.step == STEP
+    state = load_checkpoint(str(out / 'pretrain.pt'))  # what train.init_from reads
+    assert state['format'] == PRETRAIN_FORMAT
+    build_model(state['model_config']).load_state_dict(state['model'], strict=True)
     assert checkpoint.config['recovered_from']['steps'] == STEP
     model, _ = build_checked_model(MODEL, str(out / 'pretrain.pt'))
     for key, value in original.encoder.state_dict().items():  # float16-rounded, else equal

@@ -126,6 +126,22 @@ def test_onecycle_and_warmup_cosine_reach_the_documented_levels():
                         10)
 
 
+@pytest.mark.parametrize('total_steps', [2, 3, 5])
+def test_onecycle_runs_short_runs_to_the_end(total_steps):
+    """A run of a few steps (train.max_steps=2) steps its one-cycle without dividing by zero."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=1e-3)
+    scheduler = build_scheduler(optimizer, {
+        'kind': 'onecycle', 'warmup_fraction': 0.05, 'div_factor': 25.0,
+        'final_div_factor': 1e4, 'cycle_momentum': False}, total_steps=total_steps)
+    lrs = []
+    for _ in range(total_steps):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(4e-5) and all(0 < lr <= 1e-3 for lr in lrs)
+
+
 def test_flop_counter_counts_a_linear_layer_exactly():
     """The FLOP counter counts 2 FLOPs per MAC, and no input grad for inputs without grad."""
     layer = torch.nn.Linear(16, 8, bias=False)
