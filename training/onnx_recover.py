@@ -19,14 +19,17 @@ built from the file's metadata, every weight is set to a distinct random tag, an
 is exported with the same exporter, torch and opset; the export has the same constant names as
 the shipped file (checked), and each tagged constant is matched to the weight it came from (as
 is, transposed, or fused with its BatchNorm). The shipped values then go back to those weights.
-A fused BatchNorm comes back as identity statistics (mean 0, var 1 - eps, weight 1) with the
-fused bias: exact in eval mode, but a warm-started pretraining run re-learns those statistics.
+A fused BatchNorm's statistics are lost; it comes back with the mean and variance of its input
+over the in-repo sample frames (``vd_ros/sample_data``, at three depth densities), and weight
+and bias set so that eval mode computes exactly the fused function: so training mode, which
+normalises by batch statistics (a warm-started pretraining run), starts close to it too.
 Weights the exported graph never reads (the decoder's coarse depth heads) keep their seeded
 random initialisation and are listed. Finally the recovered modules are run against ONNX
 Runtime on the shipped file on a random input; outputs must agree.
 """
 
 import argparse
+import glob
 import logging
 import os
 import sys
@@ -51,6 +54,9 @@ from training.models.completion_head import build_completion_head
 from training.models.heads import build_seg_head
 from training.train import CHECKPOINT_FORMAT as PRETRAIN_FORMAT
 from vd_ros.core.contract import METADATA_KEY, ModelContract, parse_metadata
+from vd_ros.core.depth_codec import read_depth, read_rgb
+from vd_ros.core.preprocess import prepare_inputs
+from vd_ros.replay import SAMPLE_DIR
 
 _logger = logging.getLogger(__name__)
 
@@ -58,6 +64,7 @@ FP16_SUFFIX = '__fp16'
 DEFAULT_FPN_CHANNELS = 64  # train_heads' heads.fpn_channels when the file does not say
 MATCH_RTOL = 1e-5
 MAX_OUTPUT_ERROR = 1e-3  # relative to each output's largest magnitude
+CALIBRATION_KEPT = (1.0, 0.3, 0.05)  # shares of valid depth pixels kept per sample frame
 
 
 class RecoveryError(ValueError):
@@ -188,8 +195,11 @@ def match_constants(tagged: Dict[str, np.ndarray], graph: nn.Module,
 
 
 def assign_weights(graph: nn.Module, matched: Dict[str, Tuple[str, str]],
-                   shipped: Dict[str, np.ndarray]) -> List[str]:
-    """Write the shipped constants into ``graph``'s weights; return the keys left unset.
+                   shipped: Dict[str, np.ndarray]) -> Tuple[List[str], List[str]]:
+    """Write the shipped constants into ``graph``'s weights.
+
+    Returns:
+        ``(keys left unset, names of the BatchNorm2d modules that were folded)``.
 
     Raises:
         RecoveryError: Two constants claim one weight with different values.
@@ -225,8 +235,60 @@ def assign_weights(graph: nn.Module, matched: Dict[str, Tuple[str, str]],
                     write(f'{bn}.bias', np.zeros_like(value))
                 else:
                     write(f'{bn}.bias', value)
-    return [key for key, tensor in state.items()
-            if tensor.is_floating_point() and key not in written]
+    unset = [key for key, tensor in state.items()
+             if tensor.is_floating_point() and key not in written]
+    folded = sorted({batch_norms[key] for key, how in matched.values() if how.startswith('fused')})
+    return unset, folded
+
+
+def calibration_inputs(contract: ModelContract, seed: int = 0) -> List[Tuple[torch.Tensor,
+                                                                        torch.Tensor]]:
+    """Return (rgb, pde) model inputs of the in-repo sample frames at a few depth densities."""
+    generator = np.random.default_rng(seed)
+    inputs = []
+    for color in sorted(glob.glob(os.path.join(SAMPLE_DIR, 'color', '*.jpg'))):
+        rgb = read_rgb(color)
+        depth = read_depth(color.replace('color', 'depth').replace('.jpg', '.png'), 'mm')
+        for kept in CALIBRATION_KEPT:
+            sparse = np.where(generator.random(depth.shape) < kept, depth, 0.0)
+            rgb_in, pde, _ = prepare_inputs(rgb, sparse.astype(np.float32), contract)
+            inputs.append((torch.from_numpy(rgb_in), torch.from_numpy(pde)))
+    return inputs
+
+
+def calibrate_batchnorm(graph: ExportGraph, fused: Sequence[str],
+                        inputs: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Give folded BatchNorms statistics measured on ``inputs``, keeping eval outputs equal.
+
+    A folded BatchNorm comes back as the identity plus a bias; in training mode it would
+    normalise with batch statistics, far from that. Each one gets the mean ``m`` and variance
+    ``v`` of its input over ``inputs``, weight ``sqrt(v + eps)`` and bias ``bias + m``: the
+    same function in eval mode, and close to it in training mode.
+
+    Args:
+        graph: Recovered modules.
+        fused: Names of the BatchNorm2d modules that were folded.
+        inputs: (rgb, pde) pairs, as :func:`calibration_inputs` makes.
+    """
+    modules = dict(graph.named_modules())
+    sums: Dict[str, List[torch.Tensor]] = {name: [] for name in fused}
+    hooks = [modules[name].register_forward_hook(
+        lambda module, args, out, name=name: sums[name].append(args[0].transpose(0, 1).reshape(
+            args[0].shape[1], -1)))  # (C, B * h * w)
+        for name in fused]
+    with torch.no_grad():
+        for rgb, pde in inputs:
+            graph.eval()(rgb, pde)
+        for hook in hooks:
+            hook.remove()
+        for name in fused:
+            values = torch.cat(sums[name], dim=1)  # (C, N)
+            mean, var = values.mean(dim=1), values.var(dim=1)
+            bn = modules[name]
+            bn.weight.copy_(torch.sqrt(var + bn.eps))
+            bn.bias.add_(mean)
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
 
 
 def check_outputs(graph: ExportGraph, onnx_path: str, contract: ModelContract,
@@ -262,7 +324,8 @@ def recover(onnx_path: str, work_dir: str) -> Tuple[ExportGraph, ModelContract, 
 
     Returns:
         ``(modules as an ExportGraph in eval mode, the file's contract, report)``; the report
-        has ``unset`` (weights not in the file) and ``output_errors``.
+        has ``unset`` (weights not in the file), ``folded`` (the BatchNorms that were
+        folded, now calibrated) and ``output_errors``.
 
     Raises:
         RecoveryError: See :func:`match_constants`, :func:`assign_weights`,
@@ -286,14 +349,15 @@ def recover(onnx_path: str, work_dir: str) -> Tuple[ExportGraph, ModelContract, 
                 opset=export.get('opset'), completion_head=completion)
     shipped = read_initializers(proto)
     matched = match_constants(read_initializers(onnx.load(reexport)), graph, shipped)
-    unset = assign_weights(graph, matched, shipped)
+    unset, folded = assign_weights(graph, matched, shipped)
     model, seg_head, completion = build_modules(contract)  # the seeded initialisation again
     fresh = ExportGraph(model, seg_head, torch.float32, completion).state_dict()
     with torch.no_grad():
         for key in unset:  # never read by the export: back to a plain initialisation
             graph.state_dict()[key].copy_(fresh[key])
+    calibrate_batchnorm(graph, folded, calibration_inputs(contract))
     errors = check_outputs(graph, onnx_path, contract)
-    return graph.eval(), contract, {'unset': unset, 'output_errors': errors}
+    return graph.eval(), contract, {'unset': unset, 'folded': folded, 'output_errors': errors}
 
 
 def write_checkpoints(graph: ExportGraph, contract: ModelContract, onnx_path: str,

@@ -23,7 +23,8 @@ from training.heads_checkpoint import load_heads_checkpoint, save_heads_checkpoi
 from training.models import build_model
 from training.models.completion_head import build_completion_head
 from training.models.heads import build_seg_head
-from training.onnx_recover import main as recover_main, recover, RecoveryError
+from training.onnx_recover import (calibration_inputs, main as recover_main, recover,
+                                   RecoveryError)
 from training.train import CHECKPOINT_FORMAT as PRETRAIN_FORMAT
 from vd_ros.core.contract import METADATA_KEY
 
@@ -116,14 +117,22 @@ def test_recovered_checkpoints_export_the_same_model(exported):
         assert np.abs(second[name] - value).max() <= 1e-5 * scale, name
 
 
-def test_batchnorm_comes_back_folded_and_unread_weights_are_listed(exported, tmp_path):
-    """Fused BatchNorm: identity statistics; the coarse decoder heads are reported unset."""
+def test_folded_batchnorm_is_calibrated_and_unread_weights_are_listed(exported, tmp_path):
+    """Folded BatchNorms get the sample frames' statistics: eval output unchanged (checked in
+    recover), training mode on those frames gives the same; the coarse decoder heads are unset."""
     _, onnx_path, _ = exported
-    graph, _, report = recover(onnx_path, str(tmp_path))
+    graph, contract, report = recover(onnx_path, str(tmp_path))
     lateral = graph.seg_head.lateral[0][1]  # Conv2d(bias=False) + BatchNorm2d, fused at export
-    assert torch.equal(lateral.running_mean, torch.zeros_like(lateral.running_mean))
-    assert torch.equal(lateral.weight, torch.ones_like(lateral.weight))
-    assert torch.count_nonzero(lateral.bias) > 0  # the folded bias lives here
+    assert 'seg_head.lateral.0.1' in report['folded']
+    assert torch.count_nonzero(lateral.running_mean) == lateral.num_features
+    assert torch.allclose(lateral.weight, torch.sqrt(lateral.running_var + lateral.eps))
+    inputs = calibration_inputs(contract)
+    rgb = torch.cat([pair[0] for pair in inputs])  # (N, 3, H, W)
+    pde = torch.cat([pair[1] for pair in inputs])  # (N, C, H, W)
+    with torch.no_grad():
+        frozen = graph.eval()(rgb, pde)[2]  # seg_logits
+        batch = graph.train()(rgb, pde)[2]  # normalised by these frames' own statistics
+    assert (batch - frozen).abs().max() <= 1e-3 * frozen.abs().max()
     assert 'model.decoder.heads.0.conv.weight' in report['unset']
     assert not any(key.startswith('model.adapter.') for key in report['unset'])
     assert max(report['output_errors'].values()) < 1e-5
