@@ -356,6 +356,8 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
             _data_description(checkpoint.config or {}) or 'see checkpoint', steps,
             checkpoint=report_path(args.checkpoint), checkpoint_step=checkpoint.step,
             warm_start_chain=chain[1:])
+        if (checkpoint.config or {}).get('recovered_from'):  # training.onnx_recover
+            info['recovered_from'] = checkpoint.config['recovered_from']
     else:
         info = training_provenance('none (random initialisation)', 0, checkpoint=None,
                                    seed=args.seed)

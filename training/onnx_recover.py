@@ -241,8 +241,8 @@ def assign_weights(graph: nn.Module, matched: Dict[str, Tuple[str, str]],
     return unset, folded
 
 
-def calibration_inputs(contract: ModelContract, seed: int = 0) -> List[Tuple[torch.Tensor,
-                                                                        torch.Tensor]]:
+def calibration_inputs(contract: ModelContract,
+                       seed: int = 0) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Return (rgb, pde) model inputs of the in-repo sample frames at a few depth densities."""
     generator = np.random.default_rng(seed)
     inputs = []
@@ -374,9 +374,12 @@ def write_checkpoints(graph: ExportGraph, contract: ModelContract, onnx_path: st
               'checkpoint': info.get('checkpoint'), 'date': info.get('date'),
               'git_revision': info.get('git_revision')}
     paths = {'pretrain': os.path.join(out_dir, 'pretrain.pt')}
+    data = info.get('data') if isinstance(info.get('data'), list) else []
+    sources = [dict(zip(('type', 'root'), item.split(':', 1))) for item in data]  # 'type:root'
     atomic_save({'format': PRETRAIN_FORMAT, 'model': graph.model.state_dict(),
                  'model_config': model_config, 'step': steps,
-                 'config': {'model': model_config, 'recovered_from': source}},
+                 'config': {'model': model_config, 'data': {'sources': sources},
+                            'recovered_from': source}},
                 paths['pretrain'])
     if graph.completion_head is not None:
         head_info = info.get('completion_head') or {}

@@ -26,7 +26,7 @@ from training.models.heads import build_seg_head
 from training.onnx_recover import (calibration_inputs, main as recover_main, recover,
                                    RecoveryError)
 from training.train import CHECKPOINT_FORMAT as PRETRAIN_FORMAT
-from vd_ros.core.contract import METADATA_KEY
+from vd_ros.core.contract import METADATA_KEY, parse_metadata
 
 SIZE = (42, 56)
 MODEL = {'img_size': list(SIZE), 'timm_kwargs': {'depth': 2, 'embed_dim': 64, 'num_heads': 2}}
@@ -52,7 +52,8 @@ def exported(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model(MODEL).eval()
     _randomise(model, 1)
-    torch.save({'step': STEP, 'model': model.state_dict(), 'model_config': model.config},
+    torch.save({'step': STEP, 'model': model.state_dict(), 'model_config': model.config,
+                'config': {'data': {'sources': [{'type': 'open3d', 'root': 'open3d_rgbd'}]}}},
                folder / 'pretrain.pt')
     seg = build_seg_head('fpn', model.feature_dim, len(YCBV_CLASSES), channels=16)
     _randomise(seg, 2)
@@ -109,6 +110,10 @@ def test_recovered_checkpoints_export_the_same_model(exported):
     assert export_main(['--checkpoint', str(out / 'pretrain.pt'), '--heads', str(out / 'fpn.pt'),
                         '--completion-head', str(out / 'completion_head.pt'), '--output', again,
                         '--input-size', *map(str, SIZE), '--fp16-weights', *OVERRIDES]) == 0
+    props = {p.key: p.value for p in onnx.load(again).metadata_props}
+    recorded = parse_metadata(props[METADATA_KEY]).training
+    assert recorded['steps'] == STEP and recorded['recovered_from']['steps'] == STEP
+    assert recorded['data'] == ['open3d:open3d_rgbd']  # passed through the recovery
     first, second = _outputs(onnx_path), _outputs(again)
     assert sorted(first) == ['completed_depth', 'depth', 'features', 'seg_logits']
     for name, value in first.items():
