@@ -123,8 +123,11 @@ def test_recovered_checkpoints_export_the_same_model(exported):
 
 
 def test_folded_batchnorm_is_calibrated_and_unread_weights_are_listed(exported, tmp_path):
-    """Folded BatchNorms get the sample frames' statistics: eval output unchanged (checked in
-    recover), training mode on those frames gives the same; the coarse decoder heads are unset."""
+    """Folded BatchNorms are calibrated: training mode on the sample frames = eval mode.
+
+    The eval output is checked against ONNX Runtime inside ``recover``; the coarse decoder
+    heads, never read by the export, are reported unset.
+    """
     _, onnx_path, _ = exported
     graph, contract, report = recover(onnx_path, str(tmp_path))
     lateral = graph.seg_head.lateral[0][1]  # Conv2d(bias=False) + BatchNorm2d, fused at export
