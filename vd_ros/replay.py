@@ -289,9 +289,10 @@ class FramePublisher:
         Returns:
             True when everything was acknowledged within ``timeout_s`` per publisher.
         """
-        timeout = Duration(seconds=timeout_s)
-        return all([publisher.wait_for_all_acked(timeout)
-                    for publisher in (self.rgb, self.depth, self.info)])
+        timeout, acked = Duration(seconds=timeout_s), True
+        for publisher in (self.rgb, self.depth, self.info):  # wait on each, even after a miss
+            acked = publisher.wait_for_all_acked(timeout) and acked
+        return acked
 
     def subscriber_count(self) -> int:
         """Return the smallest subscriber count of the RGB and depth topics."""
