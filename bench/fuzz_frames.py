@@ -275,6 +275,16 @@ def play(frames, goods: list, plan: list, rate_hz: float, clock, rng, every=None
     return sent, stamps
 
 
+def settled_pairs(values: dict) -> int:
+    """Return the pairs the node has finished with: processed, unobserved or dropped.
+
+    ``unsynced`` drops are frames that never became a pair, so they do not count here.
+    """
+    return int(values.get('frames_processed', 0)) + int(values.get('frames_unobserved', 0)) + sum(
+        int(value) for key, value in values.items()
+        if key.startswith('drops.') and key != 'drops.unsynced')
+
+
 def account(plan: list, stamps: list, values: dict, processed_stamps: set) -> tuple:
     """Check the node's counters against what was sent; return (table, problems).
 
@@ -329,8 +339,7 @@ def account(plan: list, stamps: list, values: dict, processed_stamps: set) -> tu
                       and not (lost and kind in CAMERA_INFO_KINDS)})
     if wrongly:
         problems.append(f'bad frames processed as good: {wrongly}')
-    settled = (int(values['frames_processed']) + int(values['frames_unobserved']) +
-               sum(count for cause, count in drops.items() if cause != 'unsynced'))
+    settled = settled_pairs(values)
     if pairs != settled:
         problems.append(f'{pairs} pairs received but {settled} processed or dropped')
     return table, problems

@@ -60,10 +60,10 @@ class Harness:
 
     def wait_for(self, predicate, timeout: float = 60.0, what: str = 'condition') -> None:
         """Wait until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
-        if not self._poll(predicate, timeout):
+        if not self.poll(predicate, timeout):
             pytest.fail(f'timed out after {timeout} s waiting for {what}')
 
-    def _poll(self, predicate, timeout: float) -> bool:
+    def poll(self, predicate, timeout: float) -> bool:
         """Return whether ``predicate()`` became true within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -115,8 +115,8 @@ class Harness:
             while True:
                 future = client.call_async(request)
                 remaining = deadline - time.monotonic()
-                if self._poll(future.done, remaining if resend_s is None
-                              else min(resend_s, remaining)):
+                if self.poll(future.done, remaining if resend_s is None
+                             else min(resend_s, remaining)):
                     return future.result()
                 if time.monotonic() >= deadline:
                     pytest.fail(f'timed out after {timeout} s waiting for the response of '
