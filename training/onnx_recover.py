@@ -205,7 +205,7 @@ def assign_weights(graph: nn.Module, matched: Dict[str, Tuple[str, str]],
         RecoveryError: Two constants claim one weight with different values.
     """
     state = graph.state_dict()
-    batch_norms = {conv: bn for conv, _, bn, _ in _conv_bn_pairs(graph)}
+    batch_norms = {conv: (bn_name, bn) for conv, _, bn_name, bn in _conv_bn_pairs(graph)}
     written: Dict[str, np.ndarray] = {}
 
     def write(key: str, value: np.ndarray) -> None:
@@ -222,9 +222,8 @@ def assign_weights(graph: nn.Module, matched: Dict[str, Tuple[str, str]],
             elif how == 'transposed':
                 write(key, value.T)
             else:
-                bn = batch_norms[key]
-                eps = dict(graph.named_modules())[bn].eps
-                for stat, neutral in (('running_mean', 0.0), ('running_var', 1.0 - eps),
+                bn, module = batch_norms[key]
+                for stat, neutral in (('running_mean', 0.0), ('running_var', 1.0 - module.eps),
                                       ('weight', 1.0)):
                     write(f'{bn}.{stat}', np.full(state[f'{bn}.{stat}'].shape, neutral,
                                                   np.float32))
@@ -237,7 +236,8 @@ def assign_weights(graph: nn.Module, matched: Dict[str, Tuple[str, str]],
                     write(f'{bn}.bias', value)
     unset = [key for key, tensor in state.items()
              if tensor.is_floating_point() and key not in written]
-    folded = sorted({batch_norms[key] for key, how in matched.values() if how.startswith('fused')})
+    folded = sorted({batch_norms[key][0] for key, how in matched.values()
+                     if how.startswith('fused')})
     return unset, folded
 
 
@@ -342,6 +342,7 @@ def recover(onnx_path: str, work_dir: str) -> Tuple[ExportGraph, ModelContract, 
                             'graphs (optionally with float16 weight storage) are recovered')
     model, seg_head, completion = build_modules(contract)
     graph = ExportGraph(model, seg_head, torch.float32, completion)
+    initial = {key: value.clone() for key, value in graph.state_dict().items()}  # seeded init
     tag_weights(graph)
     reexport = os.path.join(work_dir, 'tagged.onnx')
     export_onnx(model, seg_head, reexport, contract.input_size, contract.class_names,
@@ -350,11 +351,10 @@ def recover(onnx_path: str, work_dir: str) -> Tuple[ExportGraph, ModelContract, 
     shipped = read_initializers(proto)
     matched = match_constants(read_initializers(onnx.load(reexport)), graph, shipped)
     unset, folded = assign_weights(graph, matched, shipped)
-    model, seg_head, completion = build_modules(contract)  # the seeded initialisation again
-    fresh = ExportGraph(model, seg_head, torch.float32, completion).state_dict()
+    state = graph.state_dict()
     with torch.no_grad():
-        for key in unset:  # never read by the export: back to a plain initialisation
-            graph.state_dict()[key].copy_(fresh[key])
+        for key in unset:  # never read by the export: back to the seeded initialisation
+            state[key].copy_(initial[key])
     calibrate_batchnorm(graph, folded, calibration_inputs(contract))
     errors = check_outputs(graph, onnx_path, contract)
     return graph.eval(), contract, {'unset': unset, 'folded': folded, 'output_errors': errors}
