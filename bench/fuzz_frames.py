@@ -285,6 +285,11 @@ def settled_pairs(values: dict) -> int:
         if key.startswith('drops.') and key != 'drops.unsynced')
 
 
+def all_pairs_settled(values: dict) -> bool:
+    """Return True when the diagnostics ``values`` account for every pair received."""
+    return int(values.get('pairs_received', 0)) == settled_pairs(values)
+
+
 def account(plan: list, stamps: list, values: dict, processed_stamps: set) -> tuple:
     """Check the node's counters against what was sent; return (table, problems).
 

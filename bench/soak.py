@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from bench.fuzz_frames import account, play, schedule, settled_pairs
+from bench.fuzz_frames import account, all_pairs_settled, play, schedule
 from bench.ros_session import NodeSession, ROOT
 import numpy as np
 from std_msgs.msg import Header
@@ -123,8 +123,7 @@ def wait_settled(recorder, minimum_s: float, maximum_s: float) -> None:
     time.sleep(minimum_s)  # the last frames, then two more diagnostics periods
     deadline = time.monotonic() + maximum_s - minimum_s
     while time.monotonic() < deadline:
-        values = dict(recorder.diagnostics)
-        if int(values.get('pairs_received', 0)) == settled_pairs(values):
+        if all_pairs_settled(dict(recorder.diagnostics)):
             return
         time.sleep(0.5)
 

@@ -6,7 +6,7 @@ counters must match what was sent, cause by cause (see :func:`bench.fuzz_frames.
 bad frame may come out as a result, and the node must still process a good frame at the end.
 """
 
-from bench.fuzz_frames import account, KINDS, play, schedule, send, settled_pairs
+from bench.fuzz_frames import account, all_pairs_settled, KINDS, play, schedule, send
 import numpy as np
 import pytest
 from std_msgs.msg import Header
@@ -43,11 +43,8 @@ def test_fuzz_mix_is_survived_and_counted_by_cause(perception):
 
     # Pairs still inside the node's two stages settle within seconds (a CI run read one of 217
     # in flight); one the node lost never does, and account() reports it below.
-    def settled() -> bool:
-        latest = status_values(harness.diagnostics[-1])
-        return int(latest['pairs_received']) == settled_pairs(latest)
-
-    harness.poll(settled, timeout=10.0)
+    harness.poll(lambda: all_pairs_settled(status_values(harness.diagnostics[-1])),
+                 timeout=10.0)
     values = status_values(harness.diagnostics[-1])
     table, problems = account(plan + ['good'], stamps + [last], values, processed)
     assert not problems, (problems, table, values)
