@@ -97,8 +97,10 @@ def test_latched_camera_info_published_once_before_the_node_started(
                 msg.header.stamp = stamp
             harness.frames.depth.publish(depth)
             harness.frames.rgb.publish(rgb)
-            harness.wait_for(lambda: any(m.header.stamp == stamp
-                                         for m in harness.received['depth']),
+            # The node publishes depth first and its camera_info next: wait for both.
+            harness.wait_for(lambda: all(any(m.header.stamp == stamp
+                                             for m in harness.received[topic])
+                                         for topic in ('depth', 'depth/camera_info')),
                              what='a frame processed with the latched camera_info')
     finally:
         camera.destroy_node()
