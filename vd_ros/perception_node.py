@@ -126,7 +126,7 @@ class PerceptionNode(LifecycleNode):
             ParameterException: A parameter of the wrong type or out of its range.
         """
         super().__init__(node_name, **kwargs)
-        # Set before anything can raise: rclpy destroys a half-built node at shutdown.
+        # Set before anything can raise: destroy_node() needs them.
         self._worker = self._output_worker = None
         self._next_prepared = threading.Event()
         self._inputs = []
@@ -135,12 +135,17 @@ class PerceptionNode(LifecycleNode):
         self._diagnostics = self._diagnostics_timer = None
         self.model = self.configure_error = self.sync_implementation = None
         self.camera_infos = CameraInfoCache(CAMERA_INFO_KEPT)
-        self.parameters = LiveParameters(self)
-        self.settings = self.parameters.values
-        if not self.settings['managed']:
-            if self.trigger_configure() != SUCCESS:
-                raise self.configure_error
-            self.trigger_activate()
+        try:
+            self.parameters = LiveParameters(self)
+            self.settings = self.parameters.values
+            if not self.settings['managed']:
+                if self.trigger_configure() != SUCCESS:
+                    raise self.configure_error
+                self.trigger_activate()
+        except BaseException:
+            # Free the half-built node now rather than leave it to rclpy's shutdown hooks.
+            self.destroy_node()
+            raise
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Check the parameters, load and check the model, create the publishers."""
