@@ -283,16 +283,18 @@ def checkpoint_state(head: CompletionHead, optimizer: torch.optim.Optimizer, pro
             'val_history': list(progress.val_history), 'encoder': encoder, 'config': cfg}
 
 
-def _read_head_state(path: str, encoder: Dict[str, Any]) -> Dict[str, Any]:
-    """Load a completion checkpoint made on this run's pretraining step.
+def _read_head_state(path: str, encoder: Dict[str, Any], same_step: bool = True
+                     ) -> Dict[str, Any]:
+    """Load a completion checkpoint, made on this run's pretraining step if ``same_step``.
 
     Raises:
-        ValueError: Not a completion checkpoint, or one trained on another pretraining step.
+        ValueError: Not a completion checkpoint, or (``same_step``) one trained on another
+            pretraining step.
     """
     state = load_checkpoint(path)
     if state.get('format') != CHECKPOINT_FORMAT:
         raise ValueError(f'{path}: not a {CHECKPOINT_FORMAT} checkpoint')
-    if state['encoder']['step'] != encoder['step']:
+    if same_step and state['encoder']['step'] != encoder['step']:
         raise ValueError(f'{path} trained the head on pretraining step '
                          f'{state["encoder"]["step"]}, this run uses step {encoder["step"]}; '
                          'use a new completion.out_dir')
@@ -304,16 +306,20 @@ def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Opt
     """Restore head, optimiser and progress from ``path``, else start a fresh ``Progress``.
 
     A fresh run takes the head weights of ``init_from`` (a warm start: new optimiser,
-    schedule and step count) when it is given.
+    schedule and step count) when it is given; that head may come from another pretraining
+    step of the same architecture (a head carried over to a further-pretrained encoder).
 
     Raises:
-        ValueError: Not a completion checkpoint, or one trained on another pretraining step.
+        ValueError: Not a completion checkpoint, or a resume from one trained on another
+            pretraining step.
     """
     if not path:
         if init_from:
-            head.load_state_dict(_read_head_state(init_from, encoder)['head'])
-            _logger.info('warm start: head weights of %s, fresh optimiser and schedule',
-                         init_from)
+            state = _read_head_state(init_from, encoder, same_step=False)
+            head.load_state_dict(state['head'])
+            _logger.info('warm start: head weights of %s (trained on pretraining step %s, '
+                         'this run uses step %s), fresh optimiser and schedule', init_from,
+                         state['encoder']['step'], encoder['step'])
         return Progress()
     state = _read_head_state(path, encoder)
     head.load_state_dict(state['head'])

@@ -83,7 +83,7 @@ def test_three_steps_write_a_checkpoint_and_a_resume_continues(trained):
 
 
 def test_init_from_warm_starts_a_fresh_run(trained, shared_data):
-    """completion.init_from: the head's weights, a new optimiser and step count; same encoder."""
+    """completion.init_from: the head's weights, a new optimiser and step count."""
     folder, checkpoint, _, _, _ = trained
     source = str(folder / 'run' / 'checkpoints' / 'step_00000005.pt')
     progress = run(_args(shared_data, checkpoint, str(folder / 'warm'), 'completion.max_steps=1',
@@ -93,11 +93,15 @@ def test_init_from_warm_starts_a_fresh_run(trained, shared_data):
     five = load_checkpoint(source)
     assert all(torch.equal(warm['head'][k], five['head'][k]) for k in five['head'])  # lr 0
     assert all(state['step'] == 1 for state in warm['optimizer']['state'].values())
+    # A head carried over to another pretraining step (an encoder trained further) starts
+    # from the same weights; its checkpoints then name the new step.
     other = str(folder / 'pretrain_step8.pt')
     _tiny_checkpoint(other, step=8)
-    with pytest.raises(ValueError, match='trained the head on pretraining step 9'):
-        run(_args(shared_data, other, str(folder / 'warm8'), 'completion.max_steps=1',
-                  f'completion.init_from={source}'))
+    run(_args(shared_data, other, str(folder / 'warm8'), 'completion.max_steps=1',
+              f'completion.init_from={source}', 'completion.lr=0'))
+    carried = load_checkpoint(str(folder / 'warm8' / 'checkpoints' / 'step_00000001.pt'))
+    assert carried['encoder']['step'] == 8
+    assert all(torch.equal(carried['head'][k], five['head'][k]) for k in five['head'])
 
 
 def test_non_finite_loss_skips_the_step(trained, shared_data):
