@@ -657,6 +657,18 @@ def _divergence(counters: Dict[str, int], step: int, checkpoint: Optional[str]):
     return TrainingDiverged(message)
 
 
+def _out_of_time(cfg: DictConfig, started_s: float, info: distributed.DistInfo) -> bool:
+    """Tell whether ``train.max_minutes`` have passed since ``started_s`` (rank 0 decides)."""
+    if cfg.train.max_minutes is None:
+        return False
+    late = time.monotonic() - started_s >= 60.0 * cfg.train.max_minutes
+    if not info.enabled:
+        return late
+    flag = torch.tensor([late], device=info.device)
+    torch.distributed.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def finish_run(run: RunContext, result: TrainResult, step_times: List[float]) -> TrainResult:
     """Fill in throughput and MFU (after warm-up steps), close the metrics and log a summary."""
     measured = step_times[min(len(step_times) - 1, max(2, len(step_times) // 10)):]
@@ -688,6 +700,7 @@ def train(cfg: DictConfig) -> TrainResult:
     Raises:
         TrainingDiverged: Too many non-finite steps in a row (a checkpoint is written first).
     """
+    started_s = time.monotonic()
     info = distributed.init_distributed(cfg.train.device)
     if cfg.train.threads:
         torch.set_num_threads(int(cfg.train.threads))
@@ -726,7 +739,8 @@ def train(cfg: DictConfig) -> TrainResult:
 
         diverged = progress.counters['consecutive_nonfinite'] >= \
             cfg.train.max_consecutive_nonfinite
-        checkpoint_due = done % cfg.checkpoint.every_steps == 0 or done == stop_step or diverged
+        final = done == stop_step or _out_of_time(cfg, started_s, info)
+        checkpoint_due = done % cfg.checkpoint.every_steps == 0 or final or diverged
         if checkpoint_due and val_batches and not diverged:
             val_loss = validate(parts.core, val_batches, parts.builder, parts.loss_fn, cfg,
                                 info.device, parts.autocast)
@@ -734,7 +748,7 @@ def train(cfg: DictConfig) -> TrainResult:
             log_metrics(run, parts, bar, step, outcome, step_times[-1],
                         val_loss if checkpoint_due else math.nan, progress.counters)
         panel_due = cfg.log.panel_every_steps and (done % cfg.log.panel_every_steps == 0 or
-                                                   done == stop_step)
+                                                   final)
         if info.is_main and panel_due and last is not None:
             save_panels(run, done, last)
         if checkpoint_due:
@@ -742,6 +756,8 @@ def train(cfg: DictConfig) -> TrainResult:
         if diverged:
             bar.close()
             raise _divergence(progress.counters, step, result.last_checkpoint)
+        if final:
+            break
 
     bar.close()
     result.skipped_steps, result.model = progress.counters['nonfinite_total'], parts.core

@@ -129,3 +129,23 @@ def test_warm_start_takes_the_weights_and_starts_a_fresh_schedule(shared_data, t
     with pytest.raises(ValueError, match='not a'):
         train_module.train(load_config([], _overrides(
             shared_data, tmp_path, 'bad', f'train.init_from={other}')))
+
+
+@pytest.mark.slow
+def test_time_budget_ends_the_run_with_a_resumable_checkpoint(shared_data, tmp_path):
+    """``train.max_minutes``: the first step past the budget validates, saves and returns."""
+    extra = ('train.max_steps=1000', 'checkpoint.every_steps=500')
+    # A budget of 0 minutes is spent before the first step ends: the run stops after step 1.
+    first = train_module.train(load_config([], _overrides(
+        shared_data, tmp_path, 'budget', *extra, 'train.max_minutes=0')))
+    assert (first.start_step, first.end_step, len(first.losses)) == (0, 1, 1)
+    folder = os.path.join(tmp_path, 'budget', 'checkpoints')
+    assert sorted(os.listdir(folder)) == ['best.pt', 'step_00000001.pt']
+    state = load_checkpoint(os.path.join(folder, 'step_00000001.pt'))
+    assert state['step'] == 1 and math.isfinite(state['val_loss'])
+    assert state['optimizer']['state'][0]['step'] == 1
+    second = train_module.train(load_config([], _overrides(
+        shared_data, tmp_path, 'budget', *extra, 'train.stop_at_step=3')))
+    assert (second.start_step, second.end_step) == (1, 3)
+    with open(os.path.join(tmp_path, 'budget', 'metrics.csv'), encoding='utf-8') as stream:
+        assert [line.split(',')[0] for line in stream][1:] == ['1', '2', '3']
