@@ -53,10 +53,10 @@ from training.models import build_model, VanishingDepth
 from training.models.completion_head import build_completion_head
 from training.models.heads import build_seg_head
 from training.train import CHECKPOINT_FORMAT as PRETRAIN_FORMAT
+from vd_ros import SAMPLE_DIR
 from vd_ros.core.contract import METADATA_KEY, ModelContract, parse_metadata
 from vd_ros.core.depth_codec import read_depth, read_rgb
 from vd_ros.core.preprocess import prepare_inputs
-from vd_ros.replay import SAMPLE_DIR
 
 _logger = logging.getLogger(__name__)
 

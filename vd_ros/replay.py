@@ -34,14 +34,13 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from tqdm import tqdm
 
+from vd_ros import SAMPLE_DIR
 from vd_ros.core.depth_codec import read_depth, read_rgb
 from vd_ros.core.intrinsics import pinhole_matrix, scale_intrinsics
 from vd_ros.dds_transport import use_large_image_transport
 from vd_ros.image_codec import array_to_image
 from vd_ros.messages import rectified_camera_info
 
-SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sample_data',
-                          'open3d_rgbd')
 # TUM's recommended intrinsics for the ROS default OpenNI calibration.
 TUM_DEFAULT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
 # YCB-Video camera (shared/data/README.md; every video of the data set uses it).

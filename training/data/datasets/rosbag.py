@@ -6,23 +6,20 @@ synchroniser). Images are decoded with ``vd_ros.image_codec`` (REP 118: ``rgb8``
 ``rgba8``, ``bgra8``, ``mono8`` colour; ``16UC1``/``mono16`` millimetres and ``32FC1`` metres
 depth). ``K`` comes from the first message of ``camera_info_topic`` when given. Indexing scans
 the bag once; each sample is then read by its bag timestamp, with one reader per process.
+``rosbags`` and the ROS message types are imported only when a bag is read, so the other
+readers, and training on them, work where ROS is not installed (the GPU machine of
+``tools/gpu_train.sh``).
 """
 
 import os
 from pathlib import Path
 
 import numpy as np
-from rosbags.highlevel import AnyReader
-from rosbags.typesys import get_typestore
-from rosbags.typesys import Stores
 
 from training.data.datasets.base import require_frames
 from training.data.datasets.base import RGBDDataset
 from training.data.datasets.pairing import associate_nearest
 from vd_ros.core.depth_codec import FrameError
-from vd_ros.image_codec import decode_depth
-from vd_ros.image_codec import decode_rgb
-from vd_ros.image_codec import ImageEncodingError
 
 
 def _stamp_s(msg) -> float:
@@ -75,9 +72,12 @@ class RosbagDataset(RGBDDataset):
              for d, r in pairs], self.source, self.path)
         self.intrinsics = self._camera_matrix(camera_info_topic) if camera_info_topic else None
 
-    def _open(self) -> AnyReader:
-        """Return this process's open bag reader."""
+    def _open(self):
+        """Return this process's open bag reader (a ``rosbags.highlevel.AnyReader``)."""
         if self._reader is None:
+            from rosbags.highlevel import AnyReader
+            from rosbags.typesys import get_typestore
+            from rosbags.typesys import Stores
             self._reader = AnyReader([Path(self.path)],
                                      default_typestore=get_typestore(Stores.ROS2_HUMBLE))
             self._reader.open()
@@ -113,6 +113,9 @@ class RosbagDataset(RGBDDataset):
 
     def load(self, index: int) -> dict:
         """Read and decode pair ``index`` (the sample layout of ``..base``)."""
+        from vd_ros.image_codec import decode_depth
+        from vd_ros.image_codec import decode_rgb
+        from vd_ros.image_codec import ImageEncodingError
         rgb_time, depth_time, stamp = self.pairs[index]
         name = f'{self.path}@{stamp:.9f}'
         try:
