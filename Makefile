@@ -21,7 +21,7 @@ export VD_ROS_SHARED := $(SHARED)
 export PYTHONPATH := $(CURDIR):$(THIRD_PARTY)/launch_pkgs:$(THIRD_PARTY)/shims:$(THIRD_PARTY)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv demo test lint bench soak clean
+.PHONY: venv demo test lint bench soak gpu-pack clean
 
 venv: $(PACKAGE_STAMP)
 
@@ -53,6 +53,11 @@ bench: $(PACKAGE_STAMP)
 # 10 minutes of real frames at 30 Hz with ~5 % bad ones (a benchmark, not a CI test).
 soak: $(PACKAGE_STAMP)
 	$(PY) -m bench.soak $(SOAK_ARGS)
+
+# What tools/gpu_train.sh needs on a lent GPU machine (docs/gpu_run.md): gpu_pack/ (frames,
+# recovered weights) and .whl/ (omegaconf), both git-ignored; prints the carried size.
+gpu-pack: $(PACKAGE_STAMP)
+	PYTHON=$(PY) bash tools/gpu_prepare.sh
 
 clean:
 	rm -rf $(VENV) build install log demo_out soak_out .pytest_cache
