@@ -39,6 +39,7 @@ from training.engine import distributed
 from training.engine.batch import PretrainBatchBuilder, PretrainInputs, step_seed
 from training.engine.checkpoint import CheckpointManager, load_checkpoint
 from training.engine.config import load_config, save_config, to_plain
+from training.engine.divergence import TrainingDiverged
 from training.engine.flops import measure_flops, model_flops_utilization, peak_flops
 from training.engine.metrics_log import MetricsLogger
 from training.engine.plots import save_loss_curve, save_panel
@@ -52,10 +53,6 @@ _logger = logging.getLogger('training.train')
 
 CHECKPOINT_FORMAT = 'vd_ros.pretrain/1'
 OK, EMPTY, NONFINITE = 0, 1, 2  # micro-step outcomes, max-reduced over ranks
-
-
-class TrainingDiverged(RuntimeError):
-    """Raised after ``train.max_consecutive_nonfinite`` non-finite steps in a row."""
 
 
 @dataclass

@@ -43,6 +43,20 @@ class DistInfo:
         return self.world_size > 1
 
 
+def choose_device(device: str) -> torch.device:
+    """Return the device a setting names: ``auto`` (CUDA when available), ``cuda`` or ``cpu``.
+
+    Raises:
+        ValueError: Unknown device, or ``cuda`` requested without a GPU.
+    """
+    if device not in ('auto', 'cuda', 'cpu'):
+        raise ValueError(f"device must be 'auto', 'cuda' or 'cpu', got {device!r}")
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('device=cuda but no CUDA device is available')
+    use_cuda = device == 'cuda' or (device == 'auto' and torch.cuda.is_available())
+    return torch.device('cuda' if use_cuda else 'cpu')
+
+
 def init_distributed(device: str = 'auto') -> DistInfo:
     """Start the process group when launched by torchrun and choose the device.
 
@@ -55,11 +69,7 @@ def init_distributed(device: str = 'auto') -> DistInfo:
     Raises:
         ValueError: Unknown device, or ``cuda`` requested without a GPU.
     """
-    if device not in ('auto', 'cuda', 'cpu'):
-        raise ValueError(f"train.device must be 'auto', 'cuda' or 'cpu', got {device!r}")
-    if device == 'cuda' and not torch.cuda.is_available():
-        raise ValueError('train.device=cuda but no CUDA device is available')
-    use_cuda = device == 'cuda' or (device == 'auto' and torch.cuda.is_available())
+    use_cuda = choose_device(device).type == 'cuda'
     world_size = int(os.environ.get('WORLD_SIZE', '1'))
     rank = int(os.environ.get('RANK', '0'))
     local_rank = int(os.environ.get('LOCAL_RANK', '0'))

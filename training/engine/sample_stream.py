@@ -17,7 +17,9 @@ from typing import Iterator, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from training.data.datasets import collate_common_keys
 
 
 class StreamSampler(Sampler):
@@ -112,3 +114,24 @@ class SeededTransformDataset(Dataset):
         index, sample_id = key
         rng = np.random.default_rng([self.seed, int(sample_id)])
         return self.transform(self.dataset[index], rng)
+
+
+def stream_loader(dataset: Dataset, weights: torch.Tensor, transform, batch_size: int,
+                  seed: int, samples_per_epoch: int, workers: int,
+                  start: int = 0) -> DataLoader:
+    """Return an endless loader of collated, seeded samples drawn by ``weights``.
+
+    Args:
+        dataset: Raw samples (``MixedDataset``).
+        weights: (N,) drawing weight of every frame (0 = never drawn).
+        transform: ``transform(sample, rng)``.
+        batch_size: Samples per batch (the last incomplete batch of an epoch is dropped).
+        seed: Seed of the draws and of each sample's transform.
+        samples_per_epoch: Draws per epoch of the stream.
+        workers: DataLoader worker processes (0 = in this process).
+        start: Samples of the stream already consumed (a resume).
+    """
+    return DataLoader(SeededTransformDataset(dataset, transform, seed=seed),
+                      batch_size=batch_size, collate_fn=collate_common_keys, drop_last=True,
+                      sampler=StreamSampler(weights, samples_per_epoch, seed=seed, start=start),
+                      num_workers=workers, persistent_workers=workers > 0)

@@ -1,0 +1,243 @@
+"""The completion-head training loop: progress, resume, one guarded step, the budgeted loop.
+
+Shared by ``training.train_completion`` (the pretraining data) and ``training.adapt`` (a
+robot's recording). Only the head trains; the Vanishing Depth model stays frozen. The learning
+rate warms up, then follows a cosine over the wall-time budget (counted over resumes). A
+non-finite loss or gradient skips the step; too many in a row write a checkpoint and raise
+``TrainingDiverged``. Checkpoints are atomic (``training.engine.checkpoint``).
+"""
+
+from dataclasses import dataclass, field
+import logging
+import math
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from training.completion_checkpoint import CHECKPOINT_FORMAT
+from training.engine.checkpoint import CheckpointManager, load_checkpoint
+from training.engine.completion_batch import (
+    build_batch, complete, CompletionBatch, draw_pattern, log_l1_loss)
+from training.engine.completion_val import format_val, validate, ValSet
+from training.engine.divergence import TrainingDiverged
+from training.models import VanishingDepth
+from training.models.completion_head import CompletionHead
+
+_logger = logging.getLogger(__name__)
+
+
+def learning_rate(ccfg: Dict[str, Any], step: int, elapsed_s: float) -> float:
+    """Warm-up over steps, then cosine over the time budget down to ``final_lr_fraction``."""
+    warm = min(1.0, (step + 1) / max(1, ccfg['warmup_steps']))
+    progress = min(1.0, elapsed_s / (60.0 * ccfg['minutes']))
+    final = ccfg['final_lr_fraction']
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return ccfg['lr'] * warm * (final + (1.0 - final) * cosine)
+
+
+@dataclass
+class Progress:
+    """How far a run is (saved in every checkpoint).
+
+    Attributes:
+        step: Optimiser steps done (skipped ones included).
+        consumed: Samples of the stream drawn so far.
+        elapsed_s: Training wall time so far, over resumes.
+        nonfinite_total: Steps skipped for a non-finite loss or gradient.
+        consecutive_nonfinite: Of those, in a row up to now.
+        val_history: Validation rows with their step.
+    """
+
+    step: int = 0
+    consumed: int = 0
+    elapsed_s: float = 0.0
+    nonfinite_total: int = 0
+    consecutive_nonfinite: int = 0
+    val_history: List[Dict[str, float]] = field(default_factory=list)
+
+
+def checkpoint_state(head: CompletionHead, optimizer: torch.optim.Optimizer, progress: Progress,
+                     cfg: Dict[str, Any], encoder: Dict[str, Any]) -> Dict[str, Any]:
+    """Assemble the checkpoint dict (``training.completion_checkpoint`` reads it)."""
+    return {'format': CHECKPOINT_FORMAT, 'step': progress.step, 'head': head.state_dict(),
+            'head_config': dict(head.config), 'optimizer': optimizer.state_dict(),
+            'progress': {k: v for k, v in vars(progress).items() if k != 'val_history'},
+            'val_history': list(progress.val_history), 'encoder': encoder, 'config': cfg}
+
+
+def read_head_state(path: str, encoder: Dict[str, Any],
+                    same_step: bool = True) -> Dict[str, Any]:
+    """Load a completion checkpoint, made on this run's pretraining step if ``same_step``.
+
+    Raises:
+        ValueError: Not a completion checkpoint, or (``same_step``) one trained on another
+            pretraining step.
+    """
+    state = load_checkpoint(path)
+    if state.get('format') != CHECKPOINT_FORMAT:
+        raise ValueError(f'{path}: not a {CHECKPOINT_FORMAT} checkpoint')
+    if same_step and state['encoder']['step'] != encoder['step']:
+        raise ValueError(f'{path} trained the head on pretraining step '
+                         f'{state["encoder"]["step"]}, this run uses step {encoder["step"]}; '
+                         'use a new completion.out_dir')
+    return state
+
+
+def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Optimizer,
+           encoder: Dict[str, Any], init_from: Optional[str] = None) -> Progress:
+    """Restore head, optimiser and progress from ``path``, else start a fresh ``Progress``.
+
+    A fresh run takes the head weights of ``init_from`` (a warm start: new optimiser,
+    schedule and step count) when it is given; that head may come from another pretraining
+    step of the same architecture (a head carried over to a further-pretrained encoder).
+
+    Raises:
+        ValueError: Not a completion checkpoint, or a resume from one trained on another
+            pretraining step.
+    """
+    if not path:
+        if init_from:
+            state = read_head_state(init_from, encoder, same_step=False)
+            head.load_state_dict(state['head'])
+            _logger.info('warm start: head weights of %s (trained on pretraining step %s, '
+                         'this run uses step %s), fresh optimiser and schedule', init_from,
+                         state['encoder']['step'], encoder['step'])
+        return Progress()
+    state = read_head_state(path, encoder)
+    head.load_state_dict(state['head'])
+    optimizer.load_state_dict(state['optimizer'])
+    progress = Progress(**state['progress'], val_history=list(state['val_history']))
+    _logger.info('resumed %s at step %d (%.1f min trained)', path, progress.step,
+                 progress.elapsed_s / 60.0)
+    return progress
+
+
+def train_step(model, head, optimizer, batch: CompletionBatch, ccfg, progress: Progress,
+               inject_nan: bool) -> float:
+    """One optimiser step; returns the loss (NaN when skipped as non-finite)."""
+    completed, _ = complete(model, head, batch)
+    loss = log_l1_loss(completed, batch.target, batch.held_out)
+    if inject_nan:
+        loss = loss * math.nan
+    optimizer.zero_grad(set_to_none=True)
+    finite = bool(torch.isfinite(loss))
+    if finite:
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(head.parameters(), ccfg['grad_clip'])
+        finite = bool(torch.isfinite(norm))
+    if not finite:
+        optimizer.zero_grad(set_to_none=True)
+        progress.nonfinite_total += 1
+        progress.consecutive_nonfinite += 1
+        _logger.warning('step %d skipped: non-finite loss or gradient (%d in a row)',
+                        progress.step, progress.consecutive_nonfinite)
+        return math.nan
+    optimizer.step()
+    progress.consecutive_nonfinite = 0
+    return loss.item()
+
+
+@dataclass
+class HeadRun:
+    """Everything one completion-head run trains with.
+
+    Attributes:
+        model: The frozen Vanishing Depth model.
+        head: The head being trained.
+        optimizer: Its optimiser.
+        manager: Where checkpoints go.
+        cfg: The whole resolved config (``completion`` section, ``train``, ``debug``).
+        encoder: What the head trains on (``checkpoint``, ``step``, ``model_config``), saved
+            in every checkpoint.
+        progress: Where the run stands.
+        device: Where the batches go.
+    """
+
+    model: VanishingDepth
+    head: CompletionHead
+    optimizer: torch.optim.Optimizer
+    manager: CheckpointManager
+    cfg: Dict[str, Any]
+    encoder: Dict[str, Any]
+    progress: Progress
+    device: torch.device
+
+    def save(self) -> None:
+        """Write a checkpoint of the current step."""
+        self.manager.save(checkpoint_state(self.head, self.optimizer, self.progress, self.cfg,
+                                           self.encoder), self.progress.step)
+
+
+def next_batch(run: HeadRun, sample: Dict[str, Any]) -> Optional[CompletionBatch]:
+    """Draw each frame's input pattern from the stream position and build the batch."""
+    ccfg = run.cfg['completion']
+    first = run.progress.consumed
+    run.progress.consumed += ccfg['batch_size']
+    rngs = [np.random.default_rng([ccfg['seed'], 11, first + i])
+            for i in range(ccfg['batch_size'])]
+    return build_batch(sample['rgb'], sample['depth'] * sample['valid'],
+                       [draw_pattern(rng, ccfg) for rng in rngs],
+                       [int(rng.integers(2 ** 31)) for rng in rngs], run.model, run.device)
+
+
+def fit_head(run: HeadRun, batches: Iterable[Dict[str, Any]], val: ValSet, desc: str,
+             on_validation: Optional[Callable[[Dict[str, float]], None]] = None) -> Progress:
+    """Train until the time budget (or ``max_steps``) is spent; returns the progress.
+
+    Args:
+        run: The run (resumed or fresh).
+        batches: Collated samples (``rgb``, ``depth``, ``valid``), as many as needed.
+        val: Fixed validation inputs, scored every ``val_every_steps`` steps and at the end.
+        desc: Progress bar label.
+        on_validation: Called with each validation row (after it is logged).
+
+    Raises:
+        TrainingDiverged: Too many non-finite steps in a row (a checkpoint is written first).
+    """
+    ccfg, progress = run.cfg['completion'], run.progress
+    budget_s = 60.0 * ccfg['minutes']
+    bar = tqdm(total=int(budget_s), initial=int(progress.elapsed_s), unit='s',
+               dynamic_ncols=True, desc=desc)
+    inject = set(run.cfg['debug']['inject_nan_steps'])
+    batches, losses = iter(batches), []
+    while progress.elapsed_s < budget_s and (
+            ccfg['max_steps'] is None or progress.step < ccfg['max_steps']):
+        started = time.perf_counter()
+        batch = next_batch(run, next(batches))
+        for group in run.optimizer.param_groups:
+            group['lr'] = learning_rate(ccfg, progress.step, progress.elapsed_s)
+        losses.append(math.nan if batch is None else train_step(
+            run.model, run.head, run.optimizer, batch, ccfg, progress, progress.step in inject))
+        progress.step += 1
+        seconds = time.perf_counter() - started
+        progress.elapsed_s += seconds
+        started = time.perf_counter()
+        if progress.consecutive_nonfinite >= run.cfg['train']['max_consecutive_nonfinite']:
+            run.save()
+            raise TrainingDiverged(f'stopping: {progress.consecutive_nonfinite} non-finite steps '
+                                   f'in a row up to step {progress.step}')
+        done = progress.elapsed_s >= budget_s or progress.step == ccfg['max_steps']
+        if progress.step % ccfg['log_every_steps'] == 0 or done:
+            recent = [v for v in losses[-ccfg['log_every_steps']:] if math.isfinite(v)]
+            mean = float(np.mean(recent)) if recent else math.nan
+            _logger.info('step %d: loss %.4f, lr %.2e, %.2f s/step, %.1f/%.1f min',
+                         progress.step, mean, run.optimizer.param_groups[0]['lr'], seconds,
+                         progress.elapsed_s / 60.0, ccfg['minutes'])
+            bar.set_postfix(loss=f'{mean:.4f}')
+        if val.batches and (progress.step % ccfg['val_every_steps'] == 0 or done):
+            row = validate(run.model, run.head, val)
+            progress.val_history.append({'step': progress.step, **row})
+            _logger.info('step %d %s', progress.step, format_val(row))
+            if on_validation is not None:
+                on_validation(row)
+        if progress.step % ccfg['checkpoint_every_steps'] == 0 or done:
+            run.save()
+        progress.elapsed_s += time.perf_counter() - started  # validation and checkpoint
+        bar.update(int(progress.elapsed_s) - bar.n)
+    bar.close()
+    _logger.info('done at step %d (%.1f min); checkpoint %s', progress.step,
+                 progress.elapsed_s / 60.0, run.manager.latest())
+    return progress
