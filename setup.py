@@ -19,6 +19,8 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
         (f'share/{PACKAGE}/rviz', glob('rviz/*.rviz')),
     ],
+    # Adaptation (training.adapt) runs from the source checkout; see tools/vd_ros_adapt.
+    scripts=['tools/vd_ros_adapt'],
     install_requires=['setuptools'],
     extras_require={'test': ['pytest']},
     zip_safe=True,

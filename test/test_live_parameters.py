@@ -33,7 +33,7 @@ GOOD = {'segmentation__alpha': 0.9, 'depth__fit_shift': True, 'depth__alignment'
 @pytest.mark.ros
 def test_every_live_parameter_changes_at_run_time(perception):
     node, harness = perception(topics={})
-    assert {name.replace('__', '.') for name in GOOD} == LIVE
+    assert {name.replace('__', '.') for name in GOOD} == LIVE - {'model_path'}  # test_adapt
     for name, value in GOOD.items():
         result, = set_parameters(harness, **{name: value})
         assert result.successful, (name, result.reason)
@@ -53,7 +53,8 @@ def test_every_live_parameter_changes_at_run_time(perception):
     ({'log_throttle_s': -1.0}, 'out of range'),
     ({'depth__min_m': 20.0}, 'depth.min_m 20.0 must be below depth.max_m 10.0'),
     ({'depth__max_m': 0.05}, 'depth.min_m 0.1 must be below depth.max_m 0.05'),
-    ({'model_path': '/tmp/other.onnx'}, 'read-only parameter: model_path'),
+    ({'model_path': '/tmp/other.onnx'}, 'cannot load /tmp/other.onnx: /tmp/other.onnx: model '
+                                        'file not found'),
     ({'providers': ['cpu']}, 'read-only parameter: providers'),
     ({'sync__slop': 0.05}, 'read-only parameter: sync.slop'),
 ])

@@ -315,6 +315,19 @@ def check_outputs(graph: ExportGraph, onnx_path: str, contract: ModelContract,
     return errors
 
 
+def read_contract(onnx_path: str, proto: Optional[onnx.ModelProto] = None) -> ModelContract:
+    """Return the model contract in the metadata of ``onnx_path`` (``proto`` if already read).
+
+    Raises:
+        RecoveryError: A file without vd_ros metadata.
+    """
+    proto = onnx.load(onnx_path, load_external_data=False) if proto is None else proto
+    props = {p.key: p.value for p in proto.metadata_props}
+    if METADATA_KEY not in props:
+        raise RecoveryError(f'{onnx_path} has no {METADATA_KEY!r} metadata: not a vd_ros model')
+    return parse_metadata(props[METADATA_KEY], onnx_path)
+
+
 def recover(onnx_path: str, work_dir: str) -> Tuple[ExportGraph, ModelContract, Dict[str, Any]]:
     """Rebuild the exported modules of ``onnx_path`` with its weights (module docstring).
 
@@ -332,10 +345,7 @@ def recover(onnx_path: str, work_dir: str) -> Tuple[ExportGraph, ModelContract, 
             :func:`check_outputs`; also a file without vd_ros metadata.
     """
     proto = onnx.load(onnx_path)
-    props = {p.key: p.value for p in proto.metadata_props}
-    if METADATA_KEY not in props:
-        raise RecoveryError(f'{onnx_path} has no {METADATA_KEY!r} metadata: not a vd_ros model')
-    contract = parse_metadata(props[METADATA_KEY], onnx_path)
+    contract = read_contract(onnx_path, proto)
     export = contract.training.get('export') or {}
     if export.get('precision', 'fp32') != 'fp32':
         raise RecoveryError(f'{onnx_path} computes in {export["precision"]}: only float32 '

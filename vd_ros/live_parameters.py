@@ -5,7 +5,8 @@ publishers) and are read-only: ``ros2 param set`` on them is refused by rclpy wi
 is read-only". The :data:`LIVE` ones only change how a frame is processed; a change is
 validated as a whole (ranges by the descriptors, then :func:`combination_error`) and applied
 at once, so the worker never sees half of an update such as a new ``depth.min_m`` without the
-``depth.max_m`` that makes it valid.
+``depth.max_m`` that makes it valid. A new ``model_path`` loads the file during the check and
+swaps the model in when the change applies (``vd_ros.model_reload``).
 """
 
 from rcl_interfaces.msg import (
@@ -15,7 +16,8 @@ from vd_ros.core.depth_alignment import ALIGNMENTS
 
 # name: (default, description, range (min, max) or None)
 PARAMETERS = {
-    'model_path': ('', 'ONNX model exported by training/export_onnx.py (required)', None),
+    'model_path': ('', 'ONNX model exported by training/export_onnx.py (required); a new '
+                   'path while running swaps the model between two frames', None),
     'managed': (False, 'true: a lifecycle node that waits for configure and activate; false: '
                 'configures and activates itself at start', None),
     'providers': (['cuda', 'cpu'], 'ONNX Runtime execution providers in order of preference: '
@@ -49,7 +51,7 @@ PARAMETERS = {
 }
 # Changeable with `ros2 param set` while the node runs; every other parameter is read-only.
 LIVE = frozenset({'segmentation.alpha', 'depth.fit_shift', 'depth.alignment', 'depth.min_m',
-                  'depth.max_m', 'points.stride', 'log_throttle_s'})
+                  'depth.max_m', 'points.stride', 'log_throttle_s', 'model_path'})
 # -p sync.use_message_filters:=false (or YAML false) arrives as a bool, not a string.
 DYNAMIC_TYPING = frozenset({'sync.use_message_filters'})
 
@@ -91,12 +93,19 @@ class LiveParameters:
             per frame sees one consistent set.
     """
 
-    def __init__(self, node):
-        """Declare every parameter on ``node`` (overrides applied) and watch for changes."""
+    def __init__(self, node, model_reload=None):
+        """Declare every parameter on ``node`` (overrides applied) and watch for changes.
+
+        Args:
+            node: The node.
+            model_reload: Checks and applies a new ``model_path`` (``vd_ros.model_reload``);
+                without it the parameter only takes effect at the next configure.
+        """
         for name, (default, _, _) in PARAMETERS.items():
             node.declare_parameter(name, default, descriptor(name))
         self.values = {name: node.get_parameter(name).value for name in PARAMETERS}
         self._logger = node.get_logger()
+        self._model_reload = model_reload
         node.add_on_set_parameters_callback(self._validate)
         node.add_post_set_parameters_callback(self._apply)
 
@@ -104,10 +113,15 @@ class LiveParameters:
         """Refuse a change that leaves the set invalid (rclpy already checked each range)."""
         updated = {**self.values, **{p.name: p.value for p in parameters}}
         reason = combination_error(updated)
+        if not reason and self._model_reload is not None and any(
+                p.name == 'model_path' for p in parameters):
+            reason = self._model_reload.check(updated['model_path'])
         return SetParametersResult(successful=not reason, reason=reason)
 
     def _apply(self, parameters) -> None:
-        """Publish the accepted values to the worker in one step."""
+        """Publish the accepted values to the worker in one step (a new model first)."""
+        if self._model_reload is not None:
+            self._model_reload.apply()
         self.values = {**self.values, **{p.name: p.value for p in parameters}}
         self._logger.info('parameters changed: ' + ', '.join(
             f'{p.name}={p.value!r}' for p in parameters))

@@ -44,6 +44,7 @@ from vd_ros.inference import ModelLoadError, VDModel
 from vd_ros.live_parameters import combination_error, LiveParameters
 from vd_ros.mailbox_worker import MailboxWorker
 from vd_ros.messages import camera_info_with, point_cloud_xyzrgb
+from vd_ros.model_reload import ModelReload
 from vd_ros.replay import qos_profile
 from vd_ros.stage_timer import StageTimer
 from vd_ros.sync import stamp_nanoseconds, subscribe_synchronized
@@ -98,6 +99,11 @@ class ModelFrame(NamedTuple):
     prepare_cpu_s: float
 
 
+def depth_output(model: VDModel) -> str:
+    """Return the model output behind ~/depth: a completion head's metric depth if any."""
+    return 'completed_depth' if 'completed_depth' in model.output_names else 'depth'
+
+
 class PerceptionNode(LifecycleNode):
     """Runs a Vanishing Depth model on synchronized RGB-D frames.
 
@@ -136,7 +142,8 @@ class PerceptionNode(LifecycleNode):
         self.model = self.configure_error = self.sync_implementation = None
         self.camera_infos = CameraInfoCache(CAMERA_INFO_KEPT)
         try:
-            self.parameters = LiveParameters(self)
+            self.parameters = LiveParameters(
+                self, ModelReload(lambda: self.model, self._load_model, self._swap_model))
             self.settings = self.parameters.values
             if not self.settings['managed']:
                 if self.trigger_configure() != SUCCESS:
@@ -169,9 +176,7 @@ class PerceptionNode(LifecycleNode):
         if str(p['sync.use_message_filters']).lower() not in ('auto', 'true', 'false'):
             raise ValueError("sync.use_message_filters must be 'auto', 'true' or 'false', got "
                              f'{p["sync.use_message_filters"]!r}')
-        self.model = VDModel(os.path.expanduser(p['model_path']), p['providers'],
-                             os.path.expanduser(p['tensorrt_cache_path']),
-                             intra_op_threads=p['intra_op_threads'])
+        self.model = self._load_model(os.path.expanduser(p['model_path']))
         self.contract = self.model.contract
         self.get_logger().info(
             f'model {self.model.path}: encoder {self.contract.encoder}, input '
@@ -193,6 +198,18 @@ class PerceptionNode(LifecycleNode):
         self._last_drops = {}
         self._diagnostics_timer = self.create_timer(p['diagnostics_period_s'],
                                                     self._publish_diagnostics)
+
+    def _load_model(self, path: str) -> VDModel:
+        """Load ``path`` with the node's providers, TensorRT cache and threads."""
+        p = self.parameters.values
+        return VDModel(path, p['providers'], os.path.expanduser(p['tensorrt_cache_path']),
+                       intra_op_threads=p['intra_op_threads'])
+
+    def _swap_model(self, model: VDModel) -> None:
+        """Serve the next frames with ``model`` (``ros2 param set model_path``)."""
+        self.model, self.contract, self._pca_basis = model, model.contract, None
+        self.get_logger().info(f'model swapped: now {model.path} (trained='
+                               f'{model.contract.trained}, outputs {list(model.output_names)})')
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the inputs and start the two worker threads."""
@@ -317,20 +334,22 @@ class PerceptionNode(LifecycleNode):
         Raises:
             FrameDropped: For bad input or a failed model call (counted by the caller).
         """
+        model = self.model  # one model for the whole frame, whatever a swap does meanwhile
         computed = {'seg_logits': self._wanted('segmentation', 'segmentation/color'),
-                    self._depth_output(): self._wanted('depth', 'depth/camera_info', 'points'),
+                    depth_output(model): self._wanted('depth', 'depth/camera_info', 'points'),
                     'features': self._wanted('features', 'features/camera_info',
                                              'features/pca')}
         outputs = [name for name, wanted in computed.items() if wanted]
         self.settings = self.parameters.values  # one consistent set for the whole frame
         self.last_computed = outputs
         try:
-            self._infer(rgb_msg, depth_msg, received, outputs)
+            self._infer(model, rgb_msg, depth_msg, received, outputs)
         except BaseException:
             self._next_prepared.set()  # a dropped pair: the second stage need not wait for it
             raise
 
-    def _infer(self, rgb_msg: Image, depth_msg: Image, received: float, outputs: list) -> None:
+    def _infer(self, model: VDModel, rgb_msg: Image, depth_msg: Image, received: float,
+               outputs: list) -> None:
         """Decode and prepare one pair, run the model, hand the outputs to the second stage."""
         if not outputs:
             self.stats.count_unobserved()
@@ -341,7 +360,7 @@ class PerceptionNode(LifecycleNode):
             rgb, depth, info = self._decode(rgb_msg, depth_msg)
         try:
             with self.stages.stage('prepare_inputs'):
-                rgb_in, pde, letterbox = prepare_inputs(rgb, depth, self.contract)
+                rgb_in, pde, letterbox = prepare_inputs(rgb, depth, model.contract)
         except EmptyDepthError as error:
             raise FrameDropped('empty_depth', str(error))
         except ValueError as error:
@@ -350,7 +369,7 @@ class PerceptionNode(LifecycleNode):
         prepare_cpu_s = time.thread_time() - start_cpu
         model_start = time.perf_counter()
         try:
-            result = self.model.run(rgb_in, pde, outputs)
+            result = model.run(rgb_in, pde, outputs)
         except Exception as error:  # ORT raises pybind classes with no common base
             raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
         model_s = time.perf_counter() - model_start
@@ -370,9 +389,9 @@ class PerceptionNode(LifecycleNode):
         """
         self._next_prepared.wait(OUTPUT_GATE_S)
         start, start_cpu = time.perf_counter(), time.thread_time()
-        depth_output = self._depth_output()
-        if depth_output in result:
-            self._publish_depth(frame, result[depth_output][0, 0])
+        for name in ('completed_depth', 'depth'):
+            if name in result:
+                self._publish_depth(frame, result[name][0, 0], name == 'completed_depth')
         if 'seg_logits' in result:
             self._publish_segmentation(frame, result['seg_logits'][0])
         if 'features' in result:
@@ -431,16 +450,11 @@ class PerceptionNode(LifecycleNode):
                 self._outputs['segmentation/color'].publish(
                     array_to_image(overlay, 'rgb8', header))
 
-    def _depth_output(self) -> str:
-        """Return the model output behind ~/depth: a completion head's metric depth if any."""
-        return 'completed_depth' if 'completed_depth' in self.model.output_names else 'depth'
-
-    def _publish_depth(self, frame: 'ModelFrame', predicted) -> None:
+    def _publish_depth(self, frame: 'ModelFrame', predicted, metric: bool) -> None:
         settings, header, info = frame.settings, frame.header, frame.info
         with self.stages.stage('depth'):
             restored = frame.letterbox.restore(predicted, 'linear')  # (h, w) metres
-            if (self._depth_output() == 'completed_depth' and
-                    settings['depth.alignment'] == 'global'):  # metric already: as predicted
+            if metric and settings['depth.alignment'] == 'global':  # metric: as predicted
                 completed = keep_measured(restored, frame.depth)
             else:  # local alignment refines a completion head's depth too (docs/results)
                 with self.stages.stage('depth_alignment'):

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from vd_ros import SAMPLE_DIR
 from vd_ros.core.depth_codec import read_depth, read_rgb
 from vd_ros.core.intrinsics import pinhole_matrix, scale_intrinsics
+from vd_ros.core.recording_layout import detect_format, FORMATS, pick_rgbd_topics
 from vd_ros.dds_transport import use_large_image_transport
 from vd_ros.image_codec import array_to_image
 from vd_ros.messages import rectified_camera_info
@@ -46,7 +47,6 @@ TUM_DEFAULT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
 # YCB-Video camera (shared/data/README.md; every video of the data set uses it).
 YCBV_INTRINSICS = (1066.778, 1067.487, 312.987, 241.311)
 DEPTH_ENCODINGS = ('16UC1', '32FC1')
-FORMATS = ('7scenes', 'tum', 'ycbv', 'open3d', 'rosbag2')
 
 
 @dataclass
@@ -64,31 +64,6 @@ class Frame:
     depth_m: np.ndarray
     intrinsics: np.ndarray
     name: str = ''
-
-
-def detect_format(folder: str) -> str:
-    """Guess the dataset layout of a folder.
-
-    Returns:
-        One of :data:`FORMATS`.
-
-    Raises:
-        ValueError: When the folder matches no known layout.
-    """
-    def exists(*parts):
-        return glob.glob(os.path.join(folder, *parts))
-
-    if exists('metadata.yaml'):
-        return 'rosbag2'
-    if exists('frame-*.color.*'):
-        return '7scenes'
-    if exists('rgb.txt') and exists('depth.txt'):
-        return 'tum'
-    if exists('*-color.png') or exists('frames', '*', '*-color.png'):
-        return 'ycbv'
-    if exists('color', '*') and exists('depth', '*'):
-        return 'open3d'
-    raise ValueError(f'{folder}: not a 7-Scenes, TUM, YCB-Video, Open3D or rosbag2 folder')
 
 
 def _tum_list(path: str) -> list:
@@ -225,9 +200,8 @@ def bag_frames(path: str, rgb_topic: str = None, depth_topic: str = None,
         images = [c.topic for c in reader.connections if c.msgtype == 'sensor_msgs/msg/Image']
         infos = [c.topic for c in reader.connections
                  if c.msgtype == 'sensor_msgs/msg/CameraInfo']
-        depth_topic = depth_topic or next((t for t in images if 'depth' in t), None)
-        rgb_topic = rgb_topic or next((t for t in images if t != depth_topic), None)
-        info_topic = info_topic or next(iter(infos), None)
+        rgb_topic, depth_topic, info_topic = pick_rgbd_topics(images, infos, rgb_topic,
+                                                              depth_topic, info_topic)
         if None in (rgb_topic, depth_topic, info_topic):
             raise ValueError(f'{path}: need RGB, depth and camera_info topics, found images '
                              f'{images} and camera_info {infos}')

@@ -20,6 +20,7 @@ from training.data.datasets.base import require_frames
 from training.data.datasets.base import RGBDDataset
 from training.data.datasets.pairing import associate_nearest
 from vd_ros.core.depth_codec import FrameError
+from vd_ros.core.recording_layout import pick_rgbd_topics
 
 
 def _stamp_s(msg) -> float:
@@ -32,14 +33,17 @@ class RosbagDataset(RGBDDataset):
 
     source = 'rosbag'
 
-    def __init__(self, root: str, rgb_topic: str, depth_topic: str, slop: float = 0.02,
-                 camera_info_topic: str = None, transform=None, max_skips: int = 32):
+    def __init__(self, root: str, rgb_topic: str = None, depth_topic: str = None,
+                 slop: float = 0.02, camera_info_topic: str = None, transform=None,
+                 max_skips: int = 32):
         """Scan the bag and pair the messages.
 
         Args:
             root: Bag folder (with ``metadata.yaml``) or a single ``.mcap``/``.db3`` file.
-            rgb_topic: Colour ``sensor_msgs/msg/Image`` topic.
-            depth_topic: Depth ``sensor_msgs/msg/Image`` topic.
+            rgb_topic: Colour ``sensor_msgs/msg/Image`` topic (default: the first Image topic
+                without 'depth' in its name, ``vd_ros.core.recording_layout.pick_rgbd_topics``).
+            depth_topic: Depth ``sensor_msgs/msg/Image`` topic (default: the first Image topic
+                with 'depth' in its name).
             slop: Largest colour/depth stamp difference in seconds.
             camera_info_topic: Optional ``sensor_msgs/msg/CameraInfo`` topic for ``K``.
             transform: See ``RGBDDataset``.
@@ -50,10 +54,15 @@ class RosbagDataset(RGBDDataset):
         """
         super().__init__(transform, max_skips)
         self.path = os.fspath(root)
-        self.topics = {'rgb': rgb_topic, 'depth': depth_topic}
         self._reader = None
         reader = self._open()
         found = {c.topic for c in reader.connections}
+        images = [c.topic for c in reader.connections if c.msgtype == 'sensor_msgs/msg/Image']
+        rgb_topic, depth_topic, _ = pick_rgbd_topics(images, [], rgb_topic, depth_topic)
+        if rgb_topic is None or depth_topic is None:
+            raise ValueError(f'bag {self.path!r}: cannot tell its colour and depth Image topics '
+                             f'(Image topics: {images}); name them')
+        self.topics = {'rgb': rgb_topic, 'depth': depth_topic}
         wanted = [rgb_topic, depth_topic] + ([camera_info_topic] if camera_info_topic else [])
         missing = [topic for topic in wanted if topic not in found]
         if missing:
