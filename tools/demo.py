@@ -3,7 +3,7 @@
 Steps: obtain a model (``--model``, else the shipped trained model ``models/vd_cpu.onnx``, see
 ``models/MODEL_CARD.md``, else a random-init export by ``python -m training.export_onnx``, see
 ``bench/vd_export.py``), start the perception node as a subprocess, replay held-out 7-Scenes
-frames (300-399, never trained on) from ../shared/data (or the in-repo sample) one at a time
+frames (350-399, the test split: never trained on) from ../shared/data (or the in-repo sample) one at a time
 over real DDS, and write
 ``panel_NNN.png`` (RGB | input depth | completed depth | segmentation | feature PCA) plus
 ``summary.json`` / ``summary.md`` to ``--out``. The output says which model ran and whether it
@@ -22,7 +22,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SHIPPED_MODEL = os.path.join(ROOT, 'models', 'vd_cpu.onnx')
-HELD_OUT_7SCENES = 300  # training/configs/cpu.yaml holds 7-Scenes frames 300-399 out
+HELD_OUT_7SCENES = 350  # the test split of training/configs/cpu.yaml: 7-Scenes 350-399
 OUTPUTS = ('depth', 'segmentation/color', 'features/pca')
 
 

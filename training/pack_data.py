@@ -7,11 +7,11 @@ Usage::
 
 A machine that gets a copy of the repository without ``../shared`` (the GPU machine of
 ``tools/gpu_train.sh``, ``docs/gpu_run.md``) trains on the packed copy instead: every source of
-``data.sources`` and ``holdout.sources`` is read through its own reader (``select`` /
+``data.sources``, ``val.sources`` and ``holdout.sources`` is read through its own reader (``select`` /
 ``exclude`` applied, corrupt frames skipped and counted as in training), each frame is shrunk
 to fit ``--size`` (RGB with area interpolation, saved as JPEG; depth with nearest-neighbour
 only, saved as 16-bit PNG in millimetres, 0 = invalid; intrinsics scaled) and written to
-``<out>/data/NN_<name>/`` or ``<out>/holdout/NN_<name>/``. ``<out>/pack.yaml`` is a config
+``<out>/data/NN_<name>/``, ``<out>/val/NN_<name>/`` or ``<out>/holdout/NN_<name>/``. ``<out>/pack.yaml`` is a config
 overlay, merged after the original config (a second ``--config``), whose sources are
 ``type: folder`` entries over those folders with the original weights and whose
 ``data.base_dir`` is the pack itself (relative to the repository root when inside it).
@@ -130,7 +130,7 @@ def _base_dir_text(out_dir: str) -> str:
 
 def pack(cfg: Dict[str, Any], out_dir: str, size: Sequence[int],
          config_files: Sequence[str] = ()) -> Dict[str, List[Dict[str, Any]]]:
-    """Pack ``data.sources`` and ``holdout.sources`` of ``cfg`` and write ``pack.yaml``.
+    """Pack ``data``, ``val`` and ``holdout`` sources of ``cfg`` and write ``pack.yaml``.
 
     Args:
         cfg: The resolved config as plain dicts.
@@ -139,13 +139,13 @@ def pack(cfg: Dict[str, Any], out_dir: str, size: Sequence[int],
         config_files: The config files ``cfg`` came from (named in ``pack.yaml``).
 
     Returns:
-        Section (``data``, ``holdout``) -> list of ``pack_source`` results.
+        Section (``data``, ``val``, ``holdout``) -> list of ``pack_source`` results.
     """
     base_dir = resolve_data_root(cfg['data']['base_dir'])
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
     sections = {'data': cfg['data']['sources'] or [],
-                'holdout': (cfg.get('holdout') or {}).get('sources') or []}
+                **{key: (cfg.get(key) or {}).get('sources') or [] for key in ('val', 'holdout')}}
     results = {}
     for section, specs in sections.items():
         results[section] = []
@@ -166,12 +166,12 @@ def write_overlay(path: str, base_dir: str, results: Dict[str, List[Dict[str, An
                   header: str) -> None:
     """Write the config overlay: ``data.base_dir`` and one flow mapping per source line."""
     lines = [header, 'data:', f'  base_dir: {json.dumps(base_dir)}', '  sources:']
-    for section in ('data', 'holdout'):
-        if section == 'holdout' and results[section]:
-            lines += ['holdout:', '  sources:']
+    for section in ('data', 'val', 'holdout'):
+        if section != 'data' and results.get(section):
+            lines += [f'{section}:', '  sources:']
         lines += ['    - ' + yaml.safe_dump(r['spec'], default_flow_style=True, sort_keys=False,
                                             width=float('inf')).strip()
-                  for r in results[section]]
+                  for r in results.get(section, [])]
     with open(path, 'w') as stream:
         stream.write('\n'.join(lines) + '\n')
 

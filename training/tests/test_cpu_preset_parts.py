@@ -35,20 +35,34 @@ def test_selection_that_leaves_nothing_is_refused():
         select_frames(_frames(10), select=[0, 5], exclude=[0, 5])
 
 
-def test_cpu_preset_holdout_is_disjoint_from_training(shared_data):
-    """The held-out frames named in cpu.yaml never appear in its training sources."""
+def test_cpu_preset_splits_keep_50_frames_from_every_training_frame(shared_data):
+    """Validation and test frames of cpu.yaml lie >= 50 frames from any training frame."""
     cfg = load_config([os.path.join('training', 'configs', 'cpu.yaml')],
                       [f'data.base_dir={shared_data}'])
 
-    def names(specs):
-        return {frame.rgb_path for spec in specs
-                for frame in build_source(spec, base_dir=cfg.data.base_dir).frames}
-    train, held_out = names(cfg.data.sources), names(cfg.holdout.sources)
-    assert len(held_out) == 100 + 24 + 10  # 7-Scenes 300-399, TUM every 10th of 232, YCB 11-20
-    assert not train & held_out
-    assert any('frame-000300' in n for n in held_out)
-    assert any('000011-color' in n for n in held_out)
-    assert list(cfg.val.sources) == list(cfg.holdout.sources)
+    def positions(specs):
+        """Root -> positions of the selected frames in the root's full, time-ordered list."""
+        found = {}
+        for spec in specs:
+            whole = {k: v for k, v in spec.items() if k not in ('select', 'exclude')}
+            order = [f.rgb_path for f in build_source(whole, base_dir=cfg.data.base_dir).frames]
+            kept = {f.rgb_path for f in build_source(spec, base_dir=cfg.data.base_dir).frames}
+            found.setdefault(spec['root'], set()).update(
+                i for i, name in enumerate(order) if name in kept)
+        return found
+
+    train, val, test = (positions(cfg[key].sources) for key in ('data', 'val', 'holdout'))
+    assert {root: len(v) for root, v in test.items()} == {
+        '7scenes_redkitchen': 50, 'tum_fr1_rpy': 82, 'ycbv/frames/0002': 20}
+    assert {root: len(v) for root, v in val.items()} == {'7scenes_redkitchen': 50}
+    for held in (val, test):
+        for root, indices in held.items():
+            nearest = min((abs(i - j) for i in indices for j in train.get(root, ())),
+                          default=None)
+            assert nearest is None or nearest >= 50, (root, nearest)
+    nearest = min(abs(i - j) for i in val['7scenes_redkitchen']
+                  for j in test['7scenes_redkitchen'])
+    assert nearest >= 50  # checkpoint choice never sees the test frames' neighbours
 
 
 def test_transform_outputs_the_requested_4_to_3_size(shared_data):

@@ -29,9 +29,12 @@ data:
     - {type: 7scenes, root: 7scenes_redkitchen, select: [0, 2], weight: 1.0}
     - {type: tum, root: tum_fr1_rpy, select: [1, 3], weight: 1.0}
     - {type: ycbv, root: ycbv/frames/0000, select: [0, 2], weight: 0.5}
+val:
+  sources:
+    - {type: 7scenes, root: 7scenes_redkitchen, select: [250, 252]}
 holdout:
   sources:
-    - {type: 7scenes, root: 7scenes_redkitchen, select: [300, 302]}
+    - {type: 7scenes, root: 7scenes_redkitchen, select: [350, 352]}
 """
 # The GPU machine has no ROS and no rosbags: the dry run must not need them.
 NO_ROS = """
@@ -69,7 +72,9 @@ def test_prepared_gpu_run_works_on_cpu(shared_data, tmp_path):
                                 str(pack / 'pack.yaml')]))
     assert [s['type'] for s in cfg['data']['sources']] == ['folder'] * 3
     assert [s['weight'] for s in cfg['data']['sources']] == [1.0, 1.0, 0.5]
-    assert cfg['val']['sources'] == cfg['holdout']['sources']  # validation reads the pack
+    # Validation and test read the pack too, each its own frames.
+    assert [s['root'] for s in cfg['val']['sources']] == ['val/00_7scenes']
+    assert [s['root'] for s in cfg['holdout']['sources']] == ['holdout/00_7scenes']
     packed = build_source(cfg['data']['sources'][0], base_dir=str(pack))
     original = build_source({'type': '7scenes', 'root': '7scenes_redkitchen',
                              'select': [0, 2]}, base_dir=shared_data)
