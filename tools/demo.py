@@ -3,8 +3,8 @@
 Steps: obtain a model (``--model``, else the shipped trained model ``models/vd_cpu.onnx``, see
 ``models/MODEL_CARD.md``, else a random-init export by ``python -m training.export_onnx``, see
 ``bench/vd_export.py``), start the perception node as a subprocess, replay held-out 7-Scenes
-frames (350-399, the test split: never trained on) from ../shared/data (or the in-repo sample) one at a time
-over real DDS, and write
+frames (350-399, the test split: never trained on) from ../shared/data (or the in-repo sample)
+one at a time over real DDS, and write
 ``panel_NNN.png`` (RGB | input depth | completed depth | segmentation | feature PCA) plus
 ``summary.json`` / ``summary.md`` to ``--out``. The output says which model ran and whether it
 is trained.
