@@ -80,7 +80,8 @@ def heads_layout(hcfg: Dict[str, Any]) -> LabelLayout:
 
 
 def load_frames(sources: List[Dict[str, Any]], base_dir: str,
-                class_names: Optional[Tuple[str, ...]] = None) -> List[dict]:
+                class_names: Optional[Tuple[str, ...]] = None,
+                class_colors: Optional[Tuple[Tuple[int, int, int], ...]] = None) -> List[dict]:
     """Read the labelled frames of a list of sources.
 
     Args:
@@ -90,6 +91,8 @@ def load_frames(sources: List[Dict[str, Any]], base_dir: str,
         class_names: The user's classes (``heads.classes``): ``coco`` sources map their
             category names to them, ``labelled_folder`` sources check their label values
             against them; None without a class file.
+        class_colors: The class list's colours, with which ``labelled_folder`` sources read
+            colour-coded label images; None without colours.
 
     Raises:
         ValueError: Not a non-empty list, a source without labels, or a ``coco`` or
@@ -105,6 +108,8 @@ def load_frames(sources: List[Dict[str, Any]], base_dir: str,
                 raise ValueError(f'{spec["type"]} source {spec.get("root")!r} needs '
                                  'heads.classes: a class-list file (or the COCO file itself)')
             spec = {**spec, 'class_names': list(class_names)}
+            if spec['type'] == 'labelled_folder' and class_colors:
+                spec['class_colors'] = [list(c) for c in class_colors]  # colour-coded labels
         dataset = build_source(spec, base_dir=base_dir)
         chosen = [dataset[index] for index in range(len(dataset))]
         if chosen and 'label' not in chosen[0]:
@@ -361,8 +366,8 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
     contract = model_contract(model, hcfg['input_size'])
     started = time.perf_counter()
     user_classes = layout.class_names if hcfg['classes'] else None
-    train_samples = load_frames(hcfg['train'], base_dir, user_classes)
-    eval_samples = load_frames(hcfg['eval'], base_dir, user_classes)
+    train_samples = load_frames(hcfg['train'], base_dir, user_classes, layout.class_colors)
+    eval_samples = load_frames(hcfg['eval'], base_dir, user_classes, layout.class_colors)
     trained = train_and_score(model, hcfg, layout, table, contract, train_samples,
                               eval_samples, device)
     results = dict(trained.results)

@@ -19,7 +19,8 @@ from training.data.datasets import build_source
 from training.data.label_layouts import class_file_layout
 from training.engine.checkpoint import load_checkpoint
 from training.export_onnx import main as export_main
-from training.train_heads import load_frames, main as train_heads_main, parse_args, run
+from training.train_heads import (load_frames, load_heads_config, main as train_heads_main,
+                                  parse_args, run)
 from vd_ros.core.contract import METADATA_KEY, parse_metadata
 
 TINY = '{depth: 2, embed_dim: 64, num_heads: 2}'
@@ -112,6 +113,22 @@ def test_labelled_folder_refuses_missing_partners_and_unknown_label_values(tmp_p
     os.remove(tmp_path / 'label' / '000.png')
     with pytest.raises(ValueError, match=r'color/000\.png has no label partner'):
         build_source(spec)
+
+
+def test_colour_coded_label_images_map_through_the_class_colours(tmp_path):
+    """Masks painted in the class colours (CVAT's mask export) read as the class ids."""
+    rgb, label = synthetic_frame(3)
+    write_frame(str(tmp_path), '000', rgb, label)
+    colours = np.array([(0, 0, 0), (255, 0, 0), (0, 0, 255)], np.uint8)
+    cv2.imwrite(str(tmp_path / 'label' / '000.png'), colours[label][:, :, ::-1])  # BGR file
+    spec = {**LABELLED, 'root': str(tmp_path), 'class_names': ['bg', 'cup', 'plate']}
+    sample = build_source({**spec, 'class_colors': colours.tolist()})[0]
+    np.testing.assert_array_equal(sample['label'], label)
+    with pytest.raises(ValueError, match=r'label/000\.png: a colour label image .* needs colours'):
+        build_source(spec)[0]
+    with pytest.raises(ValueError, match=r'label/000\.png: colour \[0, 0, 255\] \(\d+ pixels\) '
+                       r'is not a colour of the class list'):
+        build_source({**spec, 'class_colors': [[0, 0, 0], [255, 0, 0], [0, 0, 250]]})[0]
 
 
 def test_user_label_sources_need_a_class_list(tmp_path):
@@ -335,3 +352,15 @@ def test_ycbv_example_class_list_has_the_ycbv_objects_in_order(shared_data):
     folders = sorted(os.listdir(os.path.join(shared_data, 'ycbv', 'models')))
     assert ['background'] + [f.split('_', 1)[1] for f in folders] == list(classes.names)
     assert len(set(classes.colors)) == 22
+
+
+def test_ycbv_example_config_keeps_the_default_split(shared_data):
+    """heads_ycbv_classes.yaml reads the same frames as heads.yaml's built-in ycbv sources."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    default = load_heads_config([], [])['heads']
+    example = load_heads_config([os.path.join(root, 'training', 'configs',
+                                              'heads_ycbv_classes.yaml')], [])['heads']
+    for part in ('train', 'eval'):
+        names = [[f.name for s in specs for f in build_source(s, base_dir=shared_data).frames]
+                 for specs in (default[part], example[part])]
+        assert names[0] == names[1] and names[0]

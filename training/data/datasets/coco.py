@@ -10,6 +10,7 @@ from training.data.datasets.base import intrinsics_matrix
 from training.data.datasets.base import require_frames
 from training.data.datasets.pairing import match_glob
 from training.data.datasets.pairing import require_partners
+from vd_ros.core.depth_codec import FrameError
 
 _logger = logging.getLogger(__name__)
 
@@ -91,10 +92,14 @@ class CocoLabelledDataset(FrameListDataset):
         """Load frame ``index`` with its rasterised label image.
 
         Raises:
-            ValueError: The COCO image size differs from the depth image's.
+            ValueError: An unreadable frame (not skipped: a labelled set is small), or the COCO
+                image size differs from the depth image's.
         """
         frame = self.frames[index]
-        sample = self.load_frame(frame)
+        try:
+            sample = self.load_frame(frame)
+        except FrameError as error:
+            raise ValueError(f'bad frame of {self.coco.path}: {error}') from error
         image = self._images[frame.name]
         if image.size != sample['depth'].shape:
             raise ValueError(f'{self.coco.path}: image {image.file_name!r} is {image.size[1]}x'
