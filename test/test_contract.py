@@ -62,3 +62,22 @@ def test_invalid_metadata_is_refused(mutate, message):
 def test_not_json_is_refused():
     with pytest.raises(ContractError, match='not valid JSON'):
         parse_metadata('{nope', 'm.onnx')
+
+
+def test_class_colors_round_trip_and_files_without_them_read_as_empty():
+    coloured = make_contract(class_colors=((0, 0, 0), (255, 128, 0)))
+    meta = json.loads(coloured.to_json())
+    assert meta['class_colors'] == [[0, 0, 0], [255, 128, 0]]
+    assert parse_metadata(coloured.to_json()) == coloured
+    plain = json.loads(make_contract().to_json())
+    assert 'class_colors' not in plain  # files without colours keep their former metadata
+    assert parse_metadata(json.dumps(plain)).class_colors == ()
+
+
+@pytest.mark.parametrize('colors', [[[0, 0, 0]], [[0, 0, 0], [256, 0, 0]], [[0, 0], [1, 2]]])
+def test_class_colors_must_give_one_rgb_per_class(colors):
+    meta = json.loads(make_contract().to_json())
+    meta['class_colors'] = colors
+    with pytest.raises(ContractError, match=r'm\.onnx: class_colors .* one \[r, g, b\] of '
+                       r'integers 0\.\.255 per class \(2 class_names\)'):
+        parse_metadata(json.dumps(meta), 'm.onnx')

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vd_ros.core.postprocess import (colorize_labels, feature_pca_rgb, label_palette,
-                                     labels_from_logits)
+from vd_ros.core.postprocess import (class_palette, colorize_labels, feature_pca_rgb,
+                                     label_palette, labels_from_logits)
 from vd_ros.core.preprocess import letterbox_params
 
 
@@ -74,6 +74,21 @@ def test_colorize_labels_overlay():
     np.testing.assert_array_equal(overlay[1, 0], [50, 114, 50])
     with pytest.raises(ValueError, match=r'\(3, 2, 3\)'):
         colorize_labels(labels, np.zeros((3, 2, 3), np.uint8))
+
+
+@pytest.mark.parametrize('dtype', [np.uint8, np.uint16])
+def test_colorize_labels_with_a_model_s_class_colours(dtype):
+    labels = np.array([[0, 1], [2, 3]], dtype)
+    palette = class_palette(((9, 9, 9), (200, 0, 100), (0, 40, 0)))
+    # Given colours for ids 0-2; id 3 keeps the VOC colour (128, 128, 0).
+    np.testing.assert_array_equal(colorize_labels(labels, palette=palette),
+                                  [[[9, 9, 9], [200, 0, 100]], [[0, 40, 0], [128, 128, 0]]])
+    rgb = np.full((2, 2, 3), 100, np.uint8)
+    overlay = colorize_labels(labels, rgb, 0.5, palette)
+    np.testing.assert_array_equal(overlay[0, 0], [100, 100, 100])  # background: the image
+    np.testing.assert_array_equal(overlay[0, 1], [150, 50, 100])
+    np.testing.assert_array_equal(overlay[1, 0], [50, 70, 50])
+    assert class_palette((), 4).tolist() == label_palette(4).tolist()
 
 
 def test_feature_pca_follows_dominant_direction():

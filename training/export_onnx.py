@@ -174,7 +174,8 @@ def training_provenance(data: Any, steps: int, **extra: Any) -> Dict[str, Any]:
 def model_contract(model: VanishingDepth, input_size: Sequence[int],
                    class_names: Sequence[str] = (), trained: bool = False,
                    training_info: Optional[Dict[str, Any]] = None,
-                   completion: bool = False) -> ModelContract:
+                   completion: bool = False,
+                   class_colors: Sequence[Sequence[int]] = ()) -> ModelContract:
     """Return the contract of ``model`` exported at ``input_size`` (also used to preprocess).
 
     Args:
@@ -184,14 +185,16 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
         trained: Whether encoder adapter and decoder come from a training run.
         training_info: Provenance (see :func:`training_provenance`).
         completion: A completion head is exported (``completed_depth``, contract v2).
+        class_colors: ``(r, g, b)`` per class from the user's class list, or empty.
     """
     return ModelContract(
         encoder=model.encoder_name, patch_size=int(model.patch_size),
         input_size=check_input_size(input_size, model.patch_size),
         mean=tuple(float(v) for v in model.mean), std=tuple(float(v) for v in model.std),
         pde=model.pde_config, feature_dim=int(model.feature_dim),
-        class_names=tuple(str(name) for name in class_names), trained=bool(trained),
-        outputs=tuple(output_names(bool(class_names), completion)),
+        class_names=tuple(str(name) for name in class_names),
+        class_colors=tuple(tuple(int(v) for v in colour) for colour in class_colors),
+        trained=bool(trained), outputs=tuple(output_names(bool(class_names), completion)),
         training=dict(training_info or {}), contract_version=2 if completion else 1)
 
 
@@ -217,7 +220,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
                 fp16: bool = False, exporter: str = 'torchscript',
                 opset: Optional[int] = None,
                 completion_head: Optional[CompletionHead] = None,
-                fp16_weights: bool = False) -> ModelContract:
+                fp16_weights: bool = False,
+                class_colors: Sequence[Sequence[int]] = ()) -> ModelContract:
     """Export ``model`` (+ ``seg_head``) to an ONNX file that follows the model contract.
 
     Args:
@@ -233,6 +237,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
         opset: ONNX opset (>= 17; default 17 for torchscript, 18 for dynamo).
         completion_head: Adds ``completed_depth`` (contract v2); computed in float32.
         fp16_weights: Store the large float32 weights as float16 (float32 compute).
+        class_colors: Display colour ``(r, g, b)`` per class (the user's class list), or
+            empty for the node's palette.
 
     Returns:
         The contract written into the metadata.
@@ -252,6 +258,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
     if seg_head is not None and len(class_names) != seg_head.num_classes:
         raise ValueError(f'{len(class_names)} class names for a head with '
                          f'{seg_head.num_classes} classes')
+    if class_colors and len(class_colors) != len(class_names):
+        raise ValueError(f'{len(class_colors)} class colours for {len(class_names)} classes')
     info = dict(training_info or {})
     info.setdefault('model_config', model.config)
     info.setdefault('export', {})
@@ -259,7 +267,7 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
                       'precision': 'fp16' if fp16 else 'fp32', 'torch': torch.__version__,
                       'weights': 'fp16' if fp16 or fp16_weights else 'fp32'}
     contract = model_contract(model, input_size, class_names, trained, info,
-                              completion=completion_head is not None)
+                              completion=completion_head is not None, class_colors=class_colors)
     if not trained:
         _logger.warning('!' * 79)
         _logger.warning('EXPORTING A RANDOMLY INITIALISED MODEL (trained: false) to %s: its '
@@ -361,10 +369,11 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
     else:
         info = training_provenance('none (random initialisation)', 0, checkpoint=None,
                                    seed=args.seed)
-    head, class_names = None, ()
+    head, class_names, class_colors = None, (), ()
     if args.heads:
         head, heads_info = load_heads_checkpoint(args.heads, model)
         class_names = tuple(heads_info['class_names'])
+        class_colors = tuple(heads_info.get('class_colors') or ())
         info['heads'] = {'file': heads_info['path'], 'kind': heads_info['head_config']['kind'],
                          'head_config': heads_info['head_config'],
                          'layout': heads_info.get('layout'),
@@ -380,7 +389,8 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
         completion, completion_info = load_completion_head(
             args.completion_head, model, checkpoint.step if checkpoint else None)
         info['completion_head'] = completion_info
-    return model, head, {'class_names': class_names, 'trained': bool(args.checkpoint),
+    return model, head, {'class_names': class_names, 'class_colors': class_colors,
+                         'trained': bool(args.checkpoint),
                          'training_info': info, 'completion_head': completion}
 
 

@@ -4,7 +4,8 @@ A head is only meaningful on the features it was trained on, so the file records
 (SHA-256) of the frozen encoder + adapter weights; :func:`load_heads_checkpoint` refuses to put
 the head on a model whose fingerprint differs (another checkpoint, another random seed).
 Keys: ``format``, ``head_config`` (``build_seg_head`` arguments), ``head`` (state dict),
-``class_names``, ``layout``, ``ignore_id``, ``input_size``, ``encoder``,
+``class_names``, ``class_colors`` (``[r, g, b]`` per class, empty without colours), ``layout``,
+``ignore_id``, ``input_size``, ``encoder``,
 ``encoder_fingerprint``, ``encoder_checkpoint``, ``model_config``, ``training`` (data, steps,
 date, git revision), ``metrics``.
 """
@@ -53,8 +54,8 @@ def save_heads_checkpoint(path: str, head: nn.Module, model: nn.Module, **fields
         path: Output file.
         head: The trained head (``head.config`` rebuilds it).
         model: The ``VanishingDepth`` whose features it was trained on.
-        **fields: ``class_names``, ``layout``, ``ignore_id``, ``input_size``,
-            ``encoder_checkpoint``, ``training``, ``metrics``.
+        **fields: ``class_names``, ``class_colors``, ``layout``, ``ignore_id``,
+            ``input_size``, ``encoder_checkpoint``, ``training``, ``metrics``.
     """
     state = {
         'format': HEADS_FORMAT,
@@ -68,6 +69,10 @@ def save_heads_checkpoint(path: str, head: nn.Module, model: nn.Module, **fields
     if len(state.get('class_names', ())) != head.num_classes:
         raise ValueError(f'{len(state.get("class_names", ()))} class names for a head with '
                          f'{head.num_classes} classes')
+    colors = state.get('class_colors') or ()
+    if colors and len(colors) != head.num_classes:
+        raise ValueError(f'{len(colors)} class colours for a head with {head.num_classes} '
+                         'classes')
     atomic_save(state, path)
     _logger.info('wrote %s head (%d classes) to %s', head.config['kind'], head.num_classes, path)
 

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from training.completion_checkpoint import CHECKPOINT_FORMAT
-from training.data.label_layouts import get_layout
+from training.data.label_layouts import LABEL_LAYOUTS
 from training.data.shared_paths import report_path
 from training.engine.checkpoint import atomic_save
 from training.export_onnx import export_onnx, ExportGraph
@@ -357,7 +357,8 @@ def recover(onnx_path: str, work_dir: str) -> Tuple[ExportGraph, ModelContract, 
     reexport = os.path.join(work_dir, 'tagged.onnx')
     export_onnx(model, seg_head, reexport, contract.input_size, contract.class_names,
                 trained=True, exporter=export.get('exporter', 'torchscript'),
-                opset=export.get('opset'), completion_head=completion)
+                opset=export.get('opset'), completion_head=completion,
+                class_colors=contract.class_colors)
     shipped = read_initializers(proto)
     matched = match_constants(read_initializers(onnx.load(reexport)), graph, shipped)
     unset, folded = assign_weights(graph, matched, shipped)
@@ -403,11 +404,12 @@ def write_checkpoints(graph: ExportGraph, contract: ModelContract, onnx_path: st
                      'recovered_from': source}, paths['completion'])
     if graph.seg_head is not None:
         heads = info.get('heads') or {}
-        layout = get_layout(heads['layout']) if heads.get('layout') else None
+        layout = LABEL_LAYOUTS.get(heads.get('layout'))  # None for a user's class list
         paths['segmentation'] = os.path.join(out_dir, f'{graph.seg_head.config["kind"]}.pt')
         save_heads_checkpoint(
             paths['segmentation'], graph.seg_head, graph.model,
             class_names=list(contract.class_names), layout=heads.get('layout'),
+            class_colors=[list(c) for c in contract.class_colors],
             ignore_id=layout.ignore_id if layout else None,
             input_size=list(contract.input_size),
             encoder_checkpoint=report_path(paths['pretrain']),

@@ -20,6 +20,11 @@ trained on the random-init encoder (``heads.random_init_baseline``). ``heads.tra
 ``select`` ranges); the default split is YCB-Video videos 0000, 0001 and frames 1-10 of 0002 for
 training, frames 11-20 of 0002 for evaluation. Reports name data relative to ``../shared``.
 Each head is saved as ``<output-dir>/<kind>.pt`` for ``training.export_onnx --heads``.
+
+Your own labels: ``heads.classes`` names a class-list file (names, optional colours) or a COCO
+file, and the sources are ``labelled_folder`` (colour / depth / label PNGs) or ``coco``
+(colour / depth files plus a COCO polygon file as CVAT and LabelMe export it); the class names
+and colours travel into the heads file and from there into the exported model.
 """
 
 import argparse
@@ -38,8 +43,9 @@ from tqdm import tqdm
 
 from training.checkpoint_match import build_checked_model
 from training.data.datasets import build_source
-from training.data.label_layouts import (get_layout, IGNORE_LABEL, LabelLayout, load_label_map,
-                                         remap_labels, training_labels)
+from training.data.label_layouts import (class_file_layout, get_layout, IGNORE_LABEL,
+                                         LabelLayout, load_label_map, remap_labels,
+                                         training_labels)
 from training.data.shared_paths import (command_text, report_path, resolve_data_root,
                                         source_text)
 from training.engine.config import load_config_with_section
@@ -55,6 +61,7 @@ from vd_ros.core.preprocess import Letterbox, prepare_inputs
 
 _logger = logging.getLogger(__name__)
 
+USER_LABEL_SOURCES = ('labelled_folder', 'coco')  # label ids defined by heads.classes
 HEADS_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs', 'heads.yaml')
 
 
@@ -67,22 +74,42 @@ def load_heads_config(files: List[str], overrides: List[str]) -> Dict[str, Any]:
     return load_config_with_section(HEADS_CONFIG, 'heads', files, overrides)
 
 
-def load_frames(sources: List[Dict[str, Any]], base_dir: str) -> List[dict]:
+def heads_layout(hcfg: Dict[str, Any]) -> LabelLayout:
+    """Return the layout the heads learn: ``heads.classes`` when set, else ``heads.layout``."""
+    return class_file_layout(hcfg['classes']) if hcfg['classes'] else get_layout(hcfg['layout'])
+
+
+def load_frames(sources: List[Dict[str, Any]], base_dir: str,
+                class_names: Optional[Tuple[str, ...]] = None,
+                class_colors: Optional[Tuple[Tuple[int, int, int], ...]] = None) -> List[dict]:
     """Read the labelled frames of a list of sources.
 
     Args:
         sources: Entries ``{type, root, select}`` as in ``data.sources`` (``select`` /
             ``exclude``: ``[start, stop(, step)]`` of the sorted frame list).
         base_dir: Folder relative roots resolve against (``data.base_dir``).
+        class_names: The user's classes (``heads.classes``): ``coco`` sources map their
+            category names to them, ``labelled_folder`` sources check their label values
+            against them; None without a class file.
+        class_colors: The class list's colours, with which ``labelled_folder`` sources read
+            colour-coded label images; None without colours.
 
     Raises:
-        ValueError: Not a non-empty list, or a source without labels.
+        ValueError: Not a non-empty list, a source without labels, or a ``coco`` or
+            ``labelled_folder`` source without ``class_names``.
     """
     if not isinstance(sources, list) or not sources:
         raise ValueError(f'heads.train / heads.eval must be a non-empty list of sources '
                          f'({{type, root, select}}), got {sources!r}')
     samples = []
     for spec in sources:
+        if spec.get('type') in USER_LABEL_SOURCES:
+            if class_names is None:
+                raise ValueError(f'{spec["type"]} source {spec.get("root")!r} needs '
+                                 'heads.classes: a class-list file (or the COCO file itself)')
+            spec = {**spec, 'class_names': list(class_names)}
+            if spec['type'] == 'labelled_folder' and class_colors:
+                spec['class_colors'] = [list(c) for c in class_colors]  # colour-coded labels
         dataset = build_source(spec, base_dir=base_dir)
         chosen = [dataset[index] for index in range(len(dataset))]
         if chosen and 'label' not in chosen[0]:
@@ -327,7 +354,7 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
     """
     cfg = load_heads_config(args.config, args.overrides)
     hcfg = cfg['heads']
-    layout = get_layout(hcfg['layout'])
+    layout = heads_layout(hcfg)
     table = load_label_map(hcfg['label_map']) if hcfg['label_map'] else None
     device = resolve_device(hcfg['device'])
     base_dir = resolve_data_root(cfg['data']['base_dir'])
@@ -338,8 +365,9 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
                         '(no --checkpoint): the numbers describe random features')
     contract = model_contract(model, hcfg['input_size'])
     started = time.perf_counter()
-    train_samples = load_frames(hcfg['train'], base_dir)
-    eval_samples = load_frames(hcfg['eval'], base_dir)
+    user_classes = layout.class_names if hcfg['classes'] else None
+    train_samples = load_frames(hcfg['train'], base_dir, user_classes, layout.class_colors)
+    eval_samples = load_frames(hcfg['eval'], base_dir, user_classes, layout.class_colors)
     trained = train_and_score(model, hcfg, layout, table, contract, train_samples,
                               eval_samples, device)
     results = dict(trained.results)
@@ -363,6 +391,7 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
         save_heads_checkpoint(
             os.path.join(args.output_dir, f'{kind}.pt'), head, model,
             class_names=list(layout.class_names), layout=layout.name, ignore_id=layout.ignore_id,
+            class_colors=[list(c) for c in layout.class_colors or ()],
             input_size=list(contract.input_size),
             encoder_checkpoint=report_path(args.checkpoint) if args.checkpoint else None,
             training=info, metrics={k: results[kind][k] for k in ('miou', 'pixel_accuracy')})
@@ -371,14 +400,14 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
                      100 * result['pixel_accuracy'])
     seen = [layout.class_names[i] for i in torch.nonzero(trained.label_counts).flatten()]
     if args.report:
-        write_report(args, cfg, results, provenance, seen, len(train_samples),
+        write_report(args, cfg, layout, results, provenance, seen, len(train_samples),
                      len(eval_samples), trained.views, time.perf_counter() - started)
     return results
 
 
-def write_report(args: argparse.Namespace, cfg: Dict[str, Any], results: Dict[str, Any],
-                 provenance: str, train_classes: List[str], train_frames: int,
-                 eval_frames: int, views: int, seconds: float) -> None:
+def write_report(args: argparse.Namespace, cfg: Dict[str, Any], layout: LabelLayout,
+                 results: Dict[str, Any], provenance: str, train_classes: List[str],
+                 train_frames: int, eval_frames: int, views: int, seconds: float) -> None:
     """Write the markdown report of a run."""
     hcfg = cfg['heads']
     base_dir = resolve_data_root(cfg['data']['base_dir'])
@@ -394,8 +423,8 @@ def write_report(args: argparse.Namespace, cfg: Dict[str, Any], results: Dict[st
         f'Train: {train_frames} frames of {sources["train"]} ({views} views with hflip='
         f'{hcfg["hflip"]}); eval: {eval_frames} frames of {sources["eval"]} (paths relative '
         'to ../shared; select: [start, stop) of the sorted frame list).',
-        f'Layout {hcfg["layout"]} ({len(get_layout(hcfg["layout"]).class_names)} classes, id 0 '
-        f'{"ignored" if get_layout(hcfg["layout"]).ignore_id == 0 else "scored"}).',
+        f'Layout {layout.name} ({layout.num_classes} classes, id 0 '
+        f'{"ignored" if layout.ignore_id == 0 else "scored"}).',
         f'Model input {hcfg["input_size"][0]}x{hcfg["input_size"][1]} via the node\'s '
         'letterbox/PDE; logits -> camera resolution bilinearly -> argmax (as the node), scored '
         'against the full-resolution label images.',

@@ -46,6 +46,8 @@ from vd_ros.mailbox_worker import MailboxWorker
 from vd_ros.messages import camera_info_with, point_cloud_xyzrgb
 from vd_ros.model_reload import ModelReload
 from vd_ros.replay import qos_profile
+from vd_ros.segmentation_labels import (LABELS_TOPIC, publish_segmentation_labels,
+                                        segmentation_palette)
 from vd_ros.stage_timer import StageTimer
 from vd_ros.sync import stamp_nanoseconds, subscribe_synchronized
 
@@ -194,6 +196,9 @@ class PerceptionNode(LifecycleNode):
         self.last_computed = []
         self._last_log = {}
         self._outputs = self._create_output_publishers()
+        if 'segmentation' in self._outputs:  # latched: what each label id means
+            self._outputs[LABELS_TOPIC] = publish_segmentation_labels(self, self.contract)
+        self._palette = segmentation_palette(self.contract)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._last_drops = {}
         self._diagnostics_timer = self.create_timer(p['diagnostics_period_s'],
@@ -446,7 +451,7 @@ class PerceptionNode(LifecycleNode):
         if self._wanted('segmentation/color'):
             with self.stages.stage('segmentation_color'):
                 overlay = colorize_labels(labels, frame.rgb,
-                                          frame.settings['segmentation.alpha'])
+                                          frame.settings['segmentation.alpha'], self._palette)
                 self._outputs['segmentation/color'].publish(
                     array_to_image(overlay, 'rgb8', header))
 

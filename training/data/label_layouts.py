@@ -16,11 +16,20 @@ Label mapping (label image value -> class index):
   :func:`remap_labels`. Label 0 is ignored in the loss and in the metrics.
 - ``sun37``: SUN RGB-D 37 classes (``seg37list`` of the SUN RGB-D toolbox, the first 37 NYU-40
   classes): 0 = unlabelled, 1..37 as listed. Label 0 is ignored.
+
+A user's own classes (:func:`class_file_layout`): a class-list file
+(``training.data.class_list``, names and optional colours) or a COCO annotation file (its
+categories, ``training.data.coco_masks``). Label 0 is background and is trained and scored,
+as in YCB-Video.
 """
 
 import dataclasses
 
 import numpy as np
+
+from training.data.class_list import read_class_list
+from training.data.coco_masks import read_coco
+from training.data.shared_paths import report_path
 
 IGNORE_LABEL = -1  # label of pixels that neither train nor count (padding, ignored ids)
 
@@ -56,11 +65,15 @@ class LabelLayout:
         name: Layout name (``ycbv``, ``nyu40``, ``sun37``).
         class_names: Names by label id, id 0 first.
         ignore_id: Label id left out of loss and metrics (unlabelled), or None.
+        class_colors: ``(r, g, b)`` per class when the class list gives colours, else None.
+        hint: What to do about a label id outside the layout (ends its error message).
     """
 
     name: str
     class_names: tuple
     ignore_id: int | None
+    class_colors: tuple | None = None
+    hint: str = 'raw ids need a label_map'
 
     @property
     def num_classes(self) -> int:
@@ -84,6 +97,23 @@ def get_layout(name: str) -> LabelLayout:
     if name not in LABEL_LAYOUTS:
         raise ValueError(f'unknown label layout {name!r}, expected one of {sorted(LABEL_LAYOUTS)}')
     return LABEL_LAYOUTS[name]
+
+
+def class_file_layout(path: str) -> LabelLayout:
+    """Return the layout of a user's class-list file, or of a COCO file's categories.
+
+    Args:
+        path: A class-list text file, or a ``.json`` COCO file (background + its categories
+            in the order of their ids).
+
+    Raises:
+        FileNotFoundError: Missing file.
+        ValueError: A malformed file (naming it).
+    """
+    classes = read_coco(path).class_list() if path.lower().endswith('.json') \
+        else read_class_list(path)
+    return LabelLayout(f'class list {report_path(path)}', classes.names, None, classes.colors,
+                       'add the class to the class list or fix the label image')
 
 
 def load_label_map(path: str) -> np.ndarray:
@@ -147,7 +177,7 @@ def training_labels(label: np.ndarray, layout: LabelLayout,
     if np.any(bad):
         raise ValueError(
             f'{source}: label {int(label[bad][0])} outside the {layout.name} layout '
-            f'(0..{layout.num_classes - 1}); raw ids need a label_map')
+            f'(0..{layout.num_classes - 1}); {layout.hint}')
     if layout.ignore_id is not None:
         label = np.where(label == layout.ignore_id, IGNORE_LABEL, label)
     return label

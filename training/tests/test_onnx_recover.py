@@ -45,6 +45,9 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
                 tensor.copy_(noise + 0.5 if name.endswith('running_var') else 0.2 * noise - 0.1)
 
 
+COLOURS = [[i, 2 * i, 3 * i] for i in range(len(YCBV_CLASSES))]
+
+
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
     """Checkpoint + FPN head + completion head files, and their fp16-weight export."""
@@ -58,7 +61,8 @@ def exported(tmp_path_factory):
     seg = build_seg_head('fpn', model.feature_dim, len(YCBV_CLASSES), channels=16)
     _randomise(seg, 2)
     save_heads_checkpoint(str(folder / 'fpn.pt'), seg, model, class_names=list(YCBV_CLASSES),
-                          layout='ycbv', ignore_id=None, input_size=list(SIZE),
+                          class_colors=COLOURS, layout='ycbv', ignore_id=None,
+                          input_size=list(SIZE),
                           encoder_checkpoint='pretrain.pt', training={'steps': 4},
                           metrics={'miou': 0.5})
     completion = build_completion_head(model, {'channels': [8, 8, 8], 'feature_channels': 8})
@@ -106,6 +110,7 @@ def test_recovered_checkpoints_export_the_same_model(exported):
     assert info['step'] == 5 and info['head_config']['channels'] == [8, 8, 8]
     seg, seg_info = load_heads_checkpoint(str(out / 'fpn.pt'), model)
     assert seg.config['channels'] == 16 and seg_info['layout'] == 'ycbv'
+    assert seg_info['class_colors'] == COLOURS  # the user's class colours survive recovery
     again = str(folder / 'again.onnx')
     assert export_main(['--checkpoint', str(out / 'pretrain.pt'), '--heads', str(out / 'fpn.pt'),
                         '--completion-head', str(out / 'completion_head.pt'), '--output', again,

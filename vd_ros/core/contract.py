@@ -35,6 +35,9 @@ class ModelContract:
         pde: Parameters of the positional depth encoding.
         feature_dim: D, channels of the ``features`` output.
         class_names: Segmentation classes, index = label id; empty without a head.
+        class_colors: Optional display colour ``(r, g, b)`` (0..255) of every class, from the
+            user's class list; empty when none were given (the node uses its palette). Files
+            without the key read as empty; nodes that predate it ignore it.
         trained: False for a random-init export.
         outputs: Names of the outputs present in the graph.
         training: Free-form provenance (data, steps, date, git revision).
@@ -49,14 +52,15 @@ class ModelContract:
     pde: PDEConfig
     feature_dim: int
     class_names: tuple = ()
+    class_colors: tuple = ()
     trained: bool = False
     outputs: tuple = REQUIRED_OUTPUTS
     training: dict = field(default_factory=dict)
     contract_version: int = CONTRACT_VERSION
 
     def to_json(self) -> str:
-        """Serialise to the JSON stored in the ONNX metadata."""
-        return json.dumps({
+        """Serialise to the JSON stored in the ONNX metadata (``class_colors`` if given)."""
+        meta = {
             'contract_version': self.contract_version,
             'encoder': self.encoder,
             'patch_size': self.patch_size,
@@ -69,7 +73,10 @@ class ModelContract:
             'trained': self.trained,
             'training': self.training,
             'outputs': list(self.outputs),
-        }, sort_keys=True)
+        }
+        if self.class_colors:
+            meta['class_colors'] = [list(colour) for colour in self.class_colors]
+        return json.dumps(meta, sort_keys=True)
 
 
 def parse_metadata(text: str, source: str = '<model>') -> ModelContract:
@@ -111,6 +118,8 @@ def parse_metadata(text: str, source: str = '<model>') -> ModelContract:
             pde=PDEConfig.from_dict(meta['pde']),
             feature_dim=int(meta['feature_dim']),
             class_names=tuple(str(v) for v in meta.get('class_names', ())),
+            class_colors=tuple(tuple(int(v) for v in colour)
+                               for colour in meta.get('class_colors', ())),
             trained=bool(meta.get('trained', False)),
             outputs=tuple(str(v) for v in meta['outputs']),
             training=dict(meta.get('training', {})),
@@ -131,4 +140,11 @@ def parse_metadata(text: str, source: str = '<model>') -> ModelContract:
                             f'metadata says {version}')
     if 'seg_logits' in contract.outputs and not contract.class_names:
         raise ContractError(f'{source}: seg_logits present but class_names is empty')
+    if contract.class_colors and (
+            len(contract.class_colors) != len(contract.class_names) or
+            any(len(c) != 3 or not all(0 <= v <= 255 for v in c)
+                for c in contract.class_colors)):
+        raise ContractError(
+            f'{source}: class_colors {meta["class_colors"]!r} must hold one [r, g, b] of '
+            f'integers 0..255 per class ({len(contract.class_names)} class_names)')
     return contract

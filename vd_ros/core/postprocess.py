@@ -117,7 +117,27 @@ def _cached_palette(n: int) -> np.ndarray:
     return palette
 
 
-def colorize_labels(labels: np.ndarray, rgb: np.ndarray = None, alpha: float = 0.5) -> np.ndarray:
+def class_palette(class_colors=(), n: int = 256) -> np.ndarray:
+    """Return the colours of ``n`` labels: ``class_colors`` first, then :func:`label_palette`.
+
+    Args:
+        class_colors: ``(r, g, b)`` of labels 0, 1, ... (a model's ``class_colors``); may be
+            empty.
+        n: Number of labels (at least ``len(class_colors)``).
+
+    Returns:
+        (n, 3) uint8 RGB, read-only.
+    """
+    if len(class_colors) == 0:
+        return _cached_palette(n)
+    palette = label_palette(max(n, len(class_colors)))
+    palette[:len(class_colors)] = np.asarray(class_colors, dtype=np.uint8).reshape(-1, 3)
+    palette.flags.writeable = False
+    return palette
+
+
+def colorize_labels(labels: np.ndarray, rgb: np.ndarray = None, alpha: float = 0.5,
+                    palette: np.ndarray = None) -> np.ndarray:
     """Colour a label image, optionally blended over the camera image.
 
     Args:
@@ -126,6 +146,8 @@ def colorize_labels(labels: np.ndarray, rgb: np.ndarray = None, alpha: float = 0
             others become ``(1 - alpha) * rgb + alpha * colour`` rounded to the nearest integer
             (OpenCV ``addWeighted``, float32 arithmetic).
         alpha: Weight of the label colour, in [0, 1].
+        palette: (N, 3) uint8 colour of each label (:func:`class_palette`), N > the largest
+            label (256 for uint8 labels); None: :func:`label_palette`.
 
     Returns:
         (H, W, 3) uint8 RGB (``rgb8``).
@@ -138,12 +160,16 @@ def colorize_labels(labels: np.ndarray, rgb: np.ndarray = None, alpha: float = 0
         raise ValueError(f'labels must be (H, W) integers, got {labels.shape} {labels.dtype}')
     if labels.size and np.issubdtype(labels.dtype, np.signedinteger) and labels.min() < 0:
         raise ValueError(f'labels must be >= 0, got {labels.min()}')
+    count = 256 if labels.dtype == np.uint8 else int(labels.max()) + 1 if labels.size else 1
+    if palette is None:
+        palette = _cached_palette(count)
+    elif len(palette) < count:
+        palette = class_palette(palette, count)
     if labels.dtype == np.uint8:  # a 3-channel table lookup, ~25 % faster than np.take
         colours = cv2.LUT(cv2.cvtColor(labels, cv2.COLOR_GRAY2RGB),
-                          _cached_palette(256)[:, None])  # (H, W, 3)
+                          np.ascontiguousarray(palette[:256, None]))  # (H, W, 3)
     else:
-        count = int(labels.max()) + 1 if labels.size else 1
-        colours = np.take(_cached_palette(count), labels, axis=0)  # (H, W, 3)
+        colours = np.take(palette, labels, axis=0)  # (H, W, 3)
     if rgb is None:
         return colours
     rgb = np.ascontiguousarray(rgb)

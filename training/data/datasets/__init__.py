@@ -7,10 +7,12 @@ are skipped, logged and counted in ``skipped``.
 from training.data.datasets.base import Frame
 from training.data.datasets.base import FrameListDataset
 from training.data.datasets.base import RGBDDataset
+from training.data.datasets.coco import CocoLabelledDataset
 from training.data.datasets.factory import build_dataset
 from training.data.datasets.factory import build_source
 from training.data.datasets.factory import DATASET_TYPES
 from training.data.datasets.folder import FolderDataset
+from training.data.datasets.labelled_folder import LabelledFolderDataset
 from training.data.datasets.mixed import collate_common_keys
 from training.data.datasets.mixed import MixedDataset
 from training.data.datasets.nyu_labeled import NYULabeledDataset
@@ -24,8 +26,9 @@ from training.data.datasets.tum import TUMDataset
 from training.data.datasets.ycbv import YCBVideoDataset
 
 __all__ = [
-    'DATASET_TYPES', 'FolderDataset', 'Frame', 'FrameListDataset', 'MixedDataset',
-    'NYULabeledDataset', 'NYURawDataset', 'Open3DSampleDataset', 'RGBDDataset',
+    'CocoLabelledDataset', 'DATASET_TYPES', 'FolderDataset', 'Frame', 'FrameListDataset',
+    'LabelledFolderDataset', 'MixedDataset', 'NYULabeledDataset', 'NYURawDataset',
+    'Open3DSampleDataset', 'RGBDDataset',
     'RosbagDataset', 'ScanNetDataset', 'SevenScenesDataset', 'SUNRGBDDataset', 'TUMDataset',
     'YCBVideoDataset', 'build_dataset', 'build_source', 'collate_common_keys',
 ]

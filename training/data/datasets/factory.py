@@ -10,6 +10,10 @@ Schema (YAML)::
            rgb_glob: TUM_color.png, depth_glob: TUM_depth.png}
         - {type: folder, root: my/data, rgb_glob: 'rgb/*.png', depth_glob: 'depth/*.png',
            encoding: scale, depth_params: {scale: 0.001}, intrinsics: [fx, fy, cx, cy]}
+        - {type: labelled_folder, root: my/frames, rgb_glob: 'color/*.png',
+           depth_glob: 'depth/*.png', label_glob: 'label/*.png', encoding: mm}
+        - {type: coco, root: my/frames, annotations: annotations.json,
+           rgb_glob: 'color/*.png', depth_glob: 'depth/*.png', encoding: mm}
         - {type: rosbag, root: my.mcap, rgb_topic: /camera/color/image_raw,
            depth_topic: /camera/depth/image_rect_raw, slop: 0.02}
 
@@ -23,7 +27,9 @@ the reader's frame list, which is sorted by file name or time stamp: ``select: [
 
 import os
 
+from training.data.datasets.coco import CocoLabelledDataset
 from training.data.datasets.folder import FolderDataset
+from training.data.datasets.labelled_folder import LabelledFolderDataset
 from training.data.datasets.mixed import MixedDataset
 from training.data.datasets.nyu_labeled import NYULabeledDataset
 from training.data.datasets.nyu_raw import NYURawDataset
@@ -38,6 +44,8 @@ from training.engine.config import to_plain
 
 DATASET_TYPES = {
     'folder': FolderDataset,
+    'labelled_folder': LabelledFolderDataset,
+    'coco': CocoLabelledDataset,
     '7scenes': SevenScenesDataset,
     'tum': TUMDataset,
     'sunrgbd': SUNRGBDDataset,

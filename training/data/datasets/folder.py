@@ -10,7 +10,8 @@ from training.data.datasets.pairing import pair_globs
 
 
 def glob_frames(root: str, rgb_glob: str, depth_glob: str, encoding: str,
-                depth_params=None, intrinsics=None, extra_globs=None) -> list:
+                depth_params=None, intrinsics=None, extra_globs=None,
+                strict: bool = False) -> list:
     """List the frames of a folder whose colour and depth files pair by glob wildcards.
 
     Args:
@@ -21,14 +22,17 @@ def glob_frames(root: str, rgb_glob: str, depth_glob: str, encoding: str,
         depth_params: Parameters of the encoding.
         intrinsics: Camera matrix for every frame (``intrinsics_matrix`` formats) or None.
         extra_globs: Role -> pattern of aligned extras (``pose``, ``label``, ``meta``).
+        strict: A file without its partners raises ``ValueError`` (``pair_globs``) instead of
+            being left out.
 
     Returns:
         List of ``Frame`` sorted by key.
     """
     matrix = intrinsics_matrix(intrinsics)
+    pairs = pair_globs(root, rgb_glob, depth_glob, extra_globs, strict)
     return [Frame(name=depth, rgb_path=rgb, depth_path=depth, encoding=encoding,
                   depth_params=dict(depth_params or {}), intrinsics=matrix, extras=extras)
-            for _, rgb, depth, extras in pair_globs(root, rgb_glob, depth_glob, extra_globs)]
+            for _, rgb, depth, extras in pairs]
 
 
 def uses_globs(source: str, rgb_glob: str | None, depth_glob: str | None) -> bool:

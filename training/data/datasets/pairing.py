@@ -44,7 +44,8 @@ def match_glob(root: str, pattern: str) -> dict:
     return found
 
 
-def pair_globs(root: str, rgb_glob: str, depth_glob: str, extra_globs=None) -> list:
+def pair_globs(root: str, rgb_glob: str, depth_glob: str, extra_globs=None,
+               strict: bool = False) -> list:
     """Pair colour and depth files (and optional extras) by their wildcard captures.
 
     Args:
@@ -53,13 +54,22 @@ def pair_globs(root: str, rgb_glob: str, depth_glob: str, extra_globs=None) -> l
         depth_glob: Depth image pattern with the same wildcards.
         extra_globs: Optional role -> pattern (``pose``, ``label``, ``meta``); a frame
             without one of its extras is left out.
+        strict: Raise instead of leaving out a file that lacks one of its partners.
 
     Returns:
         Sorted list of ``(key, rgb_path, depth_path, {role: path})``.
+
+    Raises:
+        ValueError: With ``strict``, naming the first file without a partner and the
+            pattern that found none.
     """
     rgb = match_glob(root, rgb_glob)
     depth = match_glob(root, depth_glob)
     extras = {role: match_glob(root, pattern) for role, pattern in (extra_globs or {}).items()}
+    if strict:
+        require_partners(root, {'colour': (rgb_glob, rgb), 'depth': (depth_glob, depth),
+                                **{role: (extra_globs[role], found)
+                                   for role, found in extras.items()}})
     keys = sorted(set(rgb) & set(depth))
     complete = [key for key in keys if all(key in found for found in extras.values())]
     unpaired = len(rgb) + len(depth) - 2 * len(keys)
@@ -68,6 +78,24 @@ def pair_globs(root: str, rgb_glob: str, depth_glob: str, extra_globs=None) -> l
                      '%s', root, unpaired, len(keys) - len(complete), sorted(extras))
     return [(key, rgb[key], depth[key], {role: found[key] for role, found in extras.items()})
             for key in complete]
+
+
+def require_partners(root: str, found: dict) -> None:
+    """Raise unless every role's files have a partner with the same key in every other role.
+
+    Args:
+        root: The folder (for the message).
+        found: Role -> ``(pattern, {key: path})``.
+
+    Raises:
+        ValueError: Naming the first file without a partner, the role and pattern lacking it.
+    """
+    for role, (_, files) in found.items():
+        for key, path in sorted(files.items()):
+            for other, (pattern, partners) in found.items():
+                if other != role and key not in partners:
+                    raise ValueError(f'{path} has no {other} partner under {root!r} (pattern '
+                                     f'{pattern!r}, {len(partners)} {other} files found)')
 
 
 def associate_nearest(times: list, reference_times: list, max_dt: float) -> list:
