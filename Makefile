@@ -21,7 +21,7 @@ export VD_ROS_SHARED := $(SHARED)
 export PYTHONPATH := $(CURDIR):$(THIRD_PARTY)/launch_pkgs:$(THIRD_PARTY)/shims:$(THIRD_PARTY)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv demo test lint bench soak gpu-pack clean
+.PHONY: venv demo test lint bench soak adapt-bench gpu-pack clean
 
 venv: $(PACKAGE_STAMP)
 
@@ -53,6 +53,11 @@ bench: $(PACKAGE_STAMP)
 # 10 minutes of real frames at 30 Hz with ~5 % bad ones (a benchmark, not a CI test).
 soak: $(PACKAGE_STAMP)
 	$(PY) -m bench.soak $(SOAK_ARGS)
+
+# Adapt on the first part of each ../shared/data sequence, score the last part (a benchmark,
+# not a CI test: about 1.5 hours on 2 cores; writes docs/results/adaptation.md).
+adapt-bench: $(PACKAGE_STAMP)
+	$(PY) -m bench.adapt_bench $(ADAPT_BENCH_ARGS)
 
 # What tools/gpu_train.sh needs on a lent GPU machine (docs/gpu_run.md): gpu_pack/ (frames,
 # recovered weights) and .whl/ (omegaconf), both git-ignored; prints the carried size.
