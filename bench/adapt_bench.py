@@ -17,7 +17,7 @@ Every step is the documented command, run as a subprocess; a step whose output e
 reused (``--fresh`` redoes all). Writes ``docs/results/adaptation.md`` (``--report``).
 
 Usage: python -m bench.adapt_bench [--minutes 20] [--fair-minutes 15] [--replay 0.25]
-    [--sequences 7scenes tum] [--work-dir runs/adapt_bench] [--fresh]
+    [--sequences 7scenes tum] [--cases shipped fair] [--work-dir runs/adapt_bench] [--fresh]
 """
 
 import argparse
@@ -139,6 +139,20 @@ def report_lines(results: List[dict], args, argv: List[str]) -> List[str]:
                              f'{100 * (b / fill - 1):+.0f} % | {100 * (a / fill - 1):+.0f} % | '
                              f'{100 * (a / b - 1):+.0f} % | {meta.get("minutes", "")} | '
                              f'{meta.get("steps", "")} |')
+        lines += ['', 'Forgetting: the same models on the base test split (`holdout.sources` of '
+                  'cpu.yaml, 24 frames), as `vd_ros_adapt` reports it:', '',
+                  '| case | input | linear fill | unadapted | adapted | unadapted vs fill | '
+                  'adapted vs fill |', '|---|---|---:|---:|---:|---:|---:|']
+        for case, rows in result['cases'].items():
+            holdout = (rows.get('meta') or {}).get('base_holdout')
+            if not holdout:
+                continue
+            before, after = holdout['input'], holdout['adapted']
+            for name in pattern_names(before):
+                fill, b, a = (before[f'{name} linear fill'], before[f'{name} head'],
+                              after[f'{name} head'])
+                lines.append(f'| {case} | {name} | {fill:.1f} | {b:.1f} | {a:.1f} | '
+                             f'{100 * (b / fill - 1):+.0f} % | {100 * (a / fill - 1):+.0f} % |')
         lines.append('')
     return lines
 
@@ -154,6 +168,8 @@ def main(argv=None) -> int:
     parser.add_argument('--test-frames', type=int, default=40)
     parser.add_argument('--sequences', nargs='+', default=sorted(SEQUENCES),
                         choices=sorted(SEQUENCES))
+    parser.add_argument('--cases', nargs='+', default=['shipped', 'fair'],
+                        choices=['shipped', 'fair'])
     parser.add_argument('--work-dir', default=os.path.join('runs', 'adapt_bench'))
     parser.add_argument('--report', default=os.path.join('docs', 'results', 'adaptation.md'))
     parser.add_argument('--fresh', action='store_true')
@@ -174,10 +190,9 @@ def main(argv=None) -> int:
         test = list(range(split.val_start, split.count))
         indices = [test[int(i * len(test) / args.test_frames)]
                    for i in range(min(args.test_frames, len(test)))]
-        fair = fair_model(kind, root, args, work)
-        models = {'shipped': SHIPPED, 'fair': fair}
         cases = {}
-        for case, model in models.items():
+        for case in args.cases:
+            model = SHIPPED if case == 'shipped' else fair_model(kind, root, args, work)
             out = adapted_model(model, case, recording, split.train_stop, args, work)
             rows = score({'unadapted': model, 'adapted': out}, dataset, indices, work)
             if os.path.isfile(out):
