@@ -376,12 +376,13 @@ def replay(node: Node, args) -> int:
 
 def main(argv=None):
     """Run the vd_ros_replay command line (the ros2/examples shape)."""
-    use_large_image_transport()  # Fast DDS loses VGA images without it (vd_ros.dds_transport)
+    transport = use_large_image_transport()  # VGA images need it (vd_ros.dds_transport)
     argv = sys.argv if argv is None else argv
     args = build_parser().parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     rclpy.init(args=argv)
     node = Node('vd_ros_replay')
     try:
+        node.get_logger().info(transport.description)
         count = replay(node, args)
         node.get_logger().info(f'published {count} frames')
     except (KeyboardInterrupt, ExternalShutdownException):
