@@ -14,7 +14,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from vd_ros.diagnostics import status_values
 from vd_ros.replay import FramePublisher, load_frames, qos_profile, SAMPLE_DIR
@@ -22,6 +22,16 @@ from vd_ros.replay import FramePublisher, load_frames, qos_profile, SAMPLE_DIR
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
 NODE_NAME = 'vd_perception'
+# Every output of the node (~/points only with outputs.points:=true).
+OUTPUT_TOPICS = ('segmentation', 'segmentation/color', 'depth', 'depth/camera_info', 'features',
+                 'features/camera_info', 'features/pca', 'points')
+
+
+def output_type(topic: str):
+    """Return the message type of the node's output ``topic``."""
+    if topic == 'points':
+        return PointCloud2
+    return CameraInfo if topic.endswith('camera_info') else Image
 
 
 def bench_source() -> tuple:
@@ -116,7 +126,7 @@ class OutputRecorder(Node):
     """
 
     def __init__(self, topics, keep_messages: bool = True):
-        """Subscribe to ``/vd_perception/<topic>`` for every topic (``points`` is a cloud)."""
+        """Subscribe to ``/vd_perception/<topic>`` for every topic (:func:`output_type`)."""
         super().__init__('vd_ros_recorder')
         self.keep_messages = keep_messages
         self.frames = FramePublisher(self, 'reliable')
@@ -124,8 +134,7 @@ class OutputRecorder(Node):
         self.diagnostics = {}
         self._lock = threading.Lock()
         for topic in topics:
-            self.create_subscription(PointCloud2 if topic == 'points' else Image,
-                                     f'/{NODE_NAME}/{topic}',
+            self.create_subscription(output_type(topic), f'/{NODE_NAME}/{topic}',
                                      lambda msg, topic=topic: self._store(topic, msg),
                                      qos_profile('reliable'), raw=not keep_messages)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
