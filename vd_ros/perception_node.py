@@ -296,7 +296,8 @@ class PerceptionNode(LifecycleNode):
                        'publish')
 
     def _on_pair(self, rgb: Image, depth: Image) -> None:
-        self.stats.count_pair()
+        self.stats.count_pair(
+            (self.get_clock().now().nanoseconds - stamp_nanoseconds(rgb)) * 1e-9)
         self.unsynced.note_pair(stamp_nanoseconds(rgb))
         worker = self._worker
         if worker is not None and worker.put((rgb, depth, time.monotonic())):
