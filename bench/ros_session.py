@@ -64,10 +64,11 @@ def start_replay(rate: float, loops: int, count: int = 30, log_path: str = None,
 
 
 def start_node(model_path: str, providers=('cpu',), log_path: str = None,
-               parameters: dict = None) -> subprocess.Popen:
+               parameters: dict = None, env: dict = None) -> subprocess.Popen:
     """Start the perception node with ``config/vd_ros.yaml`` and a model; return the process.
 
-    ``parameters`` adds ``-p name:=value`` overrides (e.g. ``{'outputs.points': 'true'}``).
+    ``parameters`` adds ``-p name:=value`` overrides (e.g. ``{'outputs.points': 'true'}``;
+    a later one wins); ``env`` replaces the environment (default this process's).
     """
     providers_list = '[' + ', '.join(f"'{p}'" for p in providers) + ']'
     command = [sys.executable, '-m', 'vd_ros.perception_node', '--ros-args',
@@ -76,7 +77,7 @@ def start_node(model_path: str, providers=('cpu',), log_path: str = None,
                '-p', 'qos:=reliable']
     for name, value in (parameters or {}).items():
         command += ['-p', f'{name}:={value}']
-    return _popen_logged(command, log_path, start_new_session=True)
+    return _popen_logged(command, log_path, start_new_session=True, env=env)
 
 
 def _popen_logged(command: list, log_path: str = None, **kwargs) -> subprocess.Popen:

@@ -5,8 +5,8 @@ publisher, nothing (or only camera_info) arrives, and no error is raised anywher
 :class:`InputWatch` counts the messages of each input (``received.<input>`` on
 ``/diagnostics``) and, once per input, logs a warning naming the topic and the likely cause:
 
-* publishers on the topic but none matched for :data:`SILENCE_S` (incompatible QoS, e.g. a
-  best-effort camera and ``qos: reliable``);
+* publishers on the topic that the node did not match for :data:`SILENCE_S` (incompatible
+  QoS, e.g. a best-effort camera and ``qos: reliable``);
 * a matched publisher but not one message for :data:`SILENCE_S` (the sender's samples cannot
   reach this process with the Fast DDS set-ups of the two);
 * an image input that gets fewer than :data:`LOSS_FRACTION` of the camera frames whose
@@ -89,14 +89,15 @@ class InputWatch:
         topic = subscription.topic_name
         matched = subscription.get_publisher_count()
         offered = self._node.get_publishers_info_by_topic(topic)
-        if self._waited((name, 'match'), bool(offered) and not matched, now) >= SILENCE_S:
+        if self._waited((name, 'match'), len(offered) > matched, now) >= SILENCE_S:
             best_effort = [info for info in offered if
                            info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT]
-            cause = ('they publish best effort and this node subscribes reliable (qos: '
-                     'reliable): set qos: sensor_data' if self._reliable and best_effort else
-                     "their QoS (reliability, durability) is incompatible with the node's")
-            self._warn((name, 'match'), f'{topic}: {len(offered)} publisher(s) on the topic '
-                       f'but none matched for {SILENCE_S:.0f} s: {cause}')
+            cause = ('a best-effort publisher and this node subscribing reliable (qos: '
+                     'reliable) never match: set qos: sensor_data' if self._reliable and
+                     best_effort else 'incompatible QoS (reliability, durability)')
+            self._warn((name, 'match'), (
+                f'{topic}: {len(offered) - matched} of {len(offered)} publisher(s) on the '
+                f'topic not matched for {SILENCE_S:.0f} s: {cause}'))
         # Only an input that never received anything: a stream that worked and paused is not
         # a transport problem (its losses are judged in _check_losses).
         silent = matched > 0 and last is None
