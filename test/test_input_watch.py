@@ -75,6 +75,6 @@ def test_images_lost_against_camera_info_are_counted_and_named(perception):
     assert counts == {'rgb': (sent + 1) // 2, 'depth': sent, 'camera_info': sent}
     losses = [w for w in node._input_watch.warnings if 'images are lost' in w]
     assert len(losses) == 1 and losses[0].startswith('/rgb/image_raw: '), losses
-    assert 'the subscription is reliable already' in losses[0]
+    assert 'even reliable (qos: reliable)' in losses[0] and 'Fix: give the camera' in losses[0]
     harness.wait_for(lambda: harness.diagnostics and status_values(harness.diagnostics[-1])[
         'received.rgb'] == str(counts['rgb']), 5.0, 'the counts on /diagnostics')

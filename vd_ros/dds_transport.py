@@ -7,13 +7,15 @@ runs full, whatever the reader's own transports. Measured on the 2-core developm
 DDS 3.2 of ROS 2 Kilted, 640x480 rgb8 + 16UC1 + camera_info at 30 Hz, 240 frames, to a bare
 subscriber in another process): a best-effort sender with the default or the ``LARGE_DATA``
 transports delivered 123-215 RGB and 29-119 depth images of 240 (to a reader with this profile,
-the defaults, ``LARGE_DATA`` or UDP with 4 MB buffers alike); a reliable sender with either
-delivered 239-240 of 240 to a reliable reader; a sender with the profile :data:`PROFILE_PATH`
-(shared memory with a 16 MB segment, UDPv4 for discovery and other hosts) delivered 240 of 240
-best effort. ``bench.dds_matrix`` measures every set-up against the node.
+the defaults, ``LARGE_DATA``, UDP with 4 MB buffers or TCP alike); a reliable sender with
+either delivered 239-240 of 240 to a reliable reader on a quiet machine, but only 52-64 % of
+the frames to the node at load 4-5 (``bench.dds_matrix``: repairs come too late for a
+keep-last history); a sender with the profile :data:`PROFILE_PATH` (shared memory with a 16 MB
+segment, UDPv4 for discovery and other hosts) delivered 240 of 240 best effort, and every frame
+to the node in every QoS combination that matches.
 
-So every process that sends images should use the profile (the camera driver too), or
-publish reliable to a reliable reader. :func:`use_large_image_transport` gives the profile to
+So every process that sends images should use the profile (the camera driver too) or one of
+its own with a segment of several MB. :func:`use_large_image_transport` gives the profile to
 our own processes unless the user chose a transport set-up, and says what it did.
 """
 
@@ -26,7 +28,7 @@ PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 BUILTIN_VARIABLE = 'FASTDDS_BUILTIN_TRANSPORTS'
 # What a best-effort reader needs from the sender of camera-sized images.
 SENDER_ADVICE = (f'give the camera driver {PROFILE_VARIABLE}={PROFILE_PATH} (a 16 MB '
-                 'shared-memory segment), or publish reliable and set qos: reliable')
+                 'shared-memory segment) or a profile of its own with a segment of several MB')
 
 
 class TransportChoice(NamedTuple):

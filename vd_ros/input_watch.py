@@ -116,14 +116,12 @@ class InputWatch:
         for name, subscription in self._subscriptions.items():
             if name == self._reference or arrived[name] >= LOSS_FRACTION * frames:
                 continue
-            if self._reliable:
-                cause = ('the subscription is reliable already: the node or the machine is '
-                         'likely overloaded, or the sender drops them')
-            else:
-                cause = ('a best-effort subscription (qos: sensor_data) loses them when the '
-                         "sender's Fast DDS shared-memory segment is smaller than one image "
-                         '(512 KB: Fast DDS defaults and FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA)'
-                         f'. Fix: {SENDER_ADVICE}')
+            how = ('even reliable (qos: reliable) on a busy machine' if self._reliable else
+                   'to a best-effort subscription (qos: sensor_data)')
+            cause = ("most likely the sender's Fast DDS shared-memory segment is smaller than "
+                     'one image (512 KB: Fast DDS defaults and FASTDDS_BUILTIN_TRANSPORTS='
+                     f'LARGE_DATA), which loses camera-sized samples {how}; else the machine '
+                     f'is overloaded. Fix: {SENDER_ADVICE}')
             self._warn((name, 'loss'), (
                 f'{subscription.topic_name}: {arrived[name]} images arrived in the last '
                 f'{window_s:.0f} s against {frames} camera_info messages: images are lost on '
