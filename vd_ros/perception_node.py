@@ -529,7 +529,9 @@ def main(args=None):
     rclpy.init(args=args)
     node = None
     try:
-        rclpy.logging.get_logger(NODE_NAME).info(transport.description)
+        logger = rclpy.logging.get_logger(NODE_NAME)
+        # Built-in transports only (no profile): camera-sized images may be lost, say so loudly.
+        (logger.info if transport.profile else logger.warning)(transport.description)
         node = PerceptionNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
