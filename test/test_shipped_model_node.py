@@ -18,6 +18,7 @@ import pytest
 from ros_harness import Harness, OUTPUT_TOPICS, ROOT
 from std_msgs.msg import Header
 
+from vd_ros.dds_transport import PROFILE_PATH
 from vd_ros.image_codec import decode_depth, image_to_array
 from vd_ros.inference import VDModel
 from vd_ros.replay import frame_messages, load_frames
@@ -117,4 +118,5 @@ def test_shipped_model_answers_a_real_frame_on_every_output(ros_context, shipped
     points = cloud_xyz(outputs['points'])
     assert len(points) > 1000 and np.isfinite(points).all()
     assert 0.1 <= points[:, 2].min() and points[:, 2].max() <= 10.0
-    assert 'the vd_ros profile' in log.read_text()
+    # This checkout's node ran (its profile), with the vd_ros profile chosen for it.
+    assert f'the vd_ros profile {PROFILE_PATH}' in log.read_text()

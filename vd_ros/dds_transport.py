@@ -8,9 +8,9 @@ DDS 3.2 of ROS 2 Kilted, 640x480 rgb8 + 16UC1 + camera_info at 30 Hz, 240 frames
 subscriber in another process): a best-effort sender with the default or the ``LARGE_DATA``
 transports delivered 123-215 RGB and 29-119 depth images of 240 (to a reader with this profile,
 the defaults, ``LARGE_DATA``, UDP with 4 MB buffers or TCP alike); a reliable sender with
-either delivered 239-240 of 240 to a reliable reader on a quiet machine, but only 52-64 % of
-the frames to the node at load 4-5 (``bench.dds_matrix``: repairs come too late for a
-keep-last history); a sender with the profile :data:`PROFILE_PATH` (shared memory with a 16 MB
+either delivered 239-240 of 240 to a reliable reader on a quiet machine, but only 52-76 % of
+the frames to the node at load 4-6 (``bench.dds_matrix``, two runs: repairs come too late for
+a keep-last history); a sender with the profile :data:`PROFILE_PATH` (shared memory with a 16 MB
 segment, UDPv4 for discovery and other hosts) delivered 240 of 240 best effort, and every frame
 to the node in every QoS combination that matches.
 
