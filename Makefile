@@ -14,7 +14,10 @@ THIRD_PARTY := $(SHARED)/third_party
 
 # Fast DDS loses VGA images between processes without a shared-memory segment larger than its
 # 512 KB default (vd_ros/dds_transport.py has the measurements). Discovery stays on this host.
+# A FASTDDS_BUILTIN_TRANSPORTS you set (e.g. LARGE_DATA) is kept: no profile is put over it.
+ifeq ($(FASTDDS_BUILTIN_TRANSPORTS),)
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/vd_ros/fastdds_large_images.xml
+endif
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export VD_ROS_SHARED := $(SHARED)
@@ -49,6 +52,7 @@ bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.ort_settings
 	$(PY) -m bench.completion_head_latency
 	$(PY) -m bench.node_latency
+	$(PY) -m bench.dds_matrix
 
 # 10 minutes of real frames at 30 Hz with ~5 % bad ones (a benchmark, not a CI test).
 soak: $(PACKAGE_STAMP)

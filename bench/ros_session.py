@@ -14,7 +14,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from vd_ros.diagnostics import status_values
 from vd_ros.replay import FramePublisher, load_frames, qos_profile, SAMPLE_DIR
@@ -22,6 +22,16 @@ from vd_ros.replay import FramePublisher, load_frames, qos_profile, SAMPLE_DIR
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
 NODE_NAME = 'vd_perception'
+# Every output of the node (~/points only with outputs.points:=true).
+OUTPUT_TOPICS = ('segmentation', 'segmentation/color', 'depth', 'depth/camera_info', 'features',
+                 'features/camera_info', 'features/pca', 'points')
+
+
+def output_type(topic: str):
+    """Return the message type of the node's output ``topic``."""
+    if topic == 'points':
+        return PointCloud2
+    return CameraInfo if topic.endswith('camera_info') else Image
 
 
 def bench_source() -> tuple:
@@ -54,10 +64,11 @@ def start_replay(rate: float, loops: int, count: int = 30, log_path: str = None,
 
 
 def start_node(model_path: str, providers=('cpu',), log_path: str = None,
-               parameters: dict = None) -> subprocess.Popen:
+               parameters: dict = None, env: dict = None) -> subprocess.Popen:
     """Start the perception node with ``config/vd_ros.yaml`` and a model; return the process.
 
-    ``parameters`` adds ``-p name:=value`` overrides (e.g. ``{'outputs.points': 'true'}``).
+    ``parameters`` adds ``-p name:=value`` overrides (e.g. ``{'outputs.points': 'true'}``;
+    a later one wins); ``env`` replaces the environment (default this process's).
     """
     providers_list = '[' + ', '.join(f"'{p}'" for p in providers) + ']'
     command = [sys.executable, '-m', 'vd_ros.perception_node', '--ros-args',
@@ -66,7 +77,7 @@ def start_node(model_path: str, providers=('cpu',), log_path: str = None,
                '-p', 'qos:=reliable']
     for name, value in (parameters or {}).items():
         command += ['-p', f'{name}:={value}']
-    return _popen_logged(command, log_path, start_new_session=True)
+    return _popen_logged(command, log_path, start_new_session=True, env=env)
 
 
 def _popen_logged(command: list, log_path: str = None, **kwargs) -> subprocess.Popen:
@@ -116,7 +127,7 @@ class OutputRecorder(Node):
     """
 
     def __init__(self, topics, keep_messages: bool = True):
-        """Subscribe to ``/vd_perception/<topic>`` for every topic (``points`` is a cloud)."""
+        """Subscribe to ``/vd_perception/<topic>`` for every topic (:func:`output_type`)."""
         super().__init__('vd_ros_recorder')
         self.keep_messages = keep_messages
         self.frames = FramePublisher(self, 'reliable')
@@ -124,8 +135,7 @@ class OutputRecorder(Node):
         self.diagnostics = {}
         self._lock = threading.Lock()
         for topic in topics:
-            self.create_subscription(PointCloud2 if topic == 'points' else Image,
-                                     f'/{NODE_NAME}/{topic}',
+            self.create_subscription(output_type(topic), f'/{NODE_NAME}/{topic}',
                                      lambda msg, topic=topic: self._store(topic, msg),
                                      qos_profile('reliable'), raw=not keep_messages)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)

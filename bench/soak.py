@@ -1,20 +1,20 @@
-"""``make soak``: the node under a long stream of real frames with bad ones mixed in.
+"""``make soak``: the node on the shipped model under a long stream of real and bad frames.
 
-Replays real 7-Scenes frames (``../shared/data``, else the in-repo sample; 320x240 by
-default, ``--scale 1`` for 640x480) at 30 Hz for 10 minutes into the node (its own process, as
-on a robot) over real DDS, with about 5 % bad frames of every kind in :mod:`bench.fuzz_frames`
-(8K images included). The node runs the tiny
-contract model of the tests (``test/contract_model.py``): the soak is about the node's
-robustness, not the model's speed. Prints and writes to ``--out``:
+Replays real 7-Scenes frames (``../shared/data``, else the in-repo sample; 640x480 by default)
+at 30 Hz for 10 minutes into the node (its own process, started as the README says, with the
+shipped model ``models/vd_cpu.onnx`` unless ``--model`` names another) over real DDS, with
+about 5 % bad frames of every kind in :mod:`bench.fuzz_frames` (8K images included) and every
+output subscribed (``~/points`` enabled). Prints and writes to ``--out``:
 
-* frames sent (by kind) and output frames received;
+* frames sent (by kind) and output frames received, the output rate;
 * drops by cause from ``/diagnostics`` against the bad frames sent for each cause;
-* the node's RSS over time and its growth after the first minute (warm-up, with an 8K frame
-  every 2 s);
-* stalls (a window of ``--window`` seconds without any output while frames went in) and
-  whether the node stayed alive.
+* the node's RSS over time: at the start, after the first minute (warm-up, with an 8K frame
+  every 4 s), at the end, and the growth after warm-up;
+* stalls (no output for more than ``--stall`` seconds while frames went in), the longest gap
+  between outputs, and whether the node stayed alive and exited cleanly.
 
-Usage: python -m bench.soak [--seconds 600] [--rate 30] [--bad 0.05] [--out soak_out]
+Usage: python -m bench.soak [--seconds 600] [--rate 30] [--bad 0.05] [--model PATH]
+    [--out soak_out]
 """
 
 import argparse
@@ -25,14 +25,14 @@ import tempfile
 import time
 
 from bench.fuzz_frames import account, all_pairs_settled, play, schedule
-from bench.ros_session import NodeSession, ROOT
+from bench.ros_session import NodeSession, OUTPUT_TOPICS, ROOT
 import numpy as np
 from std_msgs.msg import Header
 
 from vd_ros.replay import frame_messages, load_frames, SAMPLE_DIR
 
 SHARED = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))
-OUTPUTS = ('depth', 'segmentation/color', 'features/pca')
+SHIPPED_MODEL = os.path.join(ROOT, 'models', 'vd_cpu.onnx')
 # The first minute of frames is warm-up, with an 8K frame every 4 s: buffers sized by the
 # largest message (Fast DDS keeps a reader's history payloads at the largest size seen, 5 per
 # input) reach their high-water mark before RSS growth is measured; after warm-up 8K frames
@@ -128,26 +128,41 @@ def wait_settled(recorder, minimum_s: float, maximum_s: float) -> None:
         time.sleep(0.5)
 
 
+def stall_context(start_s: float, end_s: float, plan: list, stamps: list) -> dict:
+    """Describe a gap between two outputs: its length and the unusual frames sent in it.
+
+    A frame sent up to 2 s before the gap may be the one being processed during it.
+    """
+    kinds = sorted({kind for kind, stamp in zip(plan, stamps)
+                    if kind != 'good' and start_s - 2.0 <= stamp * 1e-9 <= end_s})
+    return {'gap_s': round(float(end_s - start_s), 2), 'frames_in_it': kinds}
+
+
 def main():
     """Run the soak and print the report."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--seconds', type=float, default=600.0)
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--bad', type=float, default=0.05, help='fraction of bad frames')
-    parser.add_argument('--window', type=float, default=10.0, help='sampling window, s')
+    parser.add_argument('--window', type=float, default=10.0, help='RSS sampling window, s')
+    parser.add_argument('--stall', type=float, default=2.0,
+                        help='a gap between outputs longer than this (s) is a stall')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--scale', type=float, default=0.5,
-                        help='resize factor of the 640x480 frames (0.5: a rate the node keeps '
-                        'up with better on 2 cores; make bench measures 640x480)')
+    parser.add_argument('--scale', type=float, default=1.0,
+                        help='resize factor of the 640x480 frames')
+    parser.add_argument('--model', default=SHIPPED_MODEL,
+                        help="ONNX model (default the shipped one); 'contract' for the tiny "
+                        'stand-in of the tests (test/contract_model.py)')
     parser.add_argument('--out', default='soak_out')
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 200))
-    sys.path.insert(0, os.path.join(ROOT, 'test'))
-    from contract_model import build_contract_model
-
     os.makedirs(args.out, exist_ok=True)
-    model = os.path.join(tempfile.mkdtemp(prefix='vd_ros_soak_'), 'tiny_contract.onnx')
-    build_contract_model(model)
+    model = args.model
+    if model == 'contract':
+        sys.path.insert(0, os.path.join(ROOT, 'test'))
+        from contract_model import build_contract_model
+        model = os.path.join(tempfile.mkdtemp(prefix='vd_ros_soak_'), 'tiny_contract.onnx')
+        build_contract_model(model)
     kitchen = os.path.join(SHARED, 'data', '7scenes_redkitchen')
     source = kitchen if os.path.isdir(kitchen) else SAMPLE_DIR
     frames = load_frames(source, count=30 if source == kitchen else None, scale=args.scale)
@@ -158,11 +173,11 @@ def main():
                        int(WARM_UP_8K_EVERY_S * args.rate)):
         plan[index] = '8k'
     print(f'{len(plan)} frames ({sum(k != "good" for k in plan)} bad) at {args.rate} Hz from '
-          f'{source} ({frames[0].rgb.shape[1]}x{frames[0].rgb.shape[0]}); load '
+          f'{source} ({frames[0].rgb.shape[1]}x{frames[0].rgb.shape[0]}) into {model}; load '
           f'{load_average()}', flush=True)
     load_start = load_average()
-    with NodeSession(model, ['cpu'], os.path.join(args.out, 'node.log'), OUTPUTS,
-                     keep_messages=False) as session:
+    with NodeSession(model, ['cpu'], os.path.join(args.out, 'node.log'), OUTPUT_TOPICS,
+                     parameters={'outputs.points': 'true'}, keep_messages=False) as session:
         monitor = Monitor(session, args.window, int(WARM_UP_S * args.rate))
         clock = session.recorder.get_clock()
         plan, stamps = play(session.recorder.frames, goods, plan, args.rate, clock, rng,
@@ -172,8 +187,14 @@ def main():
         alive = session.process.poll() is None
         monitor(len(plan) - 1)
         values = dict(session.recorder.diagnostics)
-        processed = {sec * 10**9 + nsec for sec, nsec in session.recorder.received['depth']}
+        received = session.recorder.received
+        processed = {sec * 10**9 + nsec for sec, nsec in received['depth']}
     table, problems = account(plan, stamps, values, processed)
+    outputs = {topic: len(messages) for topic, messages in received.items()}
+    times = np.array(sorted(now for _, now in received['depth'].values()))
+    gaps = np.diff(times)
+    stalls = [stall_context(times[i], times[i + 1], plan, stamps)
+              for i in np.flatnonzero(gaps > args.stall)]
     sent = {kind: plan.count(kind) for kind in sorted(set(plan))}
     report = {
         'source': source, 'seconds': round(elapsed), 'rate_hz_requested': args.rate,
@@ -181,7 +202,11 @@ def main():
             frames[0].rgb.shape[1::-1]), 'frames_sent': len(plan), 'frames_sent_by_kind': sent,
         'pairs_received': int(values.get('pairs_received', 0)),
         'frames_processed': int(values.get('frames_processed', 0)),
-        'outputs_received': len(processed),
+        'model': os.path.relpath(model, ROOT) if model.startswith(ROOT) else model,
+        'outputs_received': len(processed), 'outputs_received_by_topic': outputs,
+        'output_rate_hz': round(len(processed) / elapsed, 2),
+        'longest_output_gap_s': round(float(gaps.max()), 2) if gaps.size else None,
+        f'stalls_over_{args.stall:g}_s': stalls,
         'drops_stale': int(values.get('drops.stale', 0)),
         'drops_by_cause': {cause: {'bad_frames_sent': s, 'counted': c}
                            for cause, (s, c) in table.items()},
@@ -191,6 +216,7 @@ def main():
                               if key.startswith('stage_') and key.endswith('_p50_ms')},
         'node_alive_at_end': alive, 'node_exit_code': session.exit_code,
         'stalled_windows_s': monitor.stalls(), 'problems': problems,
+        'rss_start_mb': round(monitor.samples[0][1], 1) if monitor.samples else None,
         **monitor.rss_growth(), 'rss_samples': [(round(t), round(r, 1)) for t, r, _, _ in
                                                 monitor.samples],
         'load_average_start': load_start, 'load_average_end': load_average()}
@@ -198,7 +224,10 @@ def main():
         json.dump(report, stream, indent=2)
     print(json.dumps({key: value for key, value in report.items() if key != 'rss_samples'},
                      indent=2))
-    ok = alive and session.exit_code == 0 and not problems and not monitor.stalls()
+    growth = monitor.rss_growth().get('rss_growth_percent', 0.0)
+    ok = (alive and session.exit_code == 0 and not problems and not stalls and
+          not monitor.stalls() and growth <= 5.0 and
+          all(count > 0 for count in outputs.values()))
     print('soak: OK' if ok else 'soak: FAILED')
     raise SystemExit(0 if ok else 1)
 

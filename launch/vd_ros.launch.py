@@ -35,6 +35,12 @@ def _change_state(node, transition: int, **kwargs) -> EmitEvent:
         **kwargs)
 
 
+def _transport_env() -> dict:
+    """Return the Fast DDS variable the node needs beyond the launching environment."""
+    choice = use_large_image_transport(dict(os.environ))
+    return {PROFILE_VARIABLE: choice.profile} if choice.ours else {}
+
+
 def _rviz(context, share: str) -> list:
     """Start rviz2 with the layout moved to this launch's namespace, node name and inputs."""
     values = {name: LaunchConfiguration(name).perform(context)
@@ -82,8 +88,9 @@ def generate_launch_description():
         'remappings': [('rgb/image_raw', LaunchConfiguration('rgb_topic')),
                        ('depth/image_raw', LaunchConfiguration('depth_topic')),
                        ('rgb/camera_info', LaunchConfiguration('camera_info_topic'))],
-        # Fast DDS loses VGA images without a large shared-memory segment (dds_transport).
-        'additional_env': {PROFILE_VARIABLE: use_large_image_transport(dict(os.environ))},
+        # Fast DDS loses VGA images without a large shared-memory segment (dds_transport);
+        # a transport set-up the user chose stays as it is.
+        'additional_env': _transport_env(),
     }
     managed_node = LifecycleNode(**node_arguments, condition=IfCondition(managed))
     plain_node = Node(**node_arguments, condition=UnlessCondition(managed))

@@ -7,7 +7,8 @@ import pytest
 from ros_harness import replay_into
 from sensor_msgs.msg import Image
 
-from vd_ros.dds_transport import PROFILE_PATH, PROFILE_VARIABLE, use_large_image_transport
+from vd_ros.dds_transport import (BUILTIN_VARIABLE, PROFILE_PATH, PROFILE_VARIABLE,
+                                  use_large_image_transport)
 
 NAMESPACE = {'p': 'http://www.eprosima.com'}
 VGA_RGB_BYTES = 640 * 480 * 3
@@ -15,11 +16,26 @@ VGA_RGB_BYTES = 640 * 480 * 3
 
 def test_profile_is_set_unless_the_user_chose_one():
     environ = {}
-    assert use_large_image_transport(environ) == PROFILE_PATH
+    choice = use_large_image_transport(environ)
+    assert choice.profile == PROFILE_PATH and choice.ours
     assert environ == {PROFILE_VARIABLE: PROFILE_PATH}
     mine = {PROFILE_VARIABLE: '/etc/my_fastdds.xml'}
-    assert use_large_image_transport(mine) == '/etc/my_fastdds.xml'
+    choice = use_large_image_transport(mine)
+    assert choice.profile == '/etc/my_fastdds.xml' and not choice.ours
+    assert 'your profile /etc/my_fastdds.xml' in choice.description
     assert mine == {PROFILE_VARIABLE: '/etc/my_fastdds.xml'}
+
+
+def test_builtin_transports_the_user_set_are_kept_and_said():
+    large = {BUILTIN_VARIABLE: 'LARGE_DATA'}
+    choice = use_large_image_transport(large)
+    assert large == {BUILTIN_VARIABLE: 'LARGE_DATA'}  # no profile put over the user's choice
+    assert choice.profile is None and not choice.ours
+    assert 'FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA as you set it' in choice.description
+    assert PROFILE_PATH in choice.description  # the fix it names
+    both = {BUILTIN_VARIABLE: 'LARGE_DATA', PROFILE_VARIABLE: PROFILE_PATH}
+    assert 'the vd_ros profile' in use_large_image_transport(both).description
+    assert both == {BUILTIN_VARIABLE: 'LARGE_DATA', PROFILE_VARIABLE: PROFILE_PATH}
 
 
 def test_profile_gives_a_shared_memory_segment_for_many_vga_images():

@@ -159,14 +159,14 @@ def test_subscribe_synchronized_over_dds(use_message_filters):
     node = rclpy.create_node(f'vd_sync_test_{os.getpid()}', context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    received = []
+    received, arrivals = [], []
     try:
         topics = [f'/vd_sync_test_{os.getpid()}_{use_message_filters}/{name}'
                   for name in ('rgb', 'depth')]
         implementation, subscriptions = subscribe_synchronized(
             node, [Image, Image], topics, 10, 5, 0.01,
             lambda rgb, depth: received.append((rgb.header.frame_id, depth.header.frame_id)),
-            use_message_filters=use_message_filters)
+            use_message_filters=use_message_filters, on_message=arrivals.append)
         assert implementation == ('message_filters' if use_message_filters else 'vd_ros.sync')
         assert sorted(sub.topic_name for sub in subscriptions) == sorted(topics)
         gc.collect()  # the node alone must keep the synchronizer alive
@@ -188,3 +188,5 @@ def test_subscribe_synchronized_over_dds(use_message_filters):
         rclpy.shutdown(context=context)
     assert len(received) >= 5, f'{len(received)} pairs after {frame} frames'
     assert all(rgb == depth for rgb, depth in received), received
+    # Every message is counted on its input, paired or not (per-input counts of the node).
+    assert set(arrivals) == {0, 1} and len(arrivals) >= 2 * len(received)

@@ -50,11 +50,19 @@ class NodeStatistics:
         self._done_times = deque(maxlen=self.window)
         self._latencies = deque(maxlen=self.window)
         self._model_times = deque(maxlen=self.window)
+        self._input_delays = deque(maxlen=self.window)
 
-    def count_pair(self) -> None:
-        """Count one synchronized RGB-depth pair received."""
+    def count_pair(self, input_delay_s: float = None) -> None:
+        """Count one synchronized RGB-depth pair received.
+
+        Args:
+            input_delay_s: Time from the pair's stamp to its arrival (transport and pairing,
+                when the camera stamps at publishing); None when unknown.
+        """
         with self._lock:
             self._pairs += 1
+            if input_delay_s is not None:
+                self._input_delays.append(input_delay_s)
 
     def count_unobserved(self) -> None:
         """Count one pair skipped because no output had a subscriber (not a drop)."""
@@ -92,12 +100,14 @@ class NodeStatistics:
         with self._lock:
             latencies = np.array(self._latencies, dtype=np.float64) * 1e3
             model_times = np.array(self._model_times, dtype=np.float64) * 1e3
+            input_delays = np.array(self._input_delays, dtype=np.float64) * 1e3
             done = list(self._done_times)
             result = {'pairs_received': self._pairs, 'frames_processed': self._processed,
                       'frames_unobserved': self._unobserved, 'drops': dict(self._drops)}
         result['rate_hz'] = ((len(done) - 1) / (done[-1] - done[0])
                              if len(done) > 1 and done[-1] > done[0] else 0.0)
-        for name, values in (('latency', latencies), ('model', model_times)):
+        for name, values in (('latency', latencies), ('model', model_times),
+                             ('input_delay', input_delays)):
             for q in (50, 99):
                 result[f'{name}_p{q}_ms'] = float(np.percentile(values, q)) if values.size else 0.0
         return result

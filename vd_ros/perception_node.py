@@ -37,10 +37,11 @@ from vd_ros.core.depth_alignment import align_depth, keep_measured
 from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
 from vd_ros.core.postprocess import colorize_labels, feature_pca_rgb, labels_from_logits
 from vd_ros.core.preprocess import EmptyDepthError, Letterbox, prepare_inputs
-from vd_ros.dds_transport import use_large_image_transport
+from vd_ros.dds_transport import choose_transport, use_large_image_transport
 from vd_ros.diagnostics import diagnostic_status, NodeStatistics, UnsyncedFrameCounter
 from vd_ros.image_codec import array_to_image, decode_depth, decode_rgb, ImageEncodingError
 from vd_ros.inference import ModelLoadError, VDModel
+from vd_ros.input_watch import InputWatch
 from vd_ros.live_parameters import combination_error, LiveParameters
 from vd_ros.mailbox_worker import MailboxWorker
 from vd_ros.messages import camera_info_with, point_cloud_xyzrgb
@@ -138,7 +139,7 @@ class PerceptionNode(LifecycleNode):
         self._worker = self._output_worker = None
         self._next_prepared = threading.Event()
         self._inputs = []
-        self._camera_info_input = None
+        self._camera_info_input = self._input_watch = None
         self._outputs = {}
         self._diagnostics = self._diagnostics_timer = None
         self.model = self.configure_error = self.sync_implementation = None
@@ -222,11 +223,19 @@ class PerceptionNode(LifecycleNode):
         use_mf = {'auto': None, 'true': True, 'false': False}[
             str(p['sync.use_message_filters']).lower()]
         qos = qos_profile(p['qos'])
+        names = ('rgb', 'depth')
         self.sync_implementation, self._inputs = subscribe_synchronized(
             self, [Image, Image], ['rgb/image_raw', 'depth/image_raw'], qos,
-            p['sync.queue_size'], p['sync.slop'], self._on_pair, use_message_filters=use_mf)
+            p['sync.queue_size'], p['sync.slop'], self._on_pair, use_message_filters=use_mf,
+            on_message=lambda index: self._count_input(names[index]))
         self._camera_info_input = CameraInfoInput(self, 'rgb/camera_info', qos,
                                                   self._on_camera_info)
+        # Per-input counts and the warnings of a transport that loses or never delivers.
+        self._input_watch = InputWatch(
+            self, {**dict(zip(names, self._inputs)),
+                   'camera_info': self._camera_info_input.subscriptions[0]}, 'camera_info',
+            qos.reliability == ReliabilityPolicy.RELIABLE,
+            choose_transport(os.environ).description)
         # Two stages, each in its own thread (vd_ros.mailbox_worker): the post-processing and
         # publishing of a frame overlap with the model call of the next.
         self._worker = MailboxWorker('vd_ros_worker', self._guarded(self.process))
@@ -258,6 +267,8 @@ class PerceptionNode(LifecycleNode):
         if self._camera_info_input is not None:
             self._camera_info_input.destroy()
             self._camera_info_input = None
+        if self._input_watch is not None:
+            self._input_watch.destroy()
         for worker in (self._worker, self._output_worker):
             if worker is not None:
                 worker.close()
@@ -293,7 +304,13 @@ class PerceptionNode(LifecycleNode):
                 for key, entries in topics.items() if self.parameters.values[key]
                 for name, msg_type in entries}
 
+    def _count_input(self, name: str) -> None:
+        watch = self._input_watch  # None until the first activation has created it
+        if watch is not None:
+            watch.count(name)
+
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._count_input('camera_info')
         self.camera_infos.add(msg)
         for _ in range(self.unsynced.note_frame(stamp_nanoseconds(msg))):
             self._drop('unsynced', 'a camera frame got no RGB-depth pair within the slop '
@@ -301,7 +318,8 @@ class PerceptionNode(LifecycleNode):
                        'publish')
 
     def _on_pair(self, rgb: Image, depth: Image) -> None:
-        self.stats.count_pair()
+        self.stats.count_pair(
+            (self.get_clock().now().nanoseconds - stamp_nanoseconds(rgb)) * 1e-9)
         self.unsynced.note_pair(stamp_nanoseconds(rgb))
         worker = self._worker
         if worker is not None and worker.put((rgb, depth, time.monotonic())):
@@ -507,6 +525,9 @@ class PerceptionNode(LifecycleNode):
                  'active_provider': self.model.active_provider,
                  'requested_providers': ','.join(self.model.requested_providers),
                  'sync_implementation': self.sync_implementation, **self.stages.snapshot()}
+        if self._input_watch is not None:  # counts of the latest activation
+            extra.update({f'received.{name}': count
+                          for name, count in self._input_watch.counts.items()})
         status = diagnostic_status(self.get_fully_qualified_name(), self.model.active_provider,
                                    snapshot, extra, self._last_drops)
         self._last_drops = snapshot['drops']
@@ -523,10 +544,13 @@ class PerceptionNode(LifecycleNode):
 
 def main(args=None):
     """Run the node until Ctrl-C or an external shutdown (the ros2/examples shape)."""
-    use_large_image_transport()  # Fast DDS loses VGA images without it (vd_ros.dds_transport)
+    transport = use_large_image_transport()  # VGA images need it (vd_ros.dds_transport)
     rclpy.init(args=args)
     node = None
     try:
+        logger = rclpy.logging.get_logger(NODE_NAME)
+        # Built-in transports only (no profile): camera-sized images may be lost, say so loudly.
+        (logger.info if transport.profile else logger.warning)(transport.description)
         node = PerceptionNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

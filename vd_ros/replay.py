@@ -47,6 +47,7 @@ TUM_DEFAULT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
 # YCB-Video camera (shared/data/README.md; every video of the data set uses it).
 YCBV_INTRINSICS = (1066.778, 1067.487, 312.987, 241.311)
 DEPTH_ENCODINGS = ('16UC1', '32FC1')
+MATCH_SETTLE_S = 0.5  # after the subscribers appeared, before the first frame
 
 
 @dataclass
@@ -268,8 +269,9 @@ class FramePublisher:
         return acked
 
     def subscriber_count(self) -> int:
-        """Return the smallest subscriber count of the RGB and depth topics."""
-        return min(self.rgb.get_subscription_count(), self.depth.get_subscription_count())
+        """Return the smallest subscriber count of the three topics."""
+        return min(publisher.get_subscription_count()
+                   for publisher in (self.rgb, self.depth, self.info))
 
 
 def qos_profile(name: str) -> QoSProfile:
@@ -331,6 +333,10 @@ def replay(node: Node, args) -> int:
     deadline = time.monotonic() + args.wait_subscribers
     while publisher.subscriber_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
+    if args.wait_subscribers and publisher.subscriber_count():
+        # The subscriber's half of the match may still be pending: a reader drops samples
+        # from a writer it has not matched yet.
+        time.sleep(MATCH_SETTLE_S)
     passes = itertools.count() if args.loops <= 0 else range(args.loops)
     total = None if args.loops <= 0 or per_pass is None else per_pass * args.loops
     period, published = 1.0 / args.rate, 0
@@ -350,12 +356,13 @@ def replay(node: Node, args) -> int:
 
 def main(argv=None):
     """Run the vd_ros_replay command line (the ros2/examples shape)."""
-    use_large_image_transport()  # Fast DDS loses VGA images without it (vd_ros.dds_transport)
+    transport = use_large_image_transport()  # VGA images need it (vd_ros.dds_transport)
     argv = sys.argv if argv is None else argv
     args = build_parser().parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     rclpy.init(args=argv)
     node = Node('vd_ros_replay')
     try:
+        node.get_logger().info(transport.description)
         count = replay(node, args)
         node.get_logger().info(f'published {count} frames')
     except (KeyboardInterrupt, ExternalShutdownException):

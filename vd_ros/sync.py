@@ -128,7 +128,8 @@ class ApproximateTimeSync:
 
 
 def subscribe_synchronized(node, msg_types, topics, qos, queue_size: int, slop: float,
-                           callback, use_message_filters: bool = None) -> str:
+                           callback, use_message_filters: bool = None,
+                           on_message=None) -> str:
     """Subscribe ``node`` to ``topics`` and call ``callback`` with approximate-time sets.
 
     The node owns the subscriptions it creates and each subscription's callback holds the
@@ -145,6 +146,8 @@ def subscribe_synchronized(node, msg_types, topics, qos, queue_size: int, slop: 
         callback: Called with one message per topic.
         use_message_filters: True: message_filters (ImportError if missing); False: this
             module's :class:`ApproximateTimeSync`; None: message_filters when importable.
+        on_message: Called with the topic's index for every message received, before
+            pairing (per-input counts).
 
     Returns:
         ``(implementation, subscriptions)``: ``'message_filters'`` or ``'vd_ros.sync'``, and
@@ -171,8 +174,16 @@ def subscribe_synchronized(node, msg_types, topics, qos, queue_size: int, slop: 
         synchronizer = message_filters.ApproximateTimeSynchronizer(
             subscribers, queue_size, slop)
         synchronizer.registerCallback(callback)
+        if on_message is not None:
+            for index, subscriber in enumerate(subscribers):
+                subscriber.registerCallback(lambda msg, index=index: on_message(index))
         return IMPLEMENTATION_MESSAGE_FILTERS, [subscriber.sub for subscriber in subscribers]
     synchronizer = ApproximateTimeSync(queue_size, slop, callback, n_inputs=len(topics))
+
+    def receive(msg, index):
+        if on_message is not None:
+            on_message(index)
+        synchronizer.add(index, msg)
     return IMPLEMENTATION_VD_ROS, [node.create_subscription(
-        msg_type, topic, lambda msg, index=index: synchronizer.add(index, msg), qos)
+        msg_type, topic, lambda msg, index=index: receive(msg, index), qos)
         for index, (msg_type, topic) in enumerate(zip(msg_types, topics))]
