@@ -39,7 +39,7 @@ def _randomise(module, seed: int) -> None:
 
 @pytest.fixture(scope='module')
 def tiny_model(tmp_path_factory):
-    """A tiny export with random weights and a random completion head (contract v2)."""
+    """Export a tiny model with random weights and a random completion head (contract v2)."""
     from training.completion_checkpoint import CHECKPOINT_FORMAT
     from training.export_onnx import main as export_main
     from training.models import build_model
@@ -70,7 +70,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def recording(tmp_path_factory):
-    """A rosbag2 of the sample frames repeated: 24 RGB-D pairs with camera_info at 10 Hz."""
+    """Write a rosbag2 of the sample frames repeated: 24 RGB-D pairs + camera_info, 10 Hz."""
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import get_typestore, Stores
