@@ -24,10 +24,10 @@ other rooms; ``--replay 0`` specialises fully. Every ``val_every_steps`` steps t
 scored on the held-back part (150 / 500 / 1500 points and Perlin 50 % holes); the checkpoint
 that is best there on average, better than the input model on average and worse at no
 pattern, is the one exported. When none is, nothing is written and the exit code is 2. The
-run resumes from ``--work-dir`` when stopped (same recording and model). The written file is a contract model:
-its metadata records the parent file (SHA-256), the recording, the split, steps, minutes and
-the validation tables, on the held-back part and on the base model's held-out split
-(``holdout.sources`` of the replay config).
+run resumes from ``--work-dir`` when stopped (same recording and model). The written file is
+a contract model: its metadata records the parent file (SHA-256), the recording, the split,
+steps, minutes and the validation tables, on the held-back part and on the base model's test
+split (``holdout.sources`` of the replay config).
 
 Exit codes: 0 written, 1 bad input, 2 refused (no better than the input model), 3 diverged.
 """
