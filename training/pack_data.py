@@ -7,14 +7,15 @@ Usage::
 
 A machine that gets a copy of the repository without ``../shared`` (the GPU machine of
 ``tools/gpu_train.sh``, ``docs/gpu_run.md``) trains on the packed copy instead: every source of
-``data.sources``, ``val.sources`` and ``holdout.sources`` is read through its own reader (``select`` /
-``exclude`` applied, corrupt frames skipped and counted as in training), each frame is shrunk
-to fit ``--size`` (RGB with area interpolation, saved as JPEG; depth with nearest-neighbour
-only, saved as 16-bit PNG in millimetres, 0 = invalid; intrinsics scaled) and written to
-``<out>/data/NN_<name>/``, ``<out>/val/NN_<name>/`` or ``<out>/holdout/NN_<name>/``. ``<out>/pack.yaml`` is a config
-overlay, merged after the original config (a second ``--config``), whose sources are
-``type: folder`` entries over those folders with the original weights and whose
-``data.base_dir`` is the pack itself (relative to the repository root when inside it).
+``data.sources``, ``val.sources`` and ``holdout.sources`` is read through its own reader
+(``select`` / ``exclude`` applied, corrupt frames skipped and counted as in training), each
+frame is shrunk to fit ``--size`` (RGB with area interpolation, saved as JPEG; depth with
+nearest-neighbour only, saved as 16-bit PNG in millimetres, 0 = invalid; intrinsics scaled)
+and written to ``<out>/data/NN_<name>/``, ``<out>/val/NN_<name>/`` or
+``<out>/holdout/NN_<name>/``. ``<out>/pack.yaml`` is a config overlay, merged after the
+original config (a second ``--config``), whose sources are ``type: folder`` entries over those
+folders with the original weights and whose ``data.base_dir`` is the pack itself (relative to
+the repository root when inside it).
 """
 
 import argparse
