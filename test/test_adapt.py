@@ -3,8 +3,7 @@
 The bag holds the in-repo sample frames (Open3D renderings, scaled to 160 x 120) as a 24-frame
 recording at 10 Hz; the model is a tiny Vanishing Depth export with random weights everywhere,
 its completion head included, so a few steps on the recording must beat it on the recording's
-held-back end. (Every weight is drawn anew: ``training.onnx_recover`` matches weights by value,
-and the exporter merges initial weights that are equal, such as zero biases.)
+held-back end (every weight drawn anew: see the ``randomise_weights`` fixture).
 """
 
 import hashlib
@@ -27,18 +26,8 @@ FAST = ['--replay', '0', '--holdout-frames', '0', '--val-frames', '4', '--minute
         'completion.points=[20,200]', 'completion.val_points=[20,200]']
 
 
-def _randomise(module, seed: int) -> None:
-    """Distinct random weights everywhere (BatchNorm variances positive)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if tensor.is_floating_point():
-                noise = torch.rand(tensor.shape, generator=generator)
-                tensor.copy_(noise + 0.5 if name.endswith('running_var') else 0.2 * noise - 0.1)
-
-
 @pytest.fixture(scope='module')
-def tiny_model(tmp_path_factory):
+def tiny_model(tmp_path_factory, randomise_weights):
     """Export a tiny model with random weights and a random completion head (contract v2)."""
     from training.completion_checkpoint import CHECKPOINT_FORMAT
     from training.export_onnx import main as export_main
@@ -50,11 +39,11 @@ def tiny_model(tmp_path_factory):
     config = {'img_size': list(SIZE), 'timm_kwargs': {'depth': 2, 'embed_dim': 32,
                                                       'num_heads': 2}}
     model = build_model(config).eval()
-    _randomise(model, 1)
+    randomise_weights(model, 1)
     torch.save({'step': 3, 'model': model.state_dict(), 'model_config': model.config,
                 'config': {'data': {'sources': []}}}, folder / 'pretrain.pt')
     head = build_completion_head(model, {'channels': [8, 8, 8], 'feature_channels': 8})
-    _randomise(head, 2)
+    randomise_weights(head, 2)
     torch.save({'format': CHECKPOINT_FORMAT, 'step': 0, 'head': head.state_dict(),
                 'head_config': dict(head.config), 'val_history': [],
                 'encoder': {'checkpoint': 'pretrain.pt', 'step': 3,

@@ -33,40 +33,28 @@ MODEL = {'img_size': list(SIZE), 'timm_kwargs': {'depth': 2, 'embed_dim': 64, 'n
 OVERRIDES = ['model.timm_kwargs={depth: 2, embed_dim: 64, num_heads: 2}',
              f'model.img_size=[{SIZE[0]},{SIZE[1]}]']
 STEP = 7
-
-
-def _randomise(module: torch.nn.Module, seed: int) -> None:
-    """Non-trivial weights everywhere, BatchNorm statistics included (zero-init layers too)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if tensor.is_floating_point():
-                noise = torch.rand(tensor.shape, generator=generator)
-                tensor.copy_(noise + 0.5 if name.endswith('running_var') else 0.2 * noise - 0.1)
-
-
 COLOURS = [[i, 2 * i, 3 * i] for i in range(len(YCBV_CLASSES))]
 
 
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, randomise_weights):
     """Checkpoint + FPN head + completion head files, and their fp16-weight export."""
     folder = tmp_path_factory.mktemp('recover')
     torch.manual_seed(0)
     model = build_model(MODEL).eval()
-    _randomise(model, 1)
+    randomise_weights(model, 1)
     torch.save({'step': STEP, 'model': model.state_dict(), 'model_config': model.config,
                 'config': {'data': {'sources': [{'type': 'open3d', 'root': 'open3d_rgbd'}]}}},
                folder / 'pretrain.pt')
     seg = build_seg_head('fpn', model.feature_dim, len(YCBV_CLASSES), channels=16)
-    _randomise(seg, 2)
+    randomise_weights(seg, 2)
     save_heads_checkpoint(str(folder / 'fpn.pt'), seg, model, class_names=list(YCBV_CLASSES),
                           class_colors=COLOURS, layout='ycbv', ignore_id=None,
                           input_size=list(SIZE),
                           encoder_checkpoint='pretrain.pt', training={'steps': 4},
                           metrics={'miou': 0.5})
     completion = build_completion_head(model, {'channels': [8, 8, 8], 'feature_channels': 8})
-    _randomise(completion, 3)
+    randomise_weights(completion, 3)
     torch.save({'format': CHECKPOINT_FORMAT, 'step': 5, 'head': completion.state_dict(),
                 'head_config': dict(completion.config), 'val_history': [{'step': 5}],
                 'encoder': {'checkpoint': 'pretrain.pt', 'step': STEP,
