@@ -167,7 +167,7 @@ KINDS = {
     'big_endian': Kind(None, _big_endian),
     'past_stamp': Kind(None, _past),
     'future_stamp': Kind(None, _future),
-    '8k': Kind(None, _8k),
+    '8k': Kind('oversized', _8k),
 }
 
 

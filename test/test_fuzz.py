@@ -49,5 +49,6 @@ def test_fuzz_mix_is_survived_and_counted_by_cause(perception):
     table, problems = account(plan + ['good'], stamps + [last], values, processed)
     assert not problems, (problems, table, values)
     for cause, (sent, counted) in table.items():
-        if cause not in ('model_error', 'processing_error'):
+        # Oversized frames are the 8K kind, left to make soak (test_node_bad_input has one).
+        if cause not in ('model_error', 'processing_error', 'oversized'):
             assert sent > 0, f'the mix sent no frame for {cause}'

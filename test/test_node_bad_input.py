@@ -36,7 +36,7 @@ def stamped(messages, stamp):
 @pytest.mark.ros
 @pytest.mark.slow
 def test_every_bad_input_is_dropped_counted_and_the_next_frame_processed(perception):
-    node, harness = perception(topics={'depth': 'Image'})
+    node, harness = perception(topics={'depth': 'Image'}, max_input_pixels=160 * 120)
     frame, = load_frames('sample', count=1, scale=0.25)  # real frame, 160x120
     good = frame_messages(frame, Header(frame_id='cam'))
     clock = harness.node.get_clock()
@@ -71,6 +71,9 @@ def test_every_bad_input_is_dropped_counted_and_the_next_frame_processed(percept
     short = copy.deepcopy(depth)
     short.data = bytes(depth.data)[:-7]
     expect_drop('bad_encoding', rgb, short, info)
+    # More pixels than max_input_pixels (this node: 160 x 120): dropped before decoding.
+    big, = load_frames('sample', count=1, scale=0.3)
+    expect_drop('oversized', *frame_messages(big, Header(frame_id='cam')))
     # Depth of another size than the colour image.
     expect_drop('size_mismatch', rgb,
                 array_to_image(np.full((60, 80), 1000, np.uint16), '16UC1'), info)

@@ -19,6 +19,7 @@ DROP_CAUSES = (
                              # time, or one of its images lost on the way)
     'bad_encoding',          # unsupported encoding or malformed image message
     'size_mismatch',         # RGB, depth and camera_info sizes disagree
+    'oversized',             # more pixels than max_input_pixels (processing would stall)
     'non_finite',            # NaN/Inf where no value may be missing (camera_info K)
     'empty_depth',           # no valid depth pixel at all
     'camera_info_missing',   # no camera_info received yet

@@ -46,6 +46,9 @@ PARAMETERS = {
                         "interpolated between the measured pixels) or 'global' (one fit)", None),
     'points.stride': (4, 'use every stride-th pixel for ~/points', (1, 64)),
     'diagnostics_period_s': (1.0, 'period of /diagnostics, seconds', (0.05, 3600.0)),
+    'max_input_pixels': (3840 * 2160, 'images with more pixels are dropped as oversized: the '
+                         "node's work grows with the pixels (an 8K frame took seconds)",
+                         (1, 2 ** 31 - 1)),
     'log_throttle_s': (5.0, 'at most one log line per drop cause per period, seconds',
                        (0.0, 3600.0)),
 }

@@ -430,6 +430,11 @@ class PerceptionNode(LifecycleNode):
 
     def _decode(self, rgb_msg: Image, depth_msg: Image) -> tuple:
         """Decode and check one pair; return (rgb, depth in metres, camera_info)."""
+        limit = self.settings['max_input_pixels']
+        for msg in (rgb_msg, depth_msg):
+            if msg.width * msg.height > limit:  # checked before any work on the pixels
+                raise FrameDropped('oversized', f'{msg.width}x{msg.height} image: more than '
+                                   f'max_input_pixels {limit}; raise it for a larger camera')
         try:
             rgb = decode_rgb(rgb_msg)
             depth = decode_depth(depth_msg)
