@@ -104,7 +104,8 @@ def select_completion_frames(args: argparse.Namespace,
     frames = holdout_frames(sources, args.data, args.frames)
     split = '; '.join(source_text(spec, args.data) for spec in sources)
     taken = 'every frame' if args.frames <= 0 else f'up to {args.frames} evenly spaced frames'
-    return frames, (f'Held-out split of the config (holdout.sources, never trained on): '
+    return frames, ('Test split of the config (holdout.sources: never read by a model trained '
+                    'with this config; the model card says what a given model trained on): '
                     f'{split}; {taken} per source (paths relative to ../shared; select: '
                     '[start, stop(, step)] of the sorted frame list).')
 
