@@ -169,6 +169,11 @@ def test_installed_console_commands_as_the_readme_runs_them(tmp_path, contract_m
         [sys.executable, '-c', 'import vd_ros.perception_node, vd_ros.replay'], cwd=tmp_path,
         env=env, capture_output=True, text=True, timeout=60)
     assert imported.returncode == 0, imported.stderr[-2000:]  # vd_ros imports from anywhere
+    # vd_ros_adapt finds the checkout it was installed from (training/ is not installed).
+    adapt = subprocess.run([os.path.join(BIN, 'vd_ros_adapt'), '--help'], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert adapt.returncode == 0, adapt.stderr[-2000:]
+    assert '--replay' in adapt.stdout
 
     node = subprocess.Popen(
         ['perception_node', '--ros-args', '--params-file', 'config/vd_ros.yaml',
