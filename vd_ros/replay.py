@@ -346,7 +346,12 @@ def replay(node: Node, args) -> int:
             for rgb, depth, info in one_pass():
                 time.sleep(max(0.0, next_time - time.monotonic()))
                 next_time = max(next_time + period, time.monotonic() - period)
-                publisher.publish(rgb, depth, info)
+                try:
+                    publisher.publish(rgb, depth, info)
+                except Exception:  # RCLError (a pybind class) once Ctrl-C shut the context
+                    if node.context.ok():
+                        raise
+                    raise ExternalShutdownException() from None
                 published += 1
                 progress.update()
     if not publisher.flush():
