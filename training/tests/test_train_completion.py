@@ -159,9 +159,9 @@ def test_evaluate_scores_the_head_beside_the_decoder_rows(trained, shared_data, 
     assert 'completion head' in markdown and '(step 5)' in markdown
 
 
-def test_uncertainty_warm_start_keeps_the_depth_and_exports_depth_uncertainty(trained,
-                                                                             shared_data):
-    """freeze_depth: only the uncertainty branch moves; the export (v3) equals eager."""
+def test_uncertainty_warm_start_keeps_the_depth_and_exports_depth_uncertainty(
+        trained, shared_data, tmp_path):
+    """freeze_depth: only the uncertainty branch moves; export (v3) = eager; calibration."""
     folder, checkpoint, model, _, _ = trained
     source = str(folder / 'run' / 'checkpoints' / 'step_00000005.pt')
     run(_args(shared_data, checkpoint, str(folder / 'unc'), 'completion.max_steps=2',
@@ -196,3 +196,14 @@ def test_uncertainty_warm_start_keeps_the_depth_and_exports_depth_uncertainty(tr
     assert float(uncertainty[measured].max()) == 0.0 and uncertainty[~measured].min() > 0
     assert np.abs(uncertainty - eager).max() <= 1e-4 * float(eager.max())
 
+    assert evaluate_main(['--task', 'confidence', '--data', shared_data, '--frames', '1',
+                          '--points', '150', '--perlin', '0.5', '--checkpoint', checkpoint,
+                          '--completion-head', head_file, '--input-size', *map(str, SIZE),
+                          '--out', str(tmp_path), TINY,
+                          f'model.img_size=[{SIZE[0]},{SIZE[1]}]']) == 0
+    with open(tmp_path / 'confidence.md') as stream:
+        markdown = stream.read()
+    rows = [line.split('|') for line in markdown.splitlines() if line.startswith('| 150 pts |')]
+    assert rows and (tmp_path / 'confidence_sparsification.png').exists()
+    ratio, oracle = float(rows[0][5]), float(rows[0][7])
+    assert 0.0 < oracle <= ratio  # no ranking beats sorting by the true error

@@ -1,0 +1,110 @@
+"""Calibration of the completion head's uncertainty on held-out frames.
+
+Every frame gets the inputs of the completion protocol (same masks and seeds,
+``training.eval.completion_protocol``); the head's ``completed_depth`` and
+``depth_uncertainty`` are mapped back to the camera as the node does, and on the filled pixels
+(valid in the measured depth, not given as input) the errors are ranked two ways: by the
+uncertainty in metres (the contract output) and by the node's confidence ``exp(-u / d)``
+(``vd_ros.core.depth_confidence``). Per frame: sparsification and oracle curves, AUSE and the
+RMSE of the most confident half against all filled pixels; averaged over frames per source
+and pattern, and over all frames per pattern.
+"""
+
+from dataclasses import dataclass
+import logging
+
+import numpy as np
+
+from training.eval.completion_protocol import input_mask, InputPattern, pattern_seed
+from training.eval.frames import RGBDFrame
+from training.eval.sparsification import FRACTIONS, sparsification
+from vd_ros.core.depth_confidence import confidence_from_uncertainty
+
+_logger = logging.getLogger(__name__)
+ALL_SOURCES = 'all sources'
+
+
+@dataclass
+class ConfidenceRecord:
+    """One frame and pattern.
+
+    Attributes:
+        dataset: Source of the frame.
+        pattern: Input pattern name.
+        metres: ``sparsification`` ranked by the uncertainty in metres (RMSE in mm).
+        relative: ``sparsification`` ranked by the node's confidence (RMSE in mm).
+        finite: Every confidence is finite where the depth is.
+    """
+
+    dataset: str
+    pattern: str
+    metres: dict
+    relative: dict
+    finite: bool
+
+
+def score_frame(frame: RGBDFrame, pattern: InputPattern, seed: int,
+                runner) -> ConfidenceRecord | None:
+    """Complete one frame's input with the head and score its uncertainty (None: no hole)."""
+    mask = input_mask(frame.depth_m, pattern, seed)
+    sparse = np.where(mask, frame.depth_m, 0.0).astype(np.float32)
+    outputs, letterbox = runner.run(frame.rgb, sparse)
+    if 'depth_uncertainty' not in outputs:
+        raise ValueError('the completion head has no uncertainty branch (depth_uncertainty)')
+    predicted = letterbox.restore(outputs['completed_depth'], 'linear')  # (h, w)
+    uncertainty = letterbox.restore(outputs['depth_uncertainty'], 'linear')  # (h, w)
+    completed = np.where(sparse > 0.0, sparse, predicted)
+    confidence = confidence_from_uncertainty(uncertainty, predicted, sparse)
+    filled = (frame.depth_m > 0.0) & ~mask
+    if not filled.any():
+        return None
+    error_mm = (completed[filled] - frame.depth_m[filled]) * 1000.0
+    finite = bool(np.isfinite(confidence[np.isfinite(completed)]).all())
+    return ConfidenceRecord(frame.dataset, pattern.name,
+                            sparsification(error_mm, uncertainty[filled]),
+                            sparsification(error_mm, -confidence[filled]), finite)
+
+
+def run_confidence_protocol(frames: list[RGBDFrame], runner,
+                            patterns: tuple[InputPattern, ...],
+                            seed: int = 0) -> list[ConfidenceRecord]:
+    """Score every frame and pattern (the completion protocol's inputs)."""
+    records = []
+    for frame_index, frame in enumerate(frames):
+        _logger.info('confidence frame %d/%d: %s', frame_index + 1, len(frames), frame.name)
+        for pattern_index, pattern in enumerate(patterns):
+            record = score_frame(frame, pattern, pattern_seed(seed, frame_index, pattern_index),
+                                 runner)
+            if record is not None:
+                records.append(record)
+    return records
+
+
+def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
+    """Average per (source, pattern) and per pattern over all sources, in first-seen order.
+
+    Returns:
+        Rows with ``dataset``, ``pattern``, ``frames``, ``rmse_all_mm``, ``rmse_half_mm``,
+        ``half_ratio`` (of the mean RMSEs), ``ause_mm``, ``ause_relative_mm`` (ranked by the
+        node's confidence), ``curve``, ``oracle`` (mean curves, mm), ``finite``.
+    """
+    groups: dict[tuple[str, str], list[ConfidenceRecord]] = {}
+    for record in records:
+        groups.setdefault((record.dataset, record.pattern), []).append(record)
+        groups.setdefault((ALL_SOURCES, record.pattern), []).append(record)
+    half = FRACTIONS.index(0.5)
+    rows = []
+    for (dataset, pattern), group in groups.items():
+        curve = np.mean([r.metres['curve'] for r in group], axis=0)
+        oracle = np.mean([r.metres['oracle'] for r in group], axis=0)
+        relative = np.mean([r.relative['curve'] for r in group], axis=0)
+        rows.append({'dataset': dataset, 'pattern': pattern, 'frames': len(group),
+                     'rmse_all_mm': float(curve[-1]), 'rmse_half_mm': float(curve[half]),
+                     'half_ratio': float(curve[half] / curve[-1]),
+                     'half_ratio_relative': float(relative[half] / relative[-1]),
+                     'oracle_half_ratio': float(oracle[half] / oracle[-1]),
+                     'ause_mm': float(np.mean([r.metres['ause'] for r in group])),
+                     'ause_relative_mm': float(np.mean([r.relative['ause'] for r in group])),
+                     'curve': curve, 'oracle': oracle,
+                     'finite': all(r.finite for r in group)})
+    return sorted(rows, key=lambda row: row['dataset'] != ALL_SOURCES)
