@@ -200,7 +200,9 @@ def evaluate_confidence(args: argparse.Namespace, cfg: dict, runner: VDRunner,
         '(sparsification curve), the same with the pixels ordered by their true error '
         '(oracle), AUSE = mean gap between the two over the ten shares; then means over '
         'frames. ratio = RMSE of the most confident half / RMSE of all filled pixels (of the '
-        'means over frames); the oracle ratio is the best any ranking can do.',
+        'means over frames); the oracle ratio is the best any ranking can do; by distance: '
+        'the filled pixels ranked by their distance to the nearest input pixel (the '
+        'heuristic baseline).',
         f'Model input {args.input_size[0]}x{args.input_size[1]}, device {args.device}.',
     ]
     text = confidence_markdown(rows, provenance, command, settings, figures)

@@ -5,7 +5,8 @@ Every frame gets the inputs of the completion protocol (same masks and seeds,
 ``depth_uncertainty`` are mapped back to the camera as the node does, and on the filled pixels
 (valid in the measured depth, not given as input) the errors are ranked two ways: by the
 uncertainty in metres (the contract output) and by the node's confidence ``exp(-u / d)``
-(``vd_ros.core.depth_confidence``). Per frame: sparsification and oracle curves, AUSE and the
+(``vd_ros.core.depth_confidence``); for reference also by the distance to the nearest input
+pixel, the obvious heuristic a learned uncertainty has to beat. Per frame: sparsification and oracle curves, AUSE and the
 RMSE of the most confident half against all filled pixels; averaged over frames per source
 and pattern, and over all frames per pattern.
 """
@@ -13,6 +14,7 @@ and pattern, and over all frames per pattern.
 from dataclasses import dataclass
 import logging
 
+import cv2
 import numpy as np
 
 from training.eval.completion_protocol import input_mask, InputPattern, pattern_seed
@@ -33,6 +35,7 @@ class ConfidenceRecord:
         pattern: Input pattern name.
         metres: ``sparsification`` ranked by the uncertainty in metres (RMSE in mm).
         relative: ``sparsification`` ranked by the node's confidence (RMSE in mm).
+        distance: ``sparsification`` ranked by the distance to the nearest input pixel.
         finite: Every confidence is finite where the depth is.
     """
 
@@ -40,6 +43,7 @@ class ConfidenceRecord:
     pattern: str
     metres: dict
     relative: dict
+    distance: dict
     finite: bool
 
 
@@ -60,9 +64,11 @@ def score_frame(frame: RGBDFrame, pattern: InputPattern, seed: int,
         return None
     error_mm = (completed[filled] - frame.depth_m[filled]) * 1000.0
     finite = bool(np.isfinite(confidence[np.isfinite(completed)]).all())
+    distance = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)  # (h, w) px
     return ConfidenceRecord(frame.dataset, pattern.name,
                             sparsification(error_mm, uncertainty[filled]),
-                            sparsification(error_mm, -confidence[filled]), finite)
+                            sparsification(error_mm, -confidence[filled]),
+                            sparsification(error_mm, distance[filled]), finite)
 
 
 def run_confidence_protocol(frames: list[RGBDFrame], runner,
@@ -85,8 +91,10 @@ def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
 
     Returns:
         Rows with ``dataset``, ``pattern``, ``frames``, ``rmse_all_mm``, ``rmse_half_mm``,
-        ``half_ratio`` (of the mean RMSEs), ``ause_mm``, ``ause_relative_mm`` (ranked by the
-        node's confidence), ``curve``, ``oracle`` (mean curves, mm), ``finite``.
+        ``half_ratio`` (of the mean RMSEs; ``_relative``: ranked by the node's confidence,
+        ``distance_``: by the distance to the input, ``oracle_``: by the true error),
+        ``ause_mm``, ``ause_relative_mm``, ``ause_distance_mm``, ``curve``, ``oracle`` (mean
+        curves, mm), ``finite``.
     """
     groups: dict[tuple[str, str], list[ConfidenceRecord]] = {}
     for record in records:
@@ -98,11 +106,14 @@ def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
         curve = np.mean([r.metres['curve'] for r in group], axis=0)
         oracle = np.mean([r.metres['oracle'] for r in group], axis=0)
         relative = np.mean([r.relative['curve'] for r in group], axis=0)
+        distance = np.mean([r.distance['curve'] for r in group], axis=0)
         rows.append({'dataset': dataset, 'pattern': pattern, 'frames': len(group),
                      'rmse_all_mm': float(curve[-1]), 'rmse_half_mm': float(curve[half]),
                      'half_ratio': float(curve[half] / curve[-1]),
                      'half_ratio_relative': float(relative[half] / relative[-1]),
                      'oracle_half_ratio': float(oracle[half] / oracle[-1]),
+                     'distance_half_ratio': float(distance[half] / distance[-1]),
+                     'ause_distance_mm': float(np.mean([r.distance['ause'] for r in group])),
                      'ause_mm': float(np.mean([r.metres['ause'] for r in group])),
                      'ause_relative_mm': float(np.mean([r.relative['ause'] for r in group])),
                      'curve': curve, 'oracle': oracle,

@@ -16,8 +16,10 @@ CONFIDENCE_COLUMNS = {
     'half_ratio': ('ratio (by u)', '{:.3f}', None),
     'half_ratio_relative': ('ratio (by confidence)', '{:.3f}', None),
     'oracle_half_ratio': ('oracle ratio', '{:.3f}', None),
+    'distance_half_ratio': ('ratio (by distance to input)', '{:.3f}', None),
     'ause_mm': ('AUSE by u [mm]', '{:.1f}', None),
     'ause_relative_mm': ('AUSE by confidence [mm]', '{:.1f}', None),
+    'ause_distance_mm': ('AUSE by distance [mm]', '{:.1f}', None),
 }
 
 
