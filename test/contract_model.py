@@ -29,8 +29,10 @@ def tiny_contract(height: int = 56, width: int = 70, patch: int = 14, channels: 
                   feature_dim: int = 6, class_names=('background', 'table', 'chair'),
                   trained: bool = False, completed_depth: bool = False,
                   depth_uncertainty: bool = False) -> ModelContract:
-    """Return the tiny model's contract (v2; v3 with ``depth_uncertainty``, which needs
-    ``completed_depth``)."""
+    """Return the tiny model's contract: v2, or v3 with ``depth_uncertainty``.
+
+    ``depth_uncertainty`` needs ``completed_depth``.
+    """
     outputs = ('features', 'depth', 'seg_logits') if class_names else ('features', 'depth')
     outputs += ('completed_depth',) if completed_depth else ()
     outputs += ('depth_uncertainty',) if depth_uncertainty else ()

@@ -30,7 +30,7 @@ def kitchen_frame(shared_data):
 
 
 def expected_confidence(frame, contract) -> np.ndarray:
-    """The hole confidence the node must publish for the tiny model, at camera size."""
+    """Return the hole confidence the node must publish for the tiny model, camera size."""
     rgb_in, _, letterbox = prepare_inputs(frame.rgb, frame.depth_m, contract)
     completed = COMPLETED_FACTOR * depth_of(rgb_in)[0, 0]  # (H, W) model grid
     uncertainty = completed * UNCERTAINTY_SHARE * rgb_in[0].mean(axis=0)

@@ -192,7 +192,7 @@ def evaluate_confidence(args: argparse.Namespace, cfg: dict, runner: VDRunner,
         f'Frames ({len(frames)}): ' + ', '.join(frame.name for frame in frames) + '.',
         'Inputs: ' + ', '.join(p.name for p in patterns) + ' of the measured depth, the same '
         f'masks and seeds (seed {args.seed}) as completion.md.',
-        'Filled pixels: valid in the measured depth, not given as input. Depth: the head\'s '
+        "Filled pixels: valid in the measured depth, not given as input. Depth: the head's "
         'completed_depth mapped to the camera (input pixels kept), as the node publishes it '
         'with depth.alignment global. u: depth_uncertainty (metres) mapped the same way; '
         'confidence: exp(-u / depth) as the node publishes it on ~/depth/confidence.',

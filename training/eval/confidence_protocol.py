@@ -6,8 +6,9 @@ Every frame gets the inputs of the completion protocol (same masks and seeds,
 (valid in the measured depth, not given as input) the errors are ranked two ways: by the
 uncertainty in metres (the contract output) and by the node's confidence ``exp(-u / d)``
 (``vd_ros.core.depth_confidence``); for reference also by the distance to the nearest input
-pixel, the obvious heuristic a learned uncertainty has to beat. Per frame: sparsification and oracle curves, AUSE and the
-RMSE of the most confident half against all filled pixels; averaged over frames per source
+pixel, the obvious heuristic a learned uncertainty has to beat. Per frame: sparsification and
+oracle curves, AUSE and the RMSE of the most confident half against all filled pixels;
+averaged over frames per source
 and pattern, and over all frames per pattern.
 """
 

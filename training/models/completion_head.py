@@ -245,7 +245,7 @@ class CompletionHead(nn.Module):
 
 def depth_uncertainty(completed: torch.Tensor, log_scale: torch.Tensor,
                       valid: torch.Tensor) -> torch.Tensor:
-    """Expected absolute depth error in metres: depth * b, 0 on the measured pixels.
+    """Return the expected absolute depth error in metres: depth * b, 0 where measured.
 
     For a Laplace error of scale b on log depth, E|d - t| = d * E|1 - e**-x| ~ d * b for
     small b (first order), which is what the contract's ``depth_uncertainty`` carries.

@@ -83,7 +83,7 @@ class ModelContract:
 
 
 def _readable_versions_text() -> str:
-    """The readable versions in words: '1, 2 or 3'."""
+    """Return the readable versions in words: '1, 2 or 3'."""
     names = [str(v) for v in READABLE_VERSIONS]
     return ', '.join(names[:-1]) + ' or ' + names[-1] if len(names) > 1 else names[0]
 
