@@ -202,7 +202,8 @@ def evaluate_confidence(args: argparse.Namespace, cfg: dict, runner: VDRunner,
         'frames. ratio = RMSE of the most confident half / RMSE of all filled pixels (of the '
         'means over frames); the oracle ratio is the best any ranking can do; by distance: '
         'the filled pixels ranked by their distance to the nearest input pixel (the '
-        'heuristic baseline).',
+        'heuristic baseline). Locally aligned: the same depth aligned to the input with '
+        "depth.alignment local (the node's default), ranked by the same u.",
         f'Model input {args.input_size[0]}x{args.input_size[1]}, device {args.device}.',
     ]
     text = confidence_markdown(rows, provenance, command, settings, figures)

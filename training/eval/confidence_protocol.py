@@ -6,7 +6,9 @@ Every frame gets the inputs of the completion protocol (same masks and seeds,
 (valid in the measured depth, not given as input) the errors are ranked two ways: by the
 uncertainty in metres (the contract output) and by the node's confidence ``exp(-u / d)``
 (``vd_ros.core.depth_confidence``); for reference also by the distance to the nearest input
-pixel, the obvious heuristic a learned uncertainty has to beat. Per frame: sparsification and
+pixel, the obvious heuristic a learned uncertainty has to beat. The same uncertainty also
+ranks the errors of that depth after local alignment to the input (``depth.alignment:
+local``, the node's default). Per frame: sparsification and
 oracle curves, AUSE and the RMSE of the most confident half against all filled pixels;
 averaged over frames per source
 and pattern, and over all frames per pattern.
@@ -21,6 +23,7 @@ import numpy as np
 from training.eval.completion_protocol import input_mask, InputPattern, pattern_seed
 from training.eval.frames import RGBDFrame
 from training.eval.sparsification import FRACTIONS, sparsification
+from vd_ros.core.depth_alignment import align_depth
 from vd_ros.core.depth_confidence import confidence_from_uncertainty
 
 _logger = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class ConfidenceRecord:
         metres: ``sparsification`` ranked by the uncertainty in metres (RMSE in mm).
         relative: ``sparsification`` ranked by the node's confidence (RMSE in mm).
         distance: ``sparsification`` ranked by the distance to the nearest input pixel.
+        local: ``sparsification`` of the locally aligned depth, ranked by the uncertainty.
         finite: Every confidence is finite where the depth is.
     """
 
@@ -45,6 +49,7 @@ class ConfidenceRecord:
     metres: dict
     relative: dict
     distance: dict
+    local: dict
     finite: bool
 
 
@@ -66,10 +71,13 @@ def score_frame(frame: RGBDFrame, pattern: InputPattern, seed: int,
     error_mm = (completed[filled] - frame.depth_m[filled]) * 1000.0
     finite = bool(np.isfinite(confidence[np.isfinite(completed)]).all())
     distance = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)  # (h, w) px
+    aligned, _, _ = align_depth(predicted, sparse, False, 'local')  # (h, w)
+    local_mm = (np.nan_to_num(aligned, nan=0.0)[filled] - frame.depth_m[filled]) * 1000.0
     return ConfidenceRecord(frame.dataset, pattern.name,
                             sparsification(error_mm, uncertainty[filled]),
                             sparsification(error_mm, -confidence[filled]),
-                            sparsification(error_mm, distance[filled]), finite)
+                            sparsification(error_mm, distance[filled]),
+                            sparsification(local_mm, uncertainty[filled]), finite)
 
 
 def run_confidence_protocol(frames: list[RGBDFrame], runner,
@@ -95,7 +103,8 @@ def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
         ``half_ratio`` (of the mean RMSEs; ``_relative``: ranked by the node's confidence,
         ``distance_``: by the distance to the input, ``oracle_``: by the true error),
         ``ause_mm``, ``ause_relative_mm``, ``ause_distance_mm``, ``curve``, ``oracle`` (mean
-        curves, mm), ``finite``.
+        curves, mm), the locally aligned depth's ``rmse_all_local_mm``, ``local_half_ratio``
+        and ``ause_local_mm``, ``finite``.
     """
     groups: dict[tuple[str, str], list[ConfidenceRecord]] = {}
     for record in records:
@@ -108,6 +117,7 @@ def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
         oracle = np.mean([r.metres['oracle'] for r in group], axis=0)
         relative = np.mean([r.relative['curve'] for r in group], axis=0)
         distance = np.mean([r.distance['curve'] for r in group], axis=0)
+        local = np.mean([r.local['curve'] for r in group], axis=0)
         rows.append({'dataset': dataset, 'pattern': pattern, 'frames': len(group),
                      'rmse_all_mm': float(curve[-1]), 'rmse_half_mm': float(curve[half]),
                      'half_ratio': float(curve[half] / curve[-1]),
@@ -115,6 +125,9 @@ def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
                      'oracle_half_ratio': float(oracle[half] / oracle[-1]),
                      'distance_half_ratio': float(distance[half] / distance[-1]),
                      'ause_distance_mm': float(np.mean([r.distance['ause'] for r in group])),
+                     'rmse_all_local_mm': float(local[-1]),
+                     'local_half_ratio': float(local[half] / local[-1]),
+                     'ause_local_mm': float(np.mean([r.local['ause'] for r in group])),
                      'ause_mm': float(np.mean([r.metres['ause'] for r in group])),
                      'ause_relative_mm': float(np.mean([r.relative['ause'] for r in group])),
                      'curve': curve, 'oracle': oracle,

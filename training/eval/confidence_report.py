@@ -21,6 +21,13 @@ CONFIDENCE_COLUMNS = {
     'ause_relative_mm': ('AUSE by confidence [mm]', '{:.1f}', None),
     'ause_distance_mm': ('AUSE by distance [mm]', '{:.1f}', None),
 }
+# The same uncertainty on the depth after local alignment (the node's default).
+LOCAL_COLUMNS = {
+    'frames': ('frames', '{}', None),
+    'rmse_all_local_mm': ('RMSE all filled [mm]', '{:.1f}', None),
+    'local_half_ratio': ('ratio (by u)', '{:.3f}', None),
+    'ause_local_mm': ('AUSE by u [mm]', '{:.1f}', None),
+}
 
 
 def curve_table(rows: list[dict]) -> str:
@@ -43,7 +50,9 @@ def confidence_markdown(rows: list[dict], provenance: str, command: str,
     parts += ['## All held-out sources', '',
               grouped_table(overall, 'pattern', ['pattern'], CONFIDENCE_COLUMNS), '',
               '### Sparsification curves (all sources, mean over frames)', '',
-              curve_table(overall), '']
+              curve_table(overall), '',
+              '### The same uncertainty on the locally aligned depth (depth.alignment: local)',
+              '', grouped_table(overall, 'pattern', ['pattern'], LOCAL_COLUMNS), '']
     for dataset in dict.fromkeys(row['dataset'] for row in rows):
         if dataset == ALL_SOURCES:
             continue
