@@ -8,7 +8,9 @@ uncertainty in metres (the contract output) and by the node's confidence ``exp(-
 (``vd_ros.core.depth_confidence``); for reference also by the distance to the nearest input
 pixel, the obvious heuristic a learned uncertainty has to beat. The same uncertainty also
 ranks the errors of that depth after local alignment to the input (``depth.alignment:
-local``, the node's default). Per frame: sparsification and
+local``, the node's default). Whether u is right in metres, not only in its ranking: the
+share of filled pixels with |error| <= u (0.63 for a Laplace error of expected size u) and
+mean |error| / mean u (1 when calibrated). Per frame: sparsification and
 oracle curves, AUSE and the RMSE of the most confident half against all filled pixels;
 averaged over frames per source
 and pattern, and over all frames per pattern.
@@ -41,6 +43,8 @@ class ConfidenceRecord:
         relative: ``sparsification`` ranked by the node's confidence (RMSE in mm).
         distance: ``sparsification`` ranked by the distance to the nearest input pixel.
         local: ``sparsification`` of the locally aligned depth, ranked by the uncertainty.
+        coverage: Share of the filled pixels with |error| <= u.
+        scale: mean |error| / mean u over the filled pixels.
         finite: Every confidence is finite where the depth is.
     """
 
@@ -50,6 +54,8 @@ class ConfidenceRecord:
     relative: dict
     distance: dict
     local: dict
+    coverage: float
+    scale: float
     finite: bool
 
 
@@ -77,7 +83,11 @@ def score_frame(frame: RGBDFrame, pattern: InputPattern, seed: int,
                             sparsification(error_mm, uncertainty[filled]),
                             sparsification(error_mm, -confidence[filled]),
                             sparsification(error_mm, distance[filled]),
-                            sparsification(local_mm, uncertainty[filled]), finite)
+                            sparsification(local_mm, uncertainty[filled]),
+                            float(np.mean(np.abs(error_mm) <= 1000.0 * uncertainty[filled])),
+                            float(np.mean(np.abs(error_mm)) /
+                                  max(1e-9, 1000.0 * float(np.mean(uncertainty[filled])))),
+                            finite)
 
 
 def run_confidence_protocol(frames: list[RGBDFrame], runner,
@@ -104,7 +114,7 @@ def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
         ``distance_``: by the distance to the input, ``oracle_``: by the true error),
         ``ause_mm``, ``ause_relative_mm``, ``ause_distance_mm``, ``curve``, ``oracle`` (mean
         curves, mm), the locally aligned depth's ``rmse_all_local_mm``, ``local_half_ratio``
-        and ``ause_local_mm``, ``finite``.
+        and ``ause_local_mm``, ``coverage`` and ``scale`` (means over frames), ``finite``.
     """
     groups: dict[tuple[str, str], list[ConfidenceRecord]] = {}
     for record in records:
@@ -128,6 +138,8 @@ def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
                      'rmse_all_local_mm': float(local[-1]),
                      'local_half_ratio': float(local[half] / local[-1]),
                      'ause_local_mm': float(np.mean([r.local['ause'] for r in group])),
+                     'coverage': float(np.mean([r.coverage for r in group])),
+                     'scale': float(np.mean([r.scale for r in group])),
                      'ause_mm': float(np.mean([r.metres['ause'] for r in group])),
                      'ause_relative_mm': float(np.mean([r.relative['ause'] for r in group])),
                      'curve': curve, 'oracle': oracle,

@@ -20,6 +20,8 @@ CONFIDENCE_COLUMNS = {
     'ause_mm': ('AUSE by u [mm]', '{:.1f}', None),
     'ause_relative_mm': ('AUSE by confidence [mm]', '{:.1f}', None),
     'ause_distance_mm': ('AUSE by distance [mm]', '{:.1f}', None),
+    'coverage': ('share with abs. error <= u (Laplace 0.63)', '{:.2f}', None),
+    'scale': ('mean abs. error / mean u (1 = calibrated)', '{:.2f}', None),
 }
 # The same uncertainty on the depth after local alignment (the node's default).
 LOCAL_COLUMNS = {
