@@ -1,15 +1,15 @@
 """~/depth/confidence over real DDS: values from the model's depth_uncertainty, the threshold.
 
 The tiny model's uncertainty is ``UNCERTAINTY_SHARE * mean rgb`` times its completed depth, so
-the expected confidence of a hole is ``exp(-restored uncertainty / restored depth)``, computed
-here from the prepared input; measured pixels must have confidence 1.
+the expected confidence of a hole is ``exp(-UNCERTAINTY_SHARE * mean rgb)`` on the model grid,
+mapped to the camera, computed here from the prepared input; measured pixels must have
+confidence 1.
 """
 
 import math
 import os
 
-from contract_model import (build_contract_model, COMPLETED_FACTOR, depth_of, tiny_contract,
-                            UNCERTAINTY_SHARE)
+from contract_model import build_contract_model, tiny_contract, UNCERTAINTY_SHARE
 import numpy as np
 import pytest
 from std_msgs.msg import Header
@@ -32,10 +32,8 @@ def kitchen_frame(shared_data):
 def expected_confidence(frame, contract) -> np.ndarray:
     """Return the hole confidence the node must publish for the tiny model, camera size."""
     rgb_in, _, letterbox = prepare_inputs(frame.rgb, frame.depth_m, contract)
-    completed = COMPLETED_FACTOR * depth_of(rgb_in)[0, 0]  # (H, W) model grid
-    uncertainty = completed * UNCERTAINTY_SHARE * rgb_in[0].mean(axis=0)
-    return np.exp(-letterbox.restore(uncertainty, 'linear') /
-                  letterbox.restore(completed, 'linear'))
+    relative = UNCERTAINTY_SHARE * rgb_in[0].mean(axis=0)  # (H, W): uncertainty / depth
+    return letterbox.restore(np.exp(-relative), 'linear')
 
 
 @pytest.mark.ros

@@ -208,6 +208,9 @@ def evaluate_confidence(args: argparse.Namespace, cfg: dict, runner: VDRunner,
         'Laplace error whose expected size is u) and mean absolute error / mean u.',
         f'Model input {args.input_size[0]}x{args.input_size[1]}, device {args.device}.',
     ]
+    finite = all(row['finite'] for row in rows)
+    settings.append('Confidence finite wherever the depth is finite, on every frame and input: '
+                    f'{"yes" if finite else "NO"}.')
     text = confidence_markdown(rows, provenance, command, settings, figures)
     with open(os.path.join(args.out, 'confidence.md'), 'w') as stream:
         stream.write(text)

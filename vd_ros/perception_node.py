@@ -34,7 +34,7 @@ from vd_ros.camera_info_cache import CameraInfoCache
 from vd_ros.camera_info_input import CameraInfoInput
 from vd_ros.core.contract import ContractError
 from vd_ros.core.depth_alignment import align_depth, keep_measured
-from vd_ros.core.depth_confidence import confidence_from_uncertainty, drop_unconfident
+from vd_ros.core.depth_confidence import camera_confidence, drop_unconfident
 from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
 from vd_ros.core.postprocess import colorize_labels, feature_pca_rgb, labels_from_logits
 from vd_ros.core.preprocess import EmptyDepthError, Letterbox, prepare_inputs
@@ -472,8 +472,8 @@ class PerceptionNode(LifecycleNode):
         settings, header, info = frame.settings, frame.header, frame.info
         with self.stages.stage('depth'):
             restored = frame.letterbox.restore(predicted, 'linear')  # (h, w) metres
-            confidence = None if uncertainty is None else confidence_from_uncertainty(
-                frame.letterbox.restore(uncertainty, 'linear'), restored, frame.depth)
+            confidence = None if uncertainty is None else camera_confidence(
+                uncertainty, predicted, frame.letterbox, frame.depth)
             if metric and settings['depth.alignment'] == 'global':  # metric: as predicted
                 completed = keep_measured(restored, frame.depth)
             else:  # local alignment refines a completion head's depth too (docs/results)

@@ -26,7 +26,7 @@ from training.eval.completion_protocol import input_mask, InputPattern, pattern_
 from training.eval.frames import RGBDFrame
 from training.eval.sparsification import FRACTIONS, sparsification
 from vd_ros.core.depth_alignment import align_depth
-from vd_ros.core.depth_confidence import confidence_from_uncertainty
+from vd_ros.core.depth_confidence import camera_confidence
 
 _logger = logging.getLogger(__name__)
 ALL_SOURCES = 'all sources'
@@ -70,7 +70,8 @@ def score_frame(frame: RGBDFrame, pattern: InputPattern, seed: int,
     predicted = letterbox.restore(outputs['completed_depth'], 'linear')  # (h, w)
     uncertainty = letterbox.restore(outputs['depth_uncertainty'], 'linear')  # (h, w)
     completed = np.where(sparse > 0.0, sparse, predicted)
-    confidence = confidence_from_uncertainty(uncertainty, predicted, sparse)
+    confidence = camera_confidence(outputs['depth_uncertainty'], outputs['completed_depth'],
+                                   letterbox, sparse)  # as the node computes it
     filled = (frame.depth_m > 0.0) & ~mask
     if not filled.any():
         return None

@@ -205,5 +205,6 @@ def test_uncertainty_warm_start_keeps_the_depth_and_exports_depth_uncertainty(
         markdown = stream.read()
     rows = [line.split('|') for line in markdown.splitlines() if line.startswith('| 150 pts |')]
     assert rows and (tmp_path / 'confidence_sparsification.png').exists()
+    assert 'finite wherever the depth is finite, on every frame and input: yes' in markdown
     ratio, oracle, distance = float(rows[0][5]), float(rows[0][7]), float(rows[0][8])
     assert 0.0 < oracle <= min(ratio, distance)  # no ranking beats sorting by the true error
