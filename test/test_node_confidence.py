@@ -20,6 +20,7 @@ from vd_ros.replay import frame_messages, load_frames
 
 FRAME_ID = 'kitchen_rgb_optical_frame'
 TOPICS = {'depth': 'Image', 'depth/confidence': 'Image'}
+STRIDE = 4
 
 
 @pytest.fixture(scope='module')
@@ -45,8 +46,9 @@ def test_confidence_has_the_input_header_one_on_measured_and_drops_pixels_below_
     measured = kitchen_frame.depth_m
     valid = (measured >= 0.1) & (measured <= 10.0)
     threshold = float(np.median(expected[~valid]))
-    node, harness = perception(topics=TOPICS, model_path=str(path), depth__alignment='global',
-                               depth__min_confidence=threshold)
+    node, harness = perception(topics={**TOPICS, 'points': 'PointCloud2'}, model_path=str(path),
+                               depth__alignment='global', depth__min_confidence=threshold,
+                               outputs__points=True, points__stride=STRIDE)
     assert node.contract.contract_version == 3
     rgb_msg, depth_msg, info_msg = frame_messages(kitchen_frame, Header(frame_id=FRAME_ID))
     harness.frames.publish(rgb_msg, depth_msg, info_msg)
@@ -65,6 +67,10 @@ def test_confidence_has_the_input_header_one_on_measured_and_drops_pixels_below_
     assert dropped.sum() > 0.3 * (~valid).sum()
     assert np.isnan(depth[dropped]).all()
     assert np.isfinite(depth[~valid & (confidence >= threshold)]).all()
+    points = harness.received['points'][0]  # the dropped pixels are not back-projected
+    assert points.width * points.height == np.isfinite(depth[::STRIDE, ::STRIDE]).sum()
+    assert points.width * points.height < valid[::STRIDE, ::STRIDE].sum() + \
+        (~valid[::STRIDE, ::STRIDE]).sum() * 0.7
 
 
 @pytest.mark.ros
