@@ -35,6 +35,7 @@ HEAD_DEFAULTS = {
     'max_log_residual': 2.0,      # the residual is clamped to +- this (factor e**2)
     'uncertainty': False,         # also predict a Laplace scale of the log depth error
     'initial_log_scale': -2.3,    # its value before training (e**-2.3: 10 % relative error)
+    'uncertainty_channels': 8,    # width of the uncertainty branch's hidden layer
 }
 # The predicted log scale is clamped to this range (0.1 % .. 270 % relative error).
 LOG_SCALE_RANGE = (-7.0, 1.0)
@@ -130,12 +131,13 @@ class CompletionHead(nn.Module):
             self.residual.bias.copy_(torch.tensor([0.0, math.log(share / (1.0 - share))]))
         self.uncertainty = None
         if self.config['uncertainty']:
-            # Its own layers on the (detached) trunk, the head's inputs and its two outputs,
-            # so that it cannot change the depth; the last layer starts at zero weights.
-            last = nn.Conv2d(c0, 1, 3, padding=1)  # log Laplace scale
+            # Its own two layers on the (detached) last feature map and the two outputs, so
+            # that it cannot change the depth; the last layer starts at zero weights.
+            hidden = int(self.config['uncertainty_channels'])
+            last = nn.Conv2d(hidden, 1, 3, padding=1)  # log Laplace scale
             nn.init.zeros_(last.weight)
             nn.init.constant_(last.bias, float(self.config['initial_log_scale']))
-            self.uncertainty = nn.Sequential(_conv(c0 + inputs + 2, c0), last)
+            self.uncertainty = nn.Sequential(_conv(c0 + 2, hidden), last)
 
     def uncertainty_only(self) -> List[nn.Parameter]:
         """Freeze every weight but the uncertainty branch's; return those.
@@ -238,7 +240,7 @@ class CompletionHead(nn.Module):
                               residual)
         log_scale = None
         if self.uncertainty is not None:
-            cues = torch.cat([up, x, out], 1).detach()  # (B, c0 + inputs + 2, H, W)
+            cues = torch.cat([up, out], 1).detach()  # (B, c0 + 2, H, W)
             log_scale = self.uncertainty(cues).clamp(*LOG_SCALE_RANGE)  # (B, 1, H, W)
         return torch.where(parts.valid > 0, parts.measured, completed), log_scale
 
