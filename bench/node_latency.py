@@ -2,7 +2,8 @@
 
 Replays real 7-Scenes 640x480 frames at 30 Hz (``vd_ros_replay`` in its own process, as a
 camera driver is) through the node (another process) over real DDS with every output
-subscribed, once without and once with ``~/points``, and prints for each run: the sustained
+subscribed (``~/depth/confidence`` too for a model with ``depth_uncertainty``), once without
+and once with ``~/points``, and prints for each run: the sustained
 output rate, the end-to-end latency (input stamp to ``~/depth`` received) p50/p99 (and p50 of
 the first and the second half of the run: a queue would make it grow) and to the last output
 of each frame (every subscribed topic received), the drops by cause, the
@@ -71,6 +72,8 @@ def run_node(model_path: str, providers, args, folder: str, points: bool) -> dic
     topics = [topic for topic in OUTPUTS if points or topic != 'points']
     if not args.segmentation:
         topics = [topic for topic in topics if not topic.startswith('segmentation')]
+    if args.confidence:
+        topics.append('depth/confidence')
     parameters = {'outputs.points': str(points).lower(),
                   **dict(p.split('=', 1) for p in args.param)}
     loops = max(1, round(args.seconds * args.rate / FRAMES))
@@ -126,6 +129,7 @@ def main():
     load_before = os.getloadavg()
     model = VDModel(model_path, providers, intra_op_threads=threads)
     args.segmentation = 'seg_logits' in model.output_names
+    args.confidence = 'depth_uncertainty' in model.output_names
     bare = bare_model_ms(model, frames[0])
     bare_threads = model.intra_op_threads
     del model  # free its threads before the node runs

@@ -7,6 +7,9 @@ compute its outputs by hand:
 * ``depth`` (1, 1, H, W): ``DEPTH_OFFSET_M + mean over channels of rgb``, always positive.
 * ``seg_logits`` (1, K, H/p, W/p): a 1x1 convolution of ``features``.
 * ``completed_depth`` (1, 1, H, W), optional (contract v2): ``COMPLETED_FACTOR * depth``.
+* ``depth_uncertainty`` (1, 1, H, W), optional (contract v3): ``completed_depth`` times
+  ``UNCERTAINTY_SHARE`` times the mean over channels of rgb (a relative uncertainty that
+  follows the image, so the node's confidence is ``exp(-UNCERTAINTY_SHARE * mean rgb)``).
 """
 
 import numpy as np
@@ -18,21 +21,28 @@ from vd_ros.core.pde import PDEConfig
 
 DEPTH_OFFSET_M = 0.5
 COMPLETED_FACTOR = 4.0
+UNCERTAINTY_SHARE = 0.5
 OPSET = 17
 
 
 def tiny_contract(height: int = 56, width: int = 70, patch: int = 14, channels: int = 8,
                   feature_dim: int = 6, class_names=('background', 'table', 'chair'),
-                  trained: bool = False, completed_depth: bool = False) -> ModelContract:
-    """Return the contract of the tiny test model (with ``completed_depth``: v2)."""
+                  trained: bool = False, completed_depth: bool = False,
+                  depth_uncertainty: bool = False) -> ModelContract:
+    """Return the tiny model's contract: v2, or v3 with ``depth_uncertainty``.
+
+    ``depth_uncertainty`` needs ``completed_depth``.
+    """
     outputs = ('features', 'depth', 'seg_logits') if class_names else ('features', 'depth')
     outputs += ('completed_depth',) if completed_depth else ()
+    outputs += ('depth_uncertainty',) if depth_uncertainty else ()
     return ModelContract(
         encoder='test_contract_model', patch_size=patch, input_size=(height, width),
         mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
         pde=PDEConfig(channels=channels), feature_dim=feature_dim,
         class_names=tuple(class_names), trained=trained, outputs=outputs,
-        training={'data': 'none', 'note': 'test/contract_model.py, random weights'})
+        training={'data': 'none', 'note': 'test/contract_model.py, random weights'},
+        contract_version=3 if depth_uncertainty else 2)
 
 
 def depth_of(rgb_in: np.ndarray) -> np.ndarray:
@@ -81,6 +91,14 @@ def build_contract_model(path: str, contract: ModelContract = None, metadata: st
         initializers.append(numpy_helper.from_array(np.array(COMPLETED_FACTOR, np.float32),
                                                     'completed_factor'))
         outputs.append(helper.make_tensor_value_info('completed_depth', TensorProto.FLOAT,
+                                                     [1, 1, height, width]))
+    if 'depth_uncertainty' in contract.outputs:
+        nodes += [helper.make_node('Mul', ['rgb_mean', 'uncertainty_share'], ['relative']),
+                  helper.make_node('Mul', ['completed_depth', 'relative'],
+                                   ['depth_uncertainty'])]
+        initializers.append(numpy_helper.from_array(np.array(UNCERTAINTY_SHARE, np.float32),
+                                                    'uncertainty_share'))
+        outputs.append(helper.make_tensor_value_info('depth_uncertainty', TensorProto.FLOAT,
                                                      [1, 1, height, width]))
     if classes:
         nodes.append(helper.make_node('Conv', ['features', 'seg_w', 'seg_b'], ['seg_logits'],

@@ -30,7 +30,7 @@ def test_wrong_version_names_file_and_versions():
         parse_metadata(json.dumps(meta), 'model.onnx')
     text = str(error.value)
     assert 'model.onnx' in text and str(CONTRACT_VERSION + 1) in text
-    assert 'version 1 or 2 expected' in text
+    assert 'version 1, 2 or 3 expected' in text
 
 
 def test_version_1_files_read_unchanged_and_completed_depth_needs_version_2():
@@ -80,4 +80,39 @@ def test_class_colors_must_give_one_rgb_per_class(colors):
     meta['class_colors'] = colors
     with pytest.raises(ContractError, match=r'm\.onnx: class_colors .* one \[r, g, b\] of '
                        r'integers 0\.\.255 per class \(2 class_names\)'):
+        parse_metadata(json.dumps(meta), 'm.onnx')
+
+
+def test_version_3_round_trip_with_depth_uncertainty():
+    contract = make_contract(outputs=('features', 'depth', 'seg_logits', 'completed_depth',
+                                      'depth_uncertainty'))
+    meta = json.loads(contract.to_json())
+    assert meta['contract_version'] == 3 and meta['outputs'][-1] == 'depth_uncertainty'
+    assert parse_metadata(contract.to_json()) == contract
+
+
+def test_version_2_file_still_loads_and_depth_uncertainty_needs_version_3():
+    v2_text = json.dumps({  # metadata as the v2 exporter wrote it, key for key
+        'contract_version': 2, 'encoder': 'vit_tiny', 'patch_size': 14,
+        'input_size': [126, 168], 'mean': [0.485, 0.456, 0.406],
+        'std': [0.229, 0.224, 0.225], 'pde': PDEConfig().to_dict(), 'feature_dim': 192,
+        'class_names': [], 'trained': True, 'training': {},
+        'outputs': ['features', 'depth', 'completed_depth']})
+    contract = parse_metadata(v2_text, 'v2.onnx')
+    assert contract.contract_version == 2
+    assert contract.outputs == ('features', 'depth', 'completed_depth')
+    meta = json.loads(v2_text)
+    meta['outputs'].append('depth_uncertainty')
+    with pytest.raises(ContractError,
+                       match='v2.onnx: depth_uncertainty needs model contract version 3'):
+        parse_metadata(json.dumps(meta), 'v2.onnx')
+    meta['contract_version'] = 3
+    assert parse_metadata(json.dumps(meta)).outputs[-1] == 'depth_uncertainty'
+
+
+def test_depth_uncertainty_without_completed_depth_is_refused():
+    meta = json.loads(make_contract(outputs=('features', 'depth', 'seg_logits',
+                                             'depth_uncertainty')).to_json())
+    with pytest.raises(ContractError, match='m.onnx: depth_uncertainty is the uncertainty of '
+                       'completed_depth, which is missing'):
         parse_metadata(json.dumps(meta), 'm.onnx')

@@ -27,7 +27,8 @@ def set_parameters(harness, atomically=False, **values):
 
 
 GOOD = {'segmentation__alpha': 0.9, 'depth__fit_shift': True, 'depth__alignment': 'global',
-        'depth__min_m': 0.5, 'depth__max_m': 4.0, 'points__stride': 2, 'log_throttle_s': 0.5}
+        'depth__min_m': 0.5, 'depth__max_m': 4.0, 'depth__min_confidence': 0.7,
+        'points__stride': 2, 'log_throttle_s': 0.5}
 
 
 @pytest.mark.ros
@@ -47,6 +48,7 @@ def test_every_live_parameter_changes_at_run_time(perception):
     ({'segmentation__alpha': float('nan')}, 'out of range'),
     ({'segmentation__alpha': 'half'}, 'Wrong parameter type'),
     ({'points__stride': 0}, 'out of range'),
+    ({'depth__min_confidence': 1.5}, 'out of range'),
     ({'depth__fit_shift': 1}, 'Wrong parameter type'),
     ({'depth__alignment': 'affine'}, "depth.alignment must be one of ('local', 'global'), got "
                                      "'affine'"),

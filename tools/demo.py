@@ -5,7 +5,8 @@ Steps: obtain a model (``--model``, else the shipped trained model ``models/vd_c
 ``bench/vd_export.py``), start the perception node as a subprocess, replay held-out 7-Scenes
 frames (350-399, the test split: never trained on) from ../shared/data (or the in-repo sample)
 one at a time over real DDS, and write
-``panel_NNN.png`` (RGB | input depth | completed depth | segmentation | feature PCA) plus
+``panel_NNN.png`` (RGB | input depth | completed depth | segmentation | feature PCA, and
+``~/depth/confidence`` for a model with ``depth_uncertainty``) plus
 ``summary.json`` / ``summary.md`` to ``--out``. The output says which model ran and whether it
 is trained.
 """
@@ -24,6 +25,7 @@ sys.path.insert(0, ROOT)
 SHIPPED_MODEL = os.path.join(ROOT, 'models', 'vd_cpu.onnx')
 HELD_OUT_7SCENES = 350  # the test split of training/configs/cpu.yaml: 7-Scenes 350-399
 OUTPUTS = ('depth', 'segmentation/color', 'features/pca')
+CONFIDENCE = 'depth/confidence'  # published for models with depth_uncertainty only
 
 
 def obtain_model(requested: str) -> tuple:
@@ -46,22 +48,29 @@ def colour_depth(depth: np.ndarray, max_m: float) -> np.ndarray:
     return rgb
 
 
-COLUMNS = ('RGB', 'input depth (0-5 m)', 'completed depth', 'segmentation', 'feature PCA')
+def colour_confidence(confidence: np.ndarray) -> np.ndarray:
+    """Colour-map a confidence in [0, 1] as RGB (viridis: dark = unreliable)."""
+    scaled = (np.clip(np.nan_to_num(confidence), 0.0, 1.0) * 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+
+
+COLUMNS = ('RGB', 'input depth (0-5 m)', 'completed depth', 'segmentation', 'feature PCA',
+           'confidence (0-1)')
 
 
 def titled_row(images: list, trained: str) -> np.ndarray:
     """Put the panel images side by side under a strip naming each column and the model."""
-    row = np.concatenate(images, axis=1)  # (H, 5 W, 3)
+    row = np.concatenate(images, axis=1)  # (H, 5 or 6 W, 3)
     strip = np.full((28, row.shape[1], 3), 255, np.uint8)
     width = images[0].shape[1]
-    for index, title in enumerate(COLUMNS):
+    for index, title in enumerate(COLUMNS[:len(images)]):
         label = f'{title} - {trained}' if index == 0 else title
         cv2.putText(strip, label, (8 + index * width, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                     (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, row], axis=0)
 
 
-def record_panels(recorder, frames, out_dir: str, trained: str) -> tuple:
+def record_panels(recorder, frames, out_dir: str, trained: str, outputs=OUTPUTS) -> tuple:
     """Send the frames one at a time and write a panel per frame.
 
     Returns:
@@ -85,11 +94,14 @@ def record_panels(recorder, frames, out_dir: str, trained: str) -> tuple:
             print(f'frame {index}: no complete output within 30 s')
             continue
         latencies.append((time.monotonic() - sent) * 1e3)
-        out = {topic: image_to_array(recorder.received[topic][stamp][0]) for topic in OUTPUTS}
-        panel = titled_row([frame.rgb, colour_depth(frame.depth_m, 5.0),
-                            colour_depth(out['depth'], 5.0), out['segmentation/color'],
-                            cv2.resize(out['features/pca'], frame.rgb.shape[1::-1],
-                                       interpolation=cv2.INTER_NEAREST)], trained)
+        out = {topic: image_to_array(recorder.received[topic][stamp][0]) for topic in outputs}
+        images = [frame.rgb, colour_depth(frame.depth_m, 5.0), colour_depth(out['depth'], 5.0),
+                  out['segmentation/color'],
+                  cv2.resize(out['features/pca'], frame.rgb.shape[1::-1],
+                             interpolation=cv2.INTER_NEAREST)]
+        if CONFIDENCE in out:
+            images.append(colour_confidence(out[CONFIDENCE]))
+        panel = titled_row(images, trained)
         name = os.path.join(out_dir, f'panel_{index:03d}.png')
         cv2.imwrite(name, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
         panels.append(name)
@@ -124,9 +136,12 @@ def main():
                           step=100 // max(1, args.frames)) if source == kitchen
               else load_frames(source, count=args.frames))
     print(f'frames: {len(frames)} from {source}')
+    confident = 'depth_uncertainty' in contract.outputs
+    outputs = OUTPUTS + ((CONFIDENCE,) if confident else ())
     with NodeSession(model_path, ['cpu'], os.path.join(args.out, 'node.log'),
-                     OUTPUTS) as session:
-        latencies, panels, elapsed = record_panels(session.recorder, frames, args.out, trained)
+                     outputs) as session:
+        latencies, panels, elapsed = record_panels(session.recorder, frames, args.out, trained,
+                                                   outputs)
         time.sleep(1.5)  # one more diagnostics period
         diagnostics = dict(session.recorder.diagnostics)
     code = session.exit_code
@@ -146,7 +161,9 @@ def main():
              f'- node time per frame p50 {diagnostics.get("latency_p50_ms")} ms, of which ORT '
              f'{diagnostics.get("model_p50_ms")} ms; provider '
              f'{diagnostics.get("active_provider")}',
-             '- panels: RGB | input depth | completed depth | segmentation | feature PCA']
+             '- panels: RGB | input depth | completed depth | segmentation | feature PCA' +
+             (' | confidence' if confident else ' (no confidence: the model has no '
+              'depth_uncertainty output)')]
     lines += [f'  - `{os.path.basename(p)}`' for p in panels]
     with open(os.path.join(args.out, 'summary.md'), 'w') as stream:
         stream.write('\n'.join(lines) + '\n')

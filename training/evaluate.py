@@ -2,7 +2,7 @@ r"""Evaluate Vanishing Depth against classical baselines; write markdown + PNG r
 
 Usage::
 
-    python -m training.evaluate --task completion|pose|all \
+    python -m training.evaluate --task completion|confidence|pose|all \
         [--checkpoint PATH [--checkpoint-label smoke] [--completion-head HEAD.pt] \
         | --random-init] \
         [--config extra.yaml] [--frames 10] [--points 1500 500 150] [--perlin 0.5] \
@@ -12,7 +12,11 @@ Usage::
 Without ``--checkpoint`` or ``--random-init`` only the baselines run. ``--completion-head`` (a
 ``training/train_completion.py`` checkpoint of the same pretraining checkpoint) adds the rows
 ``vd head`` (its metric depth, input pixels kept, as the node publishes ``completed_depth``) and
-``vd head + local`` (that depth locally aligned to the input at camera resolution). Trailing
+``vd head + local`` (that depth locally aligned to the input at camera resolution). With a
+head that predicts its uncertainty (``depth_uncertainty``), ``--task confidence`` (and
+``all``) writes ``confidence.md``: on the same frames and inputs, the sparsification curve of
+the filled pixels against the oracle's, AUSE and the RMSE of the most confident half against
+all filled pixels (``training.eval.confidence_protocol``). Trailing
 ``key=value`` arguments override the config (OmegaConf dotlist), e.g. for a tiny model
 ``'model.timm_kwargs={depth: 4, embed_dim: 64, num_heads: 2}'``.
 
@@ -36,6 +40,8 @@ from training.engine.config import load_config, to_plain
 from training.eval.completion_protocol import (baseline_methods, complete_frame, InputPattern,
                                                pattern_seed, run_completion_protocol,
                                                summarize_completion)
+from training.eval.confidence_protocol import run_confidence_protocol, summarize_confidence
+from training.eval.confidence_report import confidence_markdown, plot_sparsification
 from training.eval.frames import completion_frames, holdout_frames, RGBDFrame
 from training.eval.pose_protocol import (AUC_THRESHOLDS_DEG, dense_extractor,
                                          keypoint_extractor, POSE_GAPS, run_pose_protocol,
@@ -53,7 +59,8 @@ DEFAULT_DATA = os.path.join(shared_dir(), 'data')
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--task', choices=('completion', 'pose', 'all'), default='all')
+    parser.add_argument('--task', choices=('completion', 'confidence', 'pose', 'all'),
+                        default='all')
     model = parser.add_mutually_exclusive_group()
     model.add_argument('--checkpoint', help='model checkpoint (torch.save file)')
     model.add_argument('--random-init', action='store_true',
@@ -85,6 +92,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error('--checkpoint-label needs --checkpoint')
     if args.completion_head and not (args.checkpoint or args.random_init):
         parser.error('--completion-head needs --checkpoint or --random-init')
+    if args.task == 'confidence' and not args.completion_head:
+        parser.error('--task confidence needs --completion-head (with an uncertainty branch)')
     return args
 
 
@@ -170,6 +179,51 @@ def evaluate_completion(args: argparse.Namespace, cfg: dict, runner: VDRunner | 
     return rows
 
 
+def evaluate_confidence(args: argparse.Namespace, cfg: dict, runner: VDRunner,
+                        provenance: str, command: str) -> list[dict]:
+    """Score the head's uncertainty on the completion frames; write confidence.md."""
+    frames, origin = select_completion_frames(args, cfg)
+    patterns = tuple([InputPattern('points', count) for count in args.points]
+                     + [InputPattern('perlin', share) for share in args.perlin])
+    rows = summarize_confidence(run_confidence_protocol(frames, runner, patterns, args.seed))
+    figures = ['confidence_sparsification.png']
+    plot_sparsification(rows, os.path.join(args.out, figures[0]), provenance)
+    settings = [
+        origin,
+        f'Frames ({len(frames)}): ' + ', '.join(frame.name for frame in frames) + '.',
+        'Inputs: ' + ', '.join(p.name for p in patterns) + ' of the measured depth, the same '
+        f'masks and seeds (seed {args.seed}) as completion.md.',
+        "Filled pixels: valid in the measured depth, not given as input. Depth: the head's "
+        'completed_depth mapped to the camera (input pixels kept), as the node publishes it '
+        'with depth.alignment global. u: depth_uncertainty (metres) mapped the same way; '
+        'confidence: exp(-u / depth) as the node publishes it on ~/depth/confidence.',
+        'Per frame: RMSE of the most confident 10, 20, ..., 100 % of the filled pixels '
+        '(sparsification curve), the same with the pixels ordered by their true error '
+        '(oracle), AUSE = mean gap between the two over the ten shares; then means over '
+        'frames. ratio = RMSE of the most confident half / RMSE of all filled pixels (of the '
+        'means over frames); the oracle ratio is the best any ranking can do; by distance: '
+        'the filled pixels ranked by their distance to the nearest input pixel (the '
+        'heuristic baseline). Locally aligned: the same depth aligned to the input with '
+        "depth.alignment local (the node's default), ranked by the same u. Calibration in "
+        'metres: the share of filled pixels whose absolute error is at most u (0.63 for a '
+        'Laplace error whose expected size is u) and mean absolute error / mean u.',
+        f'Model input {args.input_size[0]}x{args.input_size[1]}, device {args.device}.',
+    ]
+    finite = all(row['finite'] for row in rows)
+    settings.append('Confidence finite wherever the depth is finite, on every frame and input: '
+                    f'{"yes" if finite else "NO"}.')
+    text = confidence_markdown(rows, provenance, command, settings, figures)
+    with open(os.path.join(args.out, 'confidence.md'), 'w') as stream:
+        stream.write(text)
+    for row in rows:
+        _logger.info('confidence %s %s: RMSE all %.1f mm, most confident half %.1f mm '
+                     '(ratio %.3f, by confidence %.3f, oracle %.3f), AUSE %.1f mm',
+                     row['dataset'], row['pattern'], row['rmse_all_mm'], row['rmse_half_mm'],
+                     row['half_ratio'], row['half_ratio_relative'], row['oracle_half_ratio'],
+                     row['ause_mm'])
+    return rows
+
+
 def evaluate_pose(args: argparse.Namespace, runner: VDRunner | None, provenance: str,
                   command: str) -> list[dict]:
     """Run the 7-Scenes pose protocol, write pose.md and its figure, return the rows."""
@@ -226,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     _logger.info('model: %s', provenance)
     if args.task in ('completion', 'all'):
         evaluate_completion(args, cfg, runner, provenance, command)
+    has_uncertainty = runner is not None and runner.completion_head is not None and \
+        runner.completion_head.uncertainty is not None
+    if args.task == 'confidence' and not has_uncertainty:
+        raise ValueError(f'{args.completion_head}: the completion head has no uncertainty '
+                         'branch (train it with completion.head.uncertainty=true)')
+    if args.task in ('confidence', 'all') and has_uncertainty:
+        evaluate_confidence(args, cfg, runner, provenance, command)
     if args.task in ('pose', 'all'):
         evaluate_pose(args, runner, provenance, command)
     _logger.info('results written to %s', args.out)

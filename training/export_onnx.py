@@ -15,8 +15,10 @@ depth in metres, before alignment to the measured depth) and, with ``--heads``, 
 (1, K, h, w) on the head's own grid (``--untrained-head LAYOUT`` attaches a random linear head
 instead, so that every node output can be exercised), and, with ``--completion-head`` (a
 ``training/train_completion.py`` checkpoint), ``completed_depth`` (1, 1, H, W): metric depth
-from the completion head, contract version 2 (files without it stay version 1); metadata key
-``vd_ros`` = ``ModelContract.to_json()``.
+from the completion head, contract version 2 (files without it stay version 1), and, when that
+head has an uncertainty branch, ``depth_uncertainty`` (1, 1, H, W): its expected absolute error
+in metres, 0 on measured pixels, contract version 3; metadata key ``vd_ros`` =
+``ModelContract.to_json()``.
 
 Without ``--checkpoint`` the model is exported at random initialisation (``trained: false``,
 with a loud warning): enough to run the node end to end, useless for perception.
@@ -54,8 +56,9 @@ from training.data.shared_paths import report_path
 from training.engine.config import load_config, to_plain
 from training.heads_checkpoint import load_heads_checkpoint
 from training.models import VanishingDepth
-from training.models.completion_head import CompletionHead
+from training.models.completion_head import CompletionHead, depth_uncertainty
 from training.models.heads import build_seg_head
+from training.models.pde import decode_depth
 from training.onnx_weight_storage import store_weights_fp16
 from vd_ros.core.contract import METADATA_KEY, ModelContract, REQUIRED_OUTPUTS
 
@@ -103,22 +106,29 @@ class ExportGraph(nn.Module):
         self.completion_head = completion_head
 
     def forward(self, rgb: torch.Tensor, pde: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Return (features, depth[, seg_logits][, completed_depth]) as float32."""
+        """Return (features, depth[, seg_logits][, completed_depth[, depth_uncertainty]])."""
         features = self.model.encode(rgb.to(self.dtype), pde.to(self.dtype))
         depth = self.model.decoder(features.maps, tuple(rgb.shape[-2:]))[0]  # (1, 1, H, W)
         outputs = [features.last.float(), depth.float()]  # (1, D, h, w), (1, 1, H, W)
         if self.seg_head is not None:
             outputs.append(self.seg_head(features.maps).float())  # (1, K, h', w')
         if self.completion_head is not None:
-            outputs.append(self.completion_head(rgb, pde, depth.float(),
-                                                features.maps[-1].float()))  # (1, 1, H, W)
+            head = self.completion_head
+            completed, log_scale = head.complete(rgb, pde, depth.float(),
+                                                 features.maps[-1].float())  # (1, 1, H, W)
+            outputs.append(completed)
+            if log_scale is not None:
+                valid = decode_depth(pde, head.pde_config)[1]  # (1, 1, H, W)
+                outputs.append(depth_uncertainty(completed, log_scale, valid))
         return tuple(outputs)
 
 
-def output_names(with_seg: bool, with_completion: bool = False) -> List[str]:
+def output_names(with_seg: bool, with_completion: bool = False,
+                 with_uncertainty: bool = False) -> List[str]:
     """Names of the graph outputs, in the order ``ExportGraph`` returns them."""
     return list(REQUIRED_OUTPUTS) + (['seg_logits'] if with_seg else []) + (
-        ['completed_depth'] if with_completion else [])
+        ['completed_depth'] if with_completion else []) + (
+        ['depth_uncertainty'] if with_completion and with_uncertainty else [])
 
 
 def check_input_size(input_size: Sequence[int], patch_size: int) -> Tuple[int, int]:
@@ -175,7 +185,8 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
                    class_names: Sequence[str] = (), trained: bool = False,
                    training_info: Optional[Dict[str, Any]] = None,
                    completion: bool = False,
-                   class_colors: Sequence[Sequence[int]] = ()) -> ModelContract:
+                   class_colors: Sequence[Sequence[int]] = (),
+                   uncertainty: bool = False) -> ModelContract:
     """Return the contract of ``model`` exported at ``input_size`` (also used to preprocess).
 
     Args:
@@ -186,7 +197,10 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
         training_info: Provenance (see :func:`training_provenance`).
         completion: A completion head is exported (``completed_depth``, contract v2).
         class_colors: ``(r, g, b)`` per class from the user's class list, or empty.
+        uncertainty: The completion head predicts its uncertainty (``depth_uncertainty``,
+            contract v3).
     """
+    version = (3 if uncertainty else 2) if completion else 1
     return ModelContract(
         encoder=model.encoder_name, patch_size=int(model.patch_size),
         input_size=check_input_size(input_size, model.patch_size),
@@ -194,8 +208,9 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
         pde=model.pde_config, feature_dim=int(model.feature_dim),
         class_names=tuple(str(name) for name in class_names),
         class_colors=tuple(tuple(int(v) for v in colour) for colour in class_colors),
-        trained=bool(trained), outputs=tuple(output_names(bool(class_names), completion)),
-        training=dict(training_info or {}), contract_version=2 if completion else 1)
+        trained=bool(trained),
+        outputs=tuple(output_names(bool(class_names), completion, uncertainty)),
+        training=dict(training_info or {}), contract_version=version)
 
 
 def _trace_to_onnx(graph: ExportGraph, example: Tuple[torch.Tensor, torch.Tensor], path: str,
@@ -235,7 +250,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
         fp16: Compute in float16 inside the graph (I/O stays float32).
         exporter: ``torchscript`` or ``dynamo``.
         opset: ONNX opset (>= 17; default 17 for torchscript, 18 for dynamo).
-        completion_head: Adds ``completed_depth`` (contract v2); computed in float32.
+        completion_head: Adds ``completed_depth`` (contract v2) and, with an uncertainty
+            branch, ``depth_uncertainty`` (v3); computed in float32.
         fp16_weights: Store the large float32 weights as float16 (float32 compute).
         class_colors: Display colour ``(r, g, b)`` per class (the user's class list), or
             empty for the node's palette.
@@ -267,7 +283,9 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
                       'precision': 'fp16' if fp16 else 'fp32', 'torch': torch.__version__,
                       'weights': 'fp16' if fp16 or fp16_weights else 'fp32'}
     contract = model_contract(model, input_size, class_names, trained, info,
-                              completion=completion_head is not None, class_colors=class_colors)
+                              completion=completion_head is not None, class_colors=class_colors,
+                              uncertainty=getattr(completion_head, 'uncertainty',
+                                                  None) is not None)
     if not trained:
         _logger.warning('!' * 79)
         _logger.warning('EXPORTING A RANDOMLY INITIALISED MODEL (trained: false) to %s: its '

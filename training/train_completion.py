@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> Progress:
                'model_config': model.config}
     torch.manual_seed(ccfg['seed'])
     head = build_completion_head(model, ccfg['head']).to(device).train()
-    optimizer = torch.optim.AdamW(head.parameters(), lr=ccfg['lr'],
+    # freeze_depth: the depth stays exactly the warm start's, only the uncertainty trains.
+    trained = head.uncertainty_only() if ccfg['freeze_depth'] else list(head.parameters())
+    optimizer = torch.optim.AdamW(trained, lr=ccfg['lr'],
                                   weight_decay=ccfg['weight_decay'])
     manager = CheckpointManager(os.path.join(ccfg['out_dir'], 'checkpoints'), ccfg['keep_last'])
     save_config(OmegaConf.create(cfg), os.path.join(ccfg['out_dir'], 'config.yaml'))
@@ -111,7 +113,7 @@ def run(args: argparse.Namespace) -> Progress:
                            progress.consumed)
     _logger.info('%d training frames (%d set aside for validation), head %d parameters, '
                  'budget %.1f min, from step %d', len(mixed) - len(val_indices),
-                 len(val_indices), sum(p.numel() for p in head.parameters()), ccfg['minutes'],
+                 len(val_indices), sum(p.numel() for p in trained), ccfg['minutes'],
                  progress.step)
     return fit_head(HeadRun(model, head, optimizer, manager, cfg, encoder, progress, device),
                     loader, val, 'completion head')

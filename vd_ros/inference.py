@@ -166,6 +166,7 @@ class VDModel:
             'features': [1, contract.feature_dim, height // patch, width // patch],
             'depth': [1, 1, height, width],
             'completed_depth': [1, 1, height, width],
+            'depth_uncertainty': [1, 1, height, width],
         }
         if contract.class_names:
             shapes['seg_logits'] = [1, len(contract.class_names), None, None]

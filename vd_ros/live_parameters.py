@@ -44,6 +44,9 @@ PARAMETERS = {
                         None),
     'depth.alignment': ('local', "'local' (global fit, then the measured / predicted ratio "
                         "interpolated between the measured pixels) or 'global' (one fit)", None),
+    'depth.min_confidence': (0.0, 'completed pixels whose ~/depth/confidence is below this are '
+                             'NaN in ~/depth and ~/points (0 = off; needs a model with '
+                             'depth_uncertainty)', (0.0, 1.0)),
     'points.stride': (4, 'use every stride-th pixel for ~/points', (1, 64)),
     'diagnostics_period_s': (1.0, 'period of /diagnostics, seconds', (0.05, 3600.0)),
     'max_input_pixels': (3840 * 2160, 'images with more pixels are dropped as oversized: the '
@@ -54,7 +57,8 @@ PARAMETERS = {
 }
 # Changeable with `ros2 param set` while the node runs; every other parameter is read-only.
 LIVE = frozenset({'segmentation.alpha', 'depth.fit_shift', 'depth.alignment', 'depth.min_m',
-                  'depth.max_m', 'points.stride', 'log_throttle_s', 'model_path'})
+                  'depth.max_m', 'depth.min_confidence', 'points.stride', 'log_throttle_s',
+                  'model_path'})
 # -p sync.use_message_filters:=false (or YAML false) arrives as a bool, not a string.
 DYNAMIC_TYPING = frozenset({'sync.use_message_filters'})
 

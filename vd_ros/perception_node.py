@@ -34,6 +34,7 @@ from vd_ros.camera_info_cache import CameraInfoCache
 from vd_ros.camera_info_input import CameraInfoInput
 from vd_ros.core.contract import ContractError
 from vd_ros.core.depth_alignment import align_depth, keep_measured
+from vd_ros.core.depth_confidence import camera_confidence, drop_unconfident
 from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
 from vd_ros.core.postprocess import colorize_labels, feature_pca_rgb, labels_from_logits
 from vd_ros.core.preprocess import EmptyDepthError, Letterbox, prepare_inputs
@@ -300,6 +301,11 @@ class PerceptionNode(LifecycleNode):
             if self.parameters.values['outputs.segmentation']:
                 self.get_logger().warning('the model has no seg_logits output: no segmentation')
             topics.pop('outputs.segmentation')
+        if 'depth_uncertainty' in self.model.output_names:
+            topics['outputs.depth'].append(('depth/confidence', Image))
+        elif self.parameters.values['outputs.depth']:
+            self.get_logger().info('the model has no depth_uncertainty output (contract v3): no '
+                                   '~/depth/confidence, depth.min_confidence has no effect')
         return {name: self.create_publisher(msg_type, f'~/{name}', OUTPUT_QOS)
                 for key, entries in topics.items() if self.parameters.values[key]
                 for name, msg_type in entries}
@@ -358,8 +364,12 @@ class PerceptionNode(LifecycleNode):
             FrameDropped: For bad input or a failed model call (counted by the caller).
         """
         model = self.model  # one model for the whole frame, whatever a swap does meanwhile
+        depth_wanted = self._wanted('depth', 'depth/camera_info', 'points')
         computed = {'seg_logits': self._wanted('segmentation', 'segmentation/color'),
-                    depth_output(model): self._wanted('depth', 'depth/camera_info', 'points'),
+                    depth_output(model): depth_wanted or self._wanted('depth/confidence'),
+                    'depth_uncertainty': 'depth_uncertainty' in model.output_names and (
+                        self._wanted('depth/confidence') or
+                        depth_wanted and self.parameters.values['depth.min_confidence'] > 0),
                     'features': self._wanted('features', 'features/camera_info',
                                              'features/pca')}
         outputs = [name for name, wanted in computed.items() if wanted]
@@ -414,7 +424,9 @@ class PerceptionNode(LifecycleNode):
         start, start_cpu = time.perf_counter(), time.thread_time()
         for name in ('completed_depth', 'depth'):
             if name in result:
-                self._publish_depth(frame, result[name][0, 0], name == 'completed_depth')
+                uncertainty = result.get('depth_uncertainty')
+                self._publish_depth(frame, result[name][0, 0], name == 'completed_depth',
+                                    None if uncertainty is None else uncertainty[0, 0])
         if 'seg_logits' in result:
             self._publish_segmentation(frame, result['seg_logits'][0])
         if 'features' in result:
@@ -478,10 +490,13 @@ class PerceptionNode(LifecycleNode):
                 self._outputs['segmentation/color'].publish(
                     array_to_image(overlay, 'rgb8', header))
 
-    def _publish_depth(self, frame: 'ModelFrame', predicted, metric: bool) -> None:
+    def _publish_depth(self, frame: 'ModelFrame', predicted, metric: bool,
+                       uncertainty=None) -> None:
         settings, header, info = frame.settings, frame.header, frame.info
         with self.stages.stage('depth'):
             restored = frame.letterbox.restore(predicted, 'linear')  # (h, w) metres
+            confidence = None if uncertainty is None else camera_confidence(
+                uncertainty, predicted, frame.letterbox, frame.depth)
             if metric and settings['depth.alignment'] == 'global':  # metric: as predicted
                 completed = keep_measured(restored, frame.depth)
             else:  # local alignment refines a completion head's depth too (docs/results)
@@ -492,6 +507,12 @@ class PerceptionNode(LifecycleNode):
             # NaN outside [min, max]; NaN and +-Inf are outside (OpenCV masks, as in _decode).
             inside = cv2.inRange(completed, settings['depth.min_m'], settings['depth.max_m'])
             completed = cv2.copyTo(completed, inside, np.full_like(completed, np.nan))
+            if confidence is not None:
+                completed = drop_unconfident(completed, confidence,
+                                             settings['depth.min_confidence'])
+                if self._wanted('depth/confidence'):
+                    self._outputs['depth/confidence'].publish(
+                        array_to_image(confidence, '32FC1', header))
             if self._wanted('depth', 'depth/camera_info'):
                 self._outputs['depth'].publish(array_to_image(completed, '32FC1', header))
                 self._outputs['depth/camera_info'].publish(camera_info_with(info, header))

@@ -99,11 +99,18 @@ def build_batch(rgb: torch.Tensor, depth: torch.Tensor, patterns: List[InputPatt
 
 
 def complete(model: VanishingDepth, head: CompletionHead, batch: CompletionBatch):
-    """Run the frozen model (no gradient) and the head; return (completed, head maps)."""
+    """Run the frozen model (no gradient) and the head; return (completed, decoder depth)."""
+    completed, depth, _ = complete_with_scale(model, head, batch)
+    return completed, depth
+
+
+def complete_with_scale(model: VanishingDepth, head: CompletionHead, batch: CompletionBatch):
+    """As :func:`complete`, plus the head's log uncertainty scale (None without a branch)."""
     with torch.no_grad():
         features = model.encode(batch.rgb, batch.pde)
         depth = model.decoder(features.maps, tuple(batch.rgb.shape[-2:]))[0]  # (B, 1, H, W)
-    return head(batch.rgb, batch.pde, depth, features.maps[-1]), depth
+    completed, log_scale = head.complete(batch.rgb, batch.pde, depth, features.maps[-1])
+    return completed, depth, log_scale
 
 
 def log_l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,10 @@ from tqdm import tqdm
 from training.completion_checkpoint import CHECKPOINT_FORMAT
 from training.engine.checkpoint import CheckpointManager, load_checkpoint
 from training.engine.completion_batch import (
-    build_batch, complete, CompletionBatch, draw_pattern, log_l1_loss)
+    build_batch, complete_with_scale, CompletionBatch, draw_pattern, log_l1_loss)
 from training.engine.completion_val import format_val, validate, ValSet
 from training.engine.divergence import TrainingDiverged
+from training.losses.laplace_nll import laplace_nll
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead
 
@@ -101,7 +102,9 @@ def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Opt
     if not path:
         if init_from:
             state = read_head_state(init_from, encoder, same_step=False)
-            head.load_state_dict(state['head'])
+            fresh = head.load_depth_weights(state['head'])
+            if fresh:
+                _logger.info('warm start: %s start at their initial values', fresh)
             _logger.info('warm start: head weights of %s (trained on pretraining step %s, '
                          'this run uses step %s), fresh optimiser and schedule', init_from,
                          state['encoder']['step'], encoder['step'])
@@ -117,9 +120,16 @@ def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Opt
 
 def train_step(model, head, optimizer, batch: CompletionBatch, ccfg, progress: Progress,
                inject_nan: bool) -> float:
-    """One optimiser step; returns the loss (NaN when skipped as non-finite)."""
-    completed, _ = complete(model, head, batch)
+    """One optimiser step; returns the loss (NaN when skipped as non-finite).
+
+    The loss is the L1 of log depth, plus ``nll_weight`` times the Laplace NLL of the
+    uncertainty branch where the head has one (the NLL trains only the scale).
+    """
+    completed, _, log_scale = complete_with_scale(model, head, batch)
     loss = log_l1_loss(completed, batch.target, batch.held_out)
+    if log_scale is not None:
+        loss = loss + ccfg['nll_weight'] * laplace_nll(completed, log_scale, batch.target,
+                                                       batch.held_out)
     if inject_nan:
         loss = loss * math.nan
     optimizer.zero_grad(set_to_none=True)

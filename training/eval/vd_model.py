@@ -20,7 +20,8 @@ from training.checkpoint_match import build_checked_model
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
 from training.models import VanishingDepth
-from training.models.completion_head import CompletionHead
+from training.models.completion_head import CompletionHead, depth_uncertainty
+from training.models.pde import decode_depth
 from vd_ros.core.depth_alignment import align_depth, ALIGNMENTS
 from vd_ros.core.pde import positional_depth_encoding
 from vd_ros.core.preprocess import Letterbox, letterbox_params
@@ -136,7 +137,8 @@ class VDRunner:
         Returns:
             (outputs, letterbox): ``features`` (D, H / p, W / p) and, with a decoder,
             ``depth`` (H, W) metres in the model grid, and with a completion head
-            ``completed_depth`` (H, W), as numpy float32.
+            ``completed_depth`` (H, W) and, with its uncertainty branch, ``depth_uncertainty``
+            (H, W) metres (0 on input pixels), as numpy float32.
         """
         letterbox = letterbox_params(rgb.shape[:2], self.input_size)
         rgb_model = letterbox.apply(rgb, 'cubic')  # as the node and training resize it
@@ -150,8 +152,13 @@ class VDRunner:
             depth = self.model.decoder(features.maps, self.input_size)[0]  # (1, 1, H, W)
             result['depth'] = depth[0, 0].float().cpu().numpy()  # (H, W)
             if self.completion_head is not None:
-                completed = self.completion_head(rgb_in, pde, depth, features.maps[-1])
+                head = self.completion_head
+                completed, log_scale = head.complete(rgb_in, pde, depth, features.maps[-1])
                 result['completed_depth'] = completed[0, 0].float().cpu().numpy()  # (H, W)
+                if log_scale is not None:
+                    valid = decode_depth(pde, head.pde_config)[1]  # (1, 1, H, W)
+                    result['depth_uncertainty'] = depth_uncertainty(
+                        completed, log_scale, valid)[0, 0].float().cpu().numpy()  # (H, W)
         return result, letterbox
 
     def completion_method(self, fit_shift: bool = False,

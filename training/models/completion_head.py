@@ -33,7 +33,14 @@ HEAD_DEFAULTS = {
     'support_levels': [1, 3, 5],  # push-pull levels whose support is an input (2, 8, 32 px)
     'decoder_share': 0.1,         # initial gate: share of the locally aligned prediction
     'max_log_residual': 2.0,      # the residual is clamped to +- this (factor e**2)
+    'uncertainty': False,         # also predict a Laplace scale of the log depth error
+    'initial_log_scale': -2.3,    # its value before training (e**-2.3: 10 % relative error)
+    'uncertainty_channels': 8,    # width of the uncertainty branch's hidden layer
 }
+# The predicted log scale is clamped to this range (0.1 % .. 270 % relative error).
+LOG_SCALE_RANGE = (-7.0, 1.0)
+# Weights of an uncertainty branch: a head trained without one warm-starts without them.
+UNCERTAINTY_PREFIX = 'uncertainty.'
 _MIN_DEPTH_M = 1e-3
 _RGB_MEAN, _RGB_STD = 0.45, 0.25
 
@@ -122,6 +129,45 @@ class CompletionHead(nn.Module):
         nn.init.zeros_(self.residual.weight)
         with torch.no_grad():
             self.residual.bias.copy_(torch.tensor([0.0, math.log(share / (1.0 - share))]))
+        self.uncertainty = None
+        if self.config['uncertainty']:
+            # Its own two layers on the (detached) last feature map and the two outputs, so
+            # that it cannot change the depth; the last layer starts at zero weights.
+            hidden = int(self.config['uncertainty_channels'])
+            last = nn.Conv2d(hidden, 1, 3, padding=1)  # log Laplace scale
+            nn.init.zeros_(last.weight)
+            nn.init.constant_(last.bias, float(self.config['initial_log_scale']))
+            self.uncertainty = nn.Sequential(_conv(c0 + 2, hidden), last)
+
+    def uncertainty_only(self) -> List[nn.Parameter]:
+        """Freeze every weight but the uncertainty branch's; return those.
+
+        Raises:
+            ValueError: The head has no uncertainty branch.
+        """
+        if self.uncertainty is None:
+            raise ValueError('completion head has no uncertainty branch to train alone; set '
+                             'completion.head.uncertainty=true')
+        self.requires_grad_(False)
+        self.uncertainty.requires_grad_(True)
+        return list(self.uncertainty.parameters())
+
+    def load_depth_weights(self, state: Mapping[str, torch.Tensor]) -> List[str]:
+        """Load a head's weights; the uncertainty branch may be absent from ``state``.
+
+        Returns:
+            The names left at their initial values (the uncertainty branch of a head trained
+            without one).
+
+        Raises:
+            RuntimeError: Any other missing or unexpected weight.
+        """
+        result = self.load_state_dict(state, strict=False)
+        missing = [n for n in result.missing_keys if not n.startswith(UNCERTAINTY_PREFIX)]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(f'completion head weights do not fit: missing {missing}, '
+                               f'unexpected {list(result.unexpected_keys)}')
+        return list(result.missing_keys)
 
     def maps(self, pde: torch.Tensor, depth: torch.Tensor) -> CompletionMaps:
         """Decode the measurement, align the prediction globally and locally, fill.
@@ -149,7 +195,12 @@ class CompletionHead(nn.Module):
 
     def forward(self, rgb: torch.Tensor, pde: torch.Tensor, depth: torch.Tensor,
                 features: torch.Tensor) -> torch.Tensor:
-        """Return the completed depth.
+        """Return the completed depth (arguments and result as :meth:`complete`)."""
+        return self.complete(rgb, pde, depth, features)[0]
+
+    def complete(self, rgb: torch.Tensor, pde: torch.Tensor, depth: torch.Tensor,
+                 features: torch.Tensor):
+        """Return the completed depth and, with an uncertainty branch, its log scale.
 
         Args:
             rgb: (B, 3, H, W) RGB in [0, 1].
@@ -158,7 +209,10 @@ class CompletionHead(nn.Module):
             features: (B, D, h, w) the last fused token map (``VDFeatures.maps[-1]``).
 
         Returns:
-            (B, 1, H, W) metric depth > 0; the measured depth wherever it is valid.
+            ``(depth, log_scale)``: (B, 1, H, W) metric depth > 0, the measured depth wherever
+            it is valid; (B, 1, H, W) log of the Laplace scale b of the log depth error (the
+            expected |log depth - log truth|) within ``LOG_SCALE_RANGE``, or None without an
+            uncertainty branch.
         """
         parts = self.maps(pde, depth)
         size = tuple(rgb.shape[-2:])
@@ -184,7 +238,21 @@ class CompletionHead(nn.Module):
         residual, gate = out[:, 0:1].clamp(-limit, limit), torch.sigmoid(out[:, 1:2])
         completed = torch.exp(parts.fill_log + gate * (parts.local_log - parts.fill_log) +
                               residual)
-        return torch.where(parts.valid > 0, parts.measured, completed)
+        log_scale = None
+        if self.uncertainty is not None:
+            cues = torch.cat([up, out], 1).detach()  # (B, c0 + 2, H, W)
+            log_scale = self.uncertainty(cues).clamp(*LOG_SCALE_RANGE)  # (B, 1, H, W)
+        return torch.where(parts.valid > 0, parts.measured, completed), log_scale
+
+
+def depth_uncertainty(completed: torch.Tensor, log_scale: torch.Tensor,
+                      valid: torch.Tensor) -> torch.Tensor:
+    """Return the expected absolute depth error in metres: depth * b, 0 where measured.
+
+    For a Laplace error of scale b on log depth, E|d - t| = d * E|1 - e**-x| ~ d * b for
+    small b (first order), which is what the contract's ``depth_uncertainty`` carries.
+    """
+    return torch.where(valid > 0, torch.zeros_like(completed), completed * torch.exp(log_scale))
 
 
 def build_completion_head(model: nn.Module, config: Optional[Mapping] = None) -> CompletionHead:

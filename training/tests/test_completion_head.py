@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from training.models import build_model
-from training.models.completion_head import build_completion_head
+from training.models.completion_head import build_completion_head, depth_uncertainty
 from training.models.pde import decode_depth
 from training.models.push_pull_fill import push_pull_fill
 from vd_ros.core.pde import PDEConfig, positional_depth_encoding
@@ -142,3 +142,32 @@ def test_head_refuses_unknown_keys_and_another_feature_width(tiny):
         build_completion_head(model, {'decoder_share': 1.0})
     with pytest.raises(ValueError, match='feature_dim 384, the model has 64'):
         build_completion_head(model, {'feature_dim': 384})
+
+
+def test_uncertainty_branch_starts_at_one_scale_and_leaves_the_depth_alone(tiny):
+    """Zero last layer: log scale = initial_log_scale everywhere; a warm start keeps depth."""
+    model, rgb, pde, depth, predicted, features = tiny
+    plain = build_completion_head(model).eval()
+    plain.residual.bias.data[0] = 0.05  # a 'trained' head
+    head = build_completion_head(model, {'uncertainty': True, 'initial_log_scale': -1.5}).eval()
+    assert head.load_depth_weights(plain.state_dict()) == [
+        'uncertainty.0.0.weight', 'uncertainty.0.0.bias', 'uncertainty.1.weight',
+        'uncertainty.1.bias']
+    with torch.no_grad():
+        completed, log_scale = head.complete(rgb, pde, predicted, features)
+        assert plain.complete(rgb, pde, predicted, features)[1] is None
+        assert torch.equal(completed, plain(rgb, pde, predicted, features))
+    assert torch.equal(log_scale, torch.full_like(log_scale, -1.5))
+    valid = (depth[:, None] > 0).float()
+    uncertainty = depth_uncertainty(completed, log_scale, valid)
+    assert float(uncertainty[valid > 0].abs().max()) == 0.0
+    holes = valid == 0
+    assert torch.allclose(uncertainty[holes], completed[holes] * math.exp(-1.5))
+    trained = head.uncertainty_only()
+    assert {id(p) for p in trained} == {id(p) for p in head.uncertainty.parameters()}
+    assert not any(p.requires_grad for p in head.residual.parameters())
+    with pytest.raises(RuntimeError, match="missing \\['residual.bias'\\]"):
+        head.load_depth_weights({k: v for k, v in plain.state_dict().items()
+                                 if k != 'residual.bias'})
+    with pytest.raises(ValueError, match='no uncertainty branch'):
+        plain.uncertainty_only()

@@ -16,6 +16,7 @@ from training.engine.checkpoint import load_checkpoint
 from training.evaluate import main as evaluate_main
 from training.export_onnx import main as export_main
 from training.models import build_model
+from training.models.pde import decode_depth
 from training.train_completion import parse_args, run
 from vd_ros.core.depth_codec import read_depth, read_rgb
 from vd_ros.core.preprocess import prepare_inputs
@@ -156,3 +157,54 @@ def test_evaluate_scores_the_head_beside_the_decoder_rows(trained, shared_data, 
     methods = {line.split('|')[2].strip() for line in rows}
     assert {'linear', 'vd local', 'vd head', 'vd head + local'} <= methods
     assert 'completion head' in markdown and '(step 5)' in markdown
+
+
+def test_uncertainty_warm_start_keeps_the_depth_and_exports_depth_uncertainty(
+        trained, shared_data, tmp_path):
+    """freeze_depth: only the uncertainty branch moves; export (v3) = eager; calibration."""
+    folder, checkpoint, model, _, _ = trained
+    source = str(folder / 'run' / 'checkpoints' / 'step_00000005.pt')
+    run(_args(shared_data, checkpoint, str(folder / 'unc'), 'completion.max_steps=2',
+              f'completion.init_from={source}', 'completion.head.uncertainty=true',
+              'completion.freeze_depth=true'))
+    head_file = str(folder / 'unc' / 'checkpoints' / 'step_00000002.pt')
+    unc, five = load_checkpoint(head_file)['head'], load_checkpoint(source)['head']
+    assert all(torch.equal(unc[k], five[k]) for k in five)
+    assert torch.count_nonzero(unc['uncertainty.1.weight']) > 0
+    out = str(folder / 'vd_unc.onnx')
+    assert export_main(['--checkpoint', checkpoint, '--completion-head', head_file,
+                        '--output', out, '--input-size', *map(str, SIZE), TINY,
+                        f'model.img_size=[{SIZE[0]},{SIZE[1]}]']) == 0
+    runtime = VDModel(out, providers=['cpu'], intra_op_threads=1)
+    assert runtime.contract.contract_version == 3
+    assert runtime.contract.outputs[-2:] == ('completed_depth', 'depth_uncertainty')
+    stem = os.path.join(shared_data, '7scenes_redkitchen', 'frame-000120')
+    depth = read_depth(stem + '.depth.png', '7scenes')
+    depth[np.random.default_rng(0).random(depth.shape) > 0.01] = 0.0
+    rgb_in, pde, _ = prepare_inputs(read_rgb(stem + '.color.jpg'), depth, runtime.contract)
+    result = runtime.run(rgb_in, pde)
+    head, _ = load_completion_head(head_file, model, 9)
+    rgb, code = torch.from_numpy(rgb_in), torch.from_numpy(pde)
+    with torch.no_grad():
+        features = model.encode(rgb, code)
+        completed, log_scale = head.complete(rgb, code, model.decoder(features.maps, SIZE)[0],
+                                             features.maps[-1])
+    measured = decode_depth(torch.from_numpy(pde), head.pde_config)[1].numpy() > 0
+    eager = np.where(measured, 0.0, (completed * torch.exp(log_scale)).numpy())
+    uncertainty = result['depth_uncertainty']
+    assert np.isfinite(uncertainty).all() and (uncertainty >= 0).all()
+    assert float(uncertainty[measured].max()) == 0.0 and uncertainty[~measured].min() > 0
+    assert np.abs(uncertainty - eager).max() <= 1e-4 * float(eager.max())
+
+    assert evaluate_main(['--task', 'confidence', '--data', shared_data, '--frames', '1',
+                          '--points', '150', '--perlin', '0.5', '--checkpoint', checkpoint,
+                          '--completion-head', head_file, '--input-size', *map(str, SIZE),
+                          '--out', str(tmp_path), TINY,
+                          f'model.img_size=[{SIZE[0]},{SIZE[1]}]']) == 0
+    with open(tmp_path / 'confidence.md') as stream:
+        markdown = stream.read()
+    rows = [line.split('|') for line in markdown.splitlines() if line.startswith('| 150 pts |')]
+    assert rows and (tmp_path / 'confidence_sparsification.png').exists()
+    assert 'finite wherever the depth is finite, on every frame and input: yes' in markdown
+    ratio, oracle, distance = float(rows[0][5]), float(rows[0][7]), float(rows[0][8])
+    assert 0.0 < oracle <= min(ratio, distance)  # no ranking beats sorting by the true error

@@ -9,13 +9,16 @@ import json
 
 from vd_ros.core.pde import PDEConfig
 
-CONTRACT_VERSION = 2
-# Version 2 adds the optional completed_depth output; version 1 files read unchanged.
-READABLE_VERSIONS = (1, 2)
+CONTRACT_VERSION = 3
+# Version 2 adds the optional completed_depth output, version 3 the optional depth_uncertainty
+# beside it (see docs/model_contract.md); files of versions 1 and 2 read unchanged.
+READABLE_VERSIONS = (1, 2, 3)
 METADATA_KEY = 'vd_ros'
 INPUT_NAMES = ('rgb', 'pde')
 REQUIRED_OUTPUTS = ('features', 'depth')
-OPTIONAL_OUTPUTS = ('seg_logits', 'completed_depth')
+OPTIONAL_OUTPUTS = ('seg_logits', 'completed_depth', 'depth_uncertainty')
+# The first contract version of each optional output that needs one.
+OUTPUT_SINCE = {'completed_depth': 2, 'depth_uncertainty': 3}
 
 
 class ContractError(ValueError):
@@ -41,7 +44,7 @@ class ModelContract:
         trained: False for a random-init export.
         outputs: Names of the outputs present in the graph.
         training: Free-form provenance (data, steps, date, git revision).
-        contract_version: Version of the contract the file follows (1 or 2).
+        contract_version: Version of the contract the file follows (1, 2 or 3).
     """
 
     encoder: str
@@ -79,6 +82,12 @@ class ModelContract:
         return json.dumps(meta, sort_keys=True)
 
 
+def _readable_versions_text() -> str:
+    """Return the readable versions in words: '1, 2 or 3'."""
+    names = [str(v) for v in READABLE_VERSIONS]
+    return ', '.join(names[:-1]) + ' or ' + names[-1] if len(names) > 1 else names[0]
+
+
 def parse_metadata(text: str, source: str = '<model>') -> ModelContract:
     """Parse and validate the ``vd_ros`` metadata JSON of a model file.
 
@@ -102,8 +111,8 @@ def parse_metadata(text: str, source: str = '<model>') -> ModelContract:
     if version not in READABLE_VERSIONS:
         raise ContractError(
             f'{source}: model contract version {version!r} found, version '
-            f'{" or ".join(map(str, READABLE_VERSIONS))} expected; re-export the model with this '
-            'release of training/export_onnx.py')
+            f'{_readable_versions_text()} expected; re-export the model with this release of '
+            'training/export_onnx.py')
     missing = [key for key in ('encoder', 'patch_size', 'input_size', 'mean', 'std', 'pde',
                                'feature_dim', 'outputs') if key not in meta]
     if missing:
@@ -135,9 +144,13 @@ def parse_metadata(text: str, source: str = '<model>') -> ModelContract:
     absent = [name for name in REQUIRED_OUTPUTS if name not in contract.outputs]
     if absent:
         raise ContractError(f'{source}: required outputs {absent} missing from {contract.outputs}')
-    if 'completed_depth' in contract.outputs and version < 2:
-        raise ContractError(f'{source}: completed_depth needs model contract version 2, the '
-                            f'metadata says {version}')
+    for name, since in OUTPUT_SINCE.items():
+        if name in contract.outputs and version < since:
+            raise ContractError(f'{source}: {name} needs model contract version {since}, the '
+                                f'metadata says {version}')
+    if 'depth_uncertainty' in contract.outputs and 'completed_depth' not in contract.outputs:
+        raise ContractError(f'{source}: depth_uncertainty is the uncertainty of '
+                            f'completed_depth, which is missing from {contract.outputs}')
     if 'seg_logits' in contract.outputs and not contract.class_names:
         raise ContractError(f'{source}: seg_logits present but class_names is empty')
     if contract.class_colors and (
