@@ -198,7 +198,9 @@ def main(argv=None) -> int:
             if os.path.isfile(out):
                 rows['meta'] = read_contract(out).training['adaptation']
             cases[case] = rows
-        results.append({'sequence': f'../shared/{report_path(recording)}', 'cases': cases,
+        shown = report_path(recording)
+        shown = shown if os.path.isabs(shown) else f'../shared/{shown}'
+        results.append({'sequence': shown, 'cases': cases,
                         'test': f'{split.val_start}-{split.count - 1}',
                         'given': f'0-{split.train_stop - 1}'})
         with open(os.path.join(work, 'results.json'), 'w') as stream:
