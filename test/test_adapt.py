@@ -161,7 +161,8 @@ def test_node_answers_on_the_adapted_model(perception, adapted):
 
 
 @pytest.mark.ros
-def test_param_set_model_path_swaps_the_model_between_frames(perception, tiny_model, adapted):
+def test_param_set_model_path_swaps_the_model_between_frames(perception, tiny_model, adapted,
+                                                             contract_model_file):
     from test_live_parameters import set_parameters
 
     frame, = load_frames('sample', count=1, scale=0.25)
@@ -180,4 +181,7 @@ def test_param_set_model_path_swaps_the_model_between_frames(perception, tiny_mo
     assert not np.allclose(depths[0][filled], depths[1][filled], equal_nan=True)  # new head
     result, = set_parameters(harness, model_path='/nonexistent.onnx')
     assert not result.successful and 'model file not found' in result.reason
+    # The stand-in model has a segmentation head: configure made no publisher for it.
+    result, = set_parameters(harness, model_path=contract_model_file)
+    assert not result.successful and 'adds the seg_logits output' in result.reason
     assert node.model.path == adapted  # refused: the running model stays

@@ -2,9 +2,10 @@
 
 ``ros2 param set /vd_perception model_path NEW.onnx`` (an adapted model from ``vd_ros_adapt``,
 say) loads the new file while the old one keeps serving frames; only a file that loads, passes
-the contract and publishes the same outputs is accepted, and the swap happens between two
-frames. A refusal names the reason and the node keeps its model. A model with other outputs
-(with or without segmentation) needs new publishers: a lifecycle cleanup and configure.
+the contract and needs what configure built for the running one (the same optional outputs
+behind publishers, the same segmentation classes and colours) is accepted, and the swap
+happens between two frames. A refusal names the reason and the node keeps its model; another
+model needs a lifecycle cleanup and configure.
 """
 
 import os
@@ -45,10 +46,10 @@ class ModelReload:
             model = self._load(os.path.expanduser(path))
         except (ModelLoadError, ContractError, ValueError) as error:
             return f'cannot load {path}: {error}'
-        before = 'seg_logits' in running.output_names
-        if ('seg_logits' in model.output_names) != before:
-            return (f'{path} {"lacks" if before else "adds"} the segmentation output of the '
-                    'running model: reload it with a lifecycle cleanup and configure')
+        reason = _configured_difference(running, model)
+        if reason:
+            return (f'{path} {reason} than the running model: publishers and labels are made '
+                    'at configure, so reload it with a lifecycle cleanup and configure')
         self.staged = model
         return ''
 
@@ -58,3 +59,19 @@ class ModelReload:
         if model is not None:
             self._swap(model)
         return model
+
+
+# Optional outputs that configure creates publishers for.
+PUBLISHED_OUTPUTS = ('seg_logits', 'depth_uncertainty')
+
+
+def _configured_difference(running: VDModel, model: VDModel) -> str:
+    """Return what of ``model`` differs from what configure built for ``running`` ('' = none)."""
+    for name in PUBLISHED_OUTPUTS:
+        before = name in running.output_names
+        if (name in model.output_names) != before:
+            return f'{"lacks" if before else "adds"} the {name} output'
+    if (model.contract.class_names, model.contract.class_colors) != (
+            running.contract.class_names, running.contract.class_colors):
+        return 'has other segmentation classes or colours'
+    return ''
