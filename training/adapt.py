@@ -56,7 +56,8 @@ from training.engine.config import load_config_with_section, save_config
 from training.engine.distributed import choose_device
 from training.engine.divergence import TrainingDiverged
 from training.engine.sample_stream import stream_loader
-from training.eval.adaptation import comparison_lines, mean_ratio, worse_patterns
+from training.eval.adaptation import (comparison_lines, head_rmse_text, mean_ratio,
+                                      worse_patterns)
 from training.eval.frames import evenly_spaced
 from training.export_onnx import export_onnx
 from training.models.completion_head import build_completion_head
@@ -255,8 +256,7 @@ def adapt(args: argparse.Namespace) -> Dict[str, Any]:
                         device)
     holdout = base_holdout_set(replay_info, args.holdout_frames, cfg, model, device)
     reference = validate(model, input_head, val)
-    _logger.info('input model on the held-back part: %s',
-                 ', '.join(f'{k} {v:.1f}' for k, v in reference.items() if k.endswith('head')))
+    _logger.info('input model on the held-back part: %s', head_rmse_text(reference))
 
     encoder = {'checkpoint': report_path(args.model), 'step': contract.training.get('steps'),
                'model_config': model.config, 'sha256': parent_sha}
@@ -275,9 +275,8 @@ def adapt(args: argparse.Namespace) -> Dict[str, Any]:
     if best.state is None:
         raise AdaptationRefused(
             f'no checkpoint of {progress.step} steps beats {args.model} on the held-back part '
-            f'at every input pattern; nothing written (input model: '
-            + ', '.join(f'{k} {v:.1f} mm' for k, v in reference.items() if k.endswith('head'))
-            + ')')
+            'on average without being worse at some input pattern; nothing written (input '
+            f'model: {head_rmse_text(reference)})')
     head.load_state_dict(best.state['head'])
     head.eval()
     report = {

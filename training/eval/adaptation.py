@@ -15,6 +15,11 @@ def pattern_names(row: Row) -> List[str]:
     return [key[:-len(' head')] for key in row if key.endswith(' head')]
 
 
+def head_rmse_text(row: Row) -> str:
+    """Return the head's RMSE per pattern as one line, e.g. '150 pts 180.4 mm, ...'."""
+    return ', '.join(f'{name} {row[f"{name} head"]:.1f} mm' for name in pattern_names(row))
+
+
 def worse_patterns(adapted: Row, reference: Row) -> List[str]:
     """Return the patterns where ``adapted``'s head has a higher RMSE than ``reference``'s."""
     return [name for name in pattern_names(reference)
