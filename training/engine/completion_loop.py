@@ -212,7 +212,7 @@ def fit_head(run: HeadRun, batches: Iterable[Dict[str, Any]], val: ValSet, desc:
     bar = tqdm(total=int(budget_s), initial=int(progress.elapsed_s), unit='s',
                dynamic_ncols=True, desc=desc)
     inject = set(run.cfg['debug']['inject_nan_steps'])
-    batches, losses = iter(batches), []
+    batches, losses, postfix = iter(batches), [], {}
     while progress.elapsed_s < budget_s and (
             ccfg['max_steps'] is None or progress.step < ccfg['max_steps']):
         started = time.perf_counter()
@@ -236,9 +236,13 @@ def fit_head(run: HeadRun, batches: Iterable[Dict[str, Any]], val: ValSet, desc:
             _logger.info('step %d: loss %.4f, lr %.2e, %.2f s/step, %.1f/%.1f min',
                          progress.step, mean, run.optimizer.param_groups[0]['lr'], seconds,
                          progress.elapsed_s / 60.0, ccfg['minutes'])
-            bar.set_postfix(loss=f'{mean:.4f}')
+            postfix['loss'] = f'{mean:.4f}'
+            bar.set_postfix(postfix)
         if val.batches and (progress.step % ccfg['val_every_steps'] == 0 or done):
             row = validate(run.model, run.head, val)
+            heads = [value for key, value in row.items() if key.endswith(' head')]
+            postfix['val_mm'] = f'{np.mean(heads):.1f}'  # mean head RMSE over the patterns
+            bar.set_postfix(postfix)
             progress.val_history.append({'step': progress.step, **row})
             _logger.info('step %d %s', progress.step, format_val(row))
             if on_validation is not None:
