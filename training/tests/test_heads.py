@@ -133,7 +133,7 @@ def _frame_names(sources, base_dir):
 
 def test_default_split_trains_on_0000_0001_and_0002_1_to_10_and_scores_0002_11_to_20(
         shared_data):
-    """heads.yaml's split (issue 12): no frame on both sides, 0002 on both sides."""
+    """heads.yaml's split: no frame on both sides, 0002 on both sides."""
     hcfg = load_heads_config([], [])['heads']
     train = _frame_names(hcfg['train'], shared_data)
     scored = _frame_names(hcfg['eval'], shared_data)
