@@ -45,11 +45,11 @@ from omegaconf import OmegaConf
 import torch
 from torch.utils.data import Subset
 
+from training.checkpoint.files import atomic_save, CheckpointManager, load_checkpoint
 from training.data.datasets import build_dataset, build_source, MixedDataset
 from training.data.recording import frame_times, recording_source, time_split, TimeSplit
 from training.data.shared_paths import REPO_ROOT, report_path, resolve_data_root
 from training.data.transforms import build_transform
-from training.engine.checkpoint import atomic_save, CheckpointManager, load_checkpoint
 from training.engine.completion_loop import fit_head, HeadRun, resume
 from training.engine.completion_val import build_val_set, validate, ValSet
 from training.engine.config import load_config_with_section, save_config

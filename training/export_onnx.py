@@ -49,12 +49,12 @@ from onnx import helper
 import torch
 from torch import nn
 
-from training.checkpoint_match import build_checked_model, total_pretraining_steps
-from training.completion_checkpoint import load_completion_head
+from training.checkpoint.completion import load_completion_head
+from training.checkpoint.heads import load_heads_checkpoint
+from training.checkpoint.model import build_checked_model, total_pretraining_steps
 from training.data.label_layouts import get_layout, LABEL_LAYOUTS
 from training.data.shared_paths import report_path
 from training.engine.config import load_config, to_plain
-from training.heads_checkpoint import load_heads_checkpoint
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead, depth_uncertainty
 from training.models.heads import build_seg_head

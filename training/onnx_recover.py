@@ -43,16 +43,16 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from training.completion_checkpoint import CHECKPOINT_FORMAT
+from training.checkpoint.completion import completion_state
+from training.checkpoint.files import atomic_save
+from training.checkpoint.heads import save_heads_checkpoint
+from training.checkpoint.pretrain import pretrain_state
 from training.data.label_layouts import LABEL_LAYOUTS
 from training.data.shared_paths import report_path
-from training.engine.checkpoint import atomic_save
 from training.export_onnx import export_onnx, ExportGraph
-from training.heads_checkpoint import save_heads_checkpoint
 from training.models import build_model, VanishingDepth
 from training.models.completion_head import build_completion_head
 from training.models.heads import build_seg_head
-from training.train import CHECKPOINT_FORMAT as PRETRAIN_FORMAT
 from vd_ros import SAMPLE_DIR
 from vd_ros.core.contract import METADATA_KEY, ModelContract, parse_metadata
 from vd_ros.core.depth_codec import read_depth, read_rgb
@@ -387,21 +387,18 @@ def write_checkpoints(graph: ExportGraph, contract: ModelContract, onnx_path: st
     paths = {'pretrain': os.path.join(out_dir, 'pretrain.pt')}
     data = info.get('data') if isinstance(info.get('data'), list) else []
     sources = [dict(zip(('type', 'root'), item.split(':', 1))) for item in data]  # 'type:root'
-    atomic_save({'format': PRETRAIN_FORMAT, 'model': graph.model.state_dict(),
-                 'model_config': model_config, 'step': steps,
-                 'config': {'model': model_config, 'data': {'sources': sources},
-                            'recovered_from': source}},
-                paths['pretrain'])
+    atomic_save(pretrain_state(graph.model, steps, {
+        'model': model_config, 'data': {'sources': sources}, 'recovered_from': source}),
+        paths['pretrain'])
     if graph.completion_head is not None:
         head_info = info.get('completion_head') or {}
         paths['completion'] = os.path.join(out_dir, 'completion_head.pt')
-        atomic_save({'format': CHECKPOINT_FORMAT, 'step': int(head_info.get('step', 0)),
-                     'head': graph.completion_head.state_dict(),
-                     'head_config': dict(graph.completion_head.config),
-                     'val_history': [head_info['val']] if head_info.get('val') else [],
-                     'encoder': {'checkpoint': report_path(paths['pretrain']), 'step': steps,
-                                 'model_config': model_config},
-                     'recovered_from': source}, paths['completion'])
+        encoder = {'checkpoint': report_path(paths['pretrain']), 'step': steps,
+                   'model_config': model_config}
+        atomic_save(completion_state(
+            graph.completion_head, head_info.get('step', 0), encoder,
+            [head_info['val']] if head_info.get('val') else [], recovered_from=source),
+            paths['completion'])
     if graph.seg_head is not None:
         heads = info.get('heads') or {}
         layout = LABEL_LAYOUTS.get(heads.get('layout'))  # None for a user's class list
