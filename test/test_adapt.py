@@ -100,7 +100,7 @@ def adapted(tiny_model, recording, tmp_path_factory):
 
 
 def test_adapted_model_records_its_parent_and_beats_it(adapted, tiny_model):
-    from training.onnx_recover import read_contract
+    from training.export.recover import read_contract
 
     contract = read_contract(adapted)
     report = contract.training['adaptation']

@@ -14,7 +14,7 @@ recording's own measured depth is the target. Each step hides measured pixels th
 node meets them (100-2000 sparse points, or Perlin-shaped sensor holes over 30-70 % of the
 valid pixels) and trains the completion head to predict them back; the encoder, adapter and
 decoder stay as they are. The weights come from the ONNX file itself
-(``training.onnx_recover``), so no checkpoint is needed.
+(``training.export.recover``), so no checkpoint is needed.
 
 The recording is split in time (``training.data.recording.time_split``): its last
 ``--holdback`` share (default 20 %) is held back, with a gap of ``--gap-frames`` frames (and 5 s
@@ -59,9 +59,9 @@ from training.engine.sample_stream import stream_loader
 from training.eval.adaptation import (comparison_lines, head_rmse_text, mean_ratio,
                                       worse_patterns)
 from training.eval.frames import evenly_spaced
-from training.export_onnx import export_onnx
+from training.export.exporter import export_onnx
+from training.export.recover import check_outputs, recover
 from training.models.completion_head import build_completion_head
-from training.onnx_recover import check_outputs, recover
 
 _logger = logging.getLogger('training.adapt')
 

@@ -52,7 +52,7 @@ from training.data.shared_paths import (command_text, report_path, resolve_data_
 from training.engine.config import load_config_with_section
 from training.eval.segmentation_metrics import (confusion_matrix, mean_iou, per_class_iou,
                                                 pixel_accuracy)
-from training.export_onnx import model_contract, training_provenance
+from training.export.contract import model_contract, training_provenance
 from training.models import VanishingDepth
 from training.models.heads import build_seg_head, upsample_logits
 from vd_ros.core.contract import ModelContract

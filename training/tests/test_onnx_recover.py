@@ -1,4 +1,4 @@
-"""training.onnx_recover: an exported file back into checkpoints that re-export to the same file.
+"""training.export.recover: an exported file back into checkpoints that re-export to the same file.
 
 A tiny model with an FPN segmentation head (BatchNorm statistics that are not the identity)
 and a completion head is exported with float16 weight storage, as the shipped model is. The
@@ -20,12 +20,12 @@ from training.checkpoint.formats import COMPLETION_FORMAT, PRETRAIN_FORMAT
 from training.checkpoint.heads import load_heads_checkpoint, save_heads_checkpoint
 from training.checkpoint.model import build_checked_model, read_model_checkpoint
 from training.data.label_layouts import YCBV_CLASSES
+from training.export.recover import calibration_inputs, recover, RecoveryError
 from training.export_onnx import main as export_main
 from training.models import build_model
 from training.models.completion_head import build_completion_head
 from training.models.heads import build_seg_head
-from training.onnx_recover import (calibration_inputs, main as recover_main, recover,
-                                   RecoveryError)
+from training.onnx_recover import main as recover_main
 from vd_ros.core.contract import METADATA_KEY, parse_metadata
 
 SIZE = (42, 56)
