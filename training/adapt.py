@@ -45,7 +45,8 @@ from omegaconf import OmegaConf
 import torch
 from torch.utils.data import Subset
 
-from training.checkpoint.files import atomic_save, CheckpointManager, load_checkpoint
+from training.checkpoint.completion import best_head_state, read_best_head
+from training.checkpoint.files import atomic_save, CheckpointManager
 from training.data.datasets import build_dataset, build_source, MixedDataset
 from training.data.recording import frame_times, recording_source, time_split, TimeSplit
 from training.data.shared_paths import REPO_ROOT, report_path, resolve_data_root
@@ -197,7 +198,7 @@ class BestHead:
     def __init__(self, reference: Dict[str, float], path: str, run: HeadRun):
         """Read a best state of an earlier, resumed invocation from ``path``."""
         self.reference, self.path, self.run = reference, path, run
-        self.state = load_checkpoint(path) if os.path.isfile(path) else None
+        self.state = read_best_head(path)
 
     def __call__(self, row: Dict[str, float]) -> None:
         """Consider the head as it is now, validated as ``row``."""
@@ -205,8 +206,7 @@ class BestHead:
         if worse_patterns(row, self.reference) or ratio >= 1.0:
             return
         if self.state is None or ratio < self.state['ratio']:
-            self.state = {'step': self.run.progress.step, 'ratio': ratio, 'row': row,
-                          'head': copy.deepcopy(self.run.head.state_dict())}
+            self.state = best_head_state(self.run.progress.step, ratio, row, self.run.head)
             atomic_save(self.state, self.path)
 
 

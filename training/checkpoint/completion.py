@@ -7,11 +7,20 @@ that ``training/train_completion.py`` or ``training/adapt.py`` writes to resume 
 ``optimizer``, ``progress``, ``config`` and (``CheckpointManager``) ``best_metric``; one
 recovered from a model file adds ``recovered_from``. The head only fits that model: loading it
 for export or evaluation checks the model config and the pretraining step.
+
+``training/adapt.py`` also keeps the best head so far in ``best_head.pt`` (``step``, ``ratio``,
+``row``, ``head``; no ``format`` key, as ever): :func:`best_head_state`, :func:`read_best_head`.
 """
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+import copy
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from training.checkpoint.formats import COMPLETION, COMPLETION_FORMAT, load_checked
+from torch import nn
+
+from training.checkpoint.files import load_checkpoint
+from training.checkpoint.formats import (CheckpointFormatError, COMPLETION, COMPLETION_FORMAT,
+                                         describe, load_checked)
 from training.checkpoint.model import config_differences
 from training.data.shared_paths import report_path
 from training.models import VanishingDepth
@@ -91,3 +100,36 @@ def load_completion_head(path: str, model: VanishingDepth,
             'encoder': {key: state['encoder'][key] for key in ('checkpoint', 'step')},
             'val': (state.get('val_history') or [None])[-1]}
     return head.eval(), info
+
+
+BEST_HEAD_KEYS = ('step', 'ratio', 'row', 'head')
+
+
+def best_head_state(step: int, ratio: float, row: Dict[str, float],
+                    head: nn.Module) -> Dict[str, Any]:
+    """Return the dict of an adaptation's best head so far (``best_head.pt``).
+
+    Args:
+        step: Optimiser step of the head.
+        ratio: Its mean RMSE ratio to the input model on the held-back part.
+        row: Its validation row.
+        head: The head (a copy of its state dict is stored).
+    """
+    return {'step': step, 'ratio': ratio, 'row': row,
+            'head': copy.deepcopy(head.state_dict())}
+
+
+def read_best_head(path: str) -> Optional[Dict[str, Any]]:
+    """Load the ``best_head.pt`` of an earlier invocation, or return None where there is none.
+
+    Raises:
+        CheckpointFormatError: The file lacks one of ``BEST_HEAD_KEYS``.
+    """
+    if not os.path.isfile(path):
+        return None
+    state = load_checkpoint(path)
+    if isinstance(state, Mapping) and all(key in state for key in BEST_HEAD_KEYS):
+        return state
+    raise CheckpointFormatError(f'{path}: not an adaptation best-head file (keys '
+                                f'{", ".join(BEST_HEAD_KEYS)}): found {describe(state)}; write '
+                                'one with training/adapt.py')

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.checkpoint.completion import load_completion_head, read_head_state
+from training.checkpoint.completion import load_completion_head, read_best_head, read_head_state
 from training.checkpoint.files import atomic_save, CheckpointManager, load_checkpoint
 from training.checkpoint.formats import (CheckpointFormatError, CheckpointMismatchError,
                                          COMPLETION_FORMAT, HEADS_FORMAT, HeadsMismatchError,
@@ -96,3 +96,7 @@ def test_every_reader_refuses_another_format_with_the_same_error(tmp_path):
         load_heads_checkpoint(files['completion'], None)
     with pytest.raises(HeadsMismatchError, match='found a list, not a checkpoint dict'):
         load_heads_checkpoint(str(tmp_path / 'list.pt'), None)
+    assert read_best_head(str(tmp_path / 'none.pt')) is None  # adapt's first invocation
+    with pytest.raises(CheckpointFormatError, match=r'pretrain\.pt: not an adaptation best-head '
+                       r'file \(keys step, ratio, row, head\): found a pretraining checkpoint'):
+        read_best_head(files['pretrain'])
