@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from training.checkpoint.heads import (HeadsMismatchError, load_heads_checkpoint,
+                                       save_heads_checkpoint)
 from training.data.datasets import build_source
 from training.data.label_layouts import (get_layout, IGNORE_LABEL, NYU40_CLASSES, remap_labels,
                                          SUN37_CLASSES, training_labels, YCBV_CLASSES)
-from training.heads_checkpoint import (HeadsMismatchError, load_heads_checkpoint,
-                                       save_heads_checkpoint)
 from training.models import build_model
 from training.models.heads import build_seg_head
 from training.train_heads import (load_frames, load_heads_config, main as train_heads_main,
