@@ -42,7 +42,7 @@ from training.engine.config import load_config_with_section
 from training.engine.sample_stream import stream_loader
 from training.engine.schedule import warmup_cosine_factor
 from training.eval.adaptation import pattern_names
-from training.onnx_recover import recover
+from training.export.recover import recover
 
 COMPLETION_CONFIG = os.path.join('training', 'configs', 'completion.yaml')
 ADAPT_CONFIG = os.path.join('training', 'configs', 'adapt.yaml')

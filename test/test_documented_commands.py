@@ -1,8 +1,9 @@
-"""Every command the documents tell a user to run exists and answers ``--help``.
+"""Every command the documents and make targets run exists and answers ``--help``.
 
-The commands are read from the documents themselves (``python -m training.X``, ``bench.X``,
-``tools.X`` and the console scripts), so a module that moves without its documents being
-updated fails here, as does a document naming a command that is gone.
+The commands are read from the documents, the Makefile and the tool scripts themselves
+(``python -m training.X``, ``bench.X``, ``tools.X`` and the console scripts), so a module that
+moves without its documents being updated fails here, as does a document naming a command
+that is gone.
 """
 
 import glob
@@ -16,8 +17,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = ['README.md', os.path.join('training', 'README.md'),
              os.path.join('models', 'MODEL_CARD.md'),
+             'Makefile', *glob.glob(os.path.join('tools', '*.sh')),
              *glob.glob(os.path.join('docs', '**', '*.md'), recursive=True)]
-MODULE = re.compile(r'python3? -m ((?:training|bench|tools)(?:\.\w+)+)')
+MODULE = re.compile(r'-m ((?:training|bench|tools)(?:\.[a-z_]+)+)\b')  # not 'training.X'
 SCRIPTS = {'vd_ros_adapt': 'training.adapt', 'vd_ros_replay': 'vd_ros.replay'}
 
 
@@ -35,7 +37,7 @@ def documented_modules():
 def test_documents_name_the_main_commands():
     modules = documented_modules()
     for expected in ('training.train', 'training.export_onnx', 'training.adapt',
-                     'vd_ros.replay'):
+                     'training.onnx_recover', 'bench.node_latency', 'vd_ros.replay'):
         assert expected in modules, f'{expected} is no longer documented: {modules}'
 
 
