@@ -29,7 +29,8 @@ def load_completion_head(path: str, model: VanishingDepth,
     Returns:
         ``(head in eval mode, info)``: info has ``path``, ``step``, ``head_config``,
         ``init_from`` (the head checkpoint a warm start began with, or None), ``encoder``
-        (the pretraining checkpoint's path and step) and ``val`` (the last validation row).
+        (the pretraining checkpoint's path and step), ``val`` (the last validation row) and,
+        for a calibrated uncertainty, ``calibration`` (``training.calibrate_uncertainty``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -55,4 +56,6 @@ def load_completion_head(path: str, model: VanishingDepth,
             'init_from': ((state.get('config') or {}).get('completion') or {}).get('init_from'),
             'encoder': {key: state['encoder'][key] for key in ('checkpoint', 'step')},
             'val': (state.get('val_history') or [None])[-1]}
+    if state.get('calibration'):
+        info['calibration'] = state['calibration']
     return head.eval(), info

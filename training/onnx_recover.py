@@ -401,6 +401,7 @@ def write_checkpoints(graph: ExportGraph, contract: ModelContract, onnx_path: st
                      'val_history': [head_info['val']] if head_info.get('val') else [],
                      'encoder': {'checkpoint': report_path(paths['pretrain']), 'step': steps,
                                  'model_config': model_config},
+                     'calibration': head_info.get('calibration'),
                      'recovered_from': source}, paths['completion'])
     if graph.seg_head is not None:
         heads = info.get('heads') or {}
