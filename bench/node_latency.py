@@ -147,6 +147,8 @@ def main():
     use_large_image_transport()
     os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 200))
     models = [(path, path) for path in args.model] or [bench_model()]
+    if len({path for path, _ in models}) < len(models):
+        parser.error('a --model is given twice: the variants are told apart by their files')
     frames = bench_frames(FRAMES)
     providers = args.providers.split(',')
     threads = int(dict(p.split('=', 1) for p in args.param).get('intra_op_threads', 0))
@@ -167,7 +169,7 @@ def main():
                         run = run_node(model_path, providers, args, folder, points == 'on',
                                        'seg_logits' in outputs, wanted,
                                        f'{round_index}_{model_index}_{wanted}_')
-                        run['round'] = round_index
+                        run['round'], run['variant'] = round_index, (model_index, wanted)
                         runs.append(run)
     load_after = os.getloadavg()
     for model_path, described in models:
@@ -190,8 +192,9 @@ def main():
 
 
 def variant_name(run: dict, described: dict) -> str:
-    """Return a variant's label: model file, confidence subscription, points."""
-    return (f'{os.path.basename(described[run["model"]])}, ~/depth/confidence '
+    """Return a variant's label: model (number and file), confidence subscription, points."""
+    return (f'{run["variant"][0] + 1}: {os.path.basename(described[run["model"]])}, '
+            '~/depth/confidence '
             f'{"subscribed" if run["confidence"] else "not subscribed"}, '
             f'{"with" if run["points"] else "no"} points')
 
