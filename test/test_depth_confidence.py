@@ -39,7 +39,7 @@ def test_drop_unconfident_sets_nan_below_the_threshold_and_is_off_at_zero():
     assert drop_unconfident(depth, confidence, 0.0) is depth
     kept = drop_unconfident(depth, confidence, 0.5)
     assert np.isnan(kept[0, 0]) and kept[0, 1] == 2.0 and kept[0, 2] == 3.0
-    assert kept.dtype == np.float32
+    assert kept.dtype == np.float32 and kept is depth  # in place: no copy per frame
 
 
 def test_camera_confidence_maps_the_model_grid_to_the_camera_with_one_where_measured():

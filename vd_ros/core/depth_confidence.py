@@ -77,7 +77,12 @@ def camera_confidence(uncertainty: np.ndarray, predicted: np.ndarray, letterbox:
 
 def drop_unconfident(depth: np.ndarray, confidence: np.ndarray,
                      min_confidence: float) -> np.ndarray:
-    """Return ``depth`` with NaN where ``confidence`` < ``min_confidence`` (0: unchanged)."""
+    """Set ``depth`` to NaN where ``confidence`` < ``min_confidence``, in place; return it.
+
+    ``min_confidence`` 0 leaves it unchanged. ``depth`` is a writable float array (the node's
+    own copy of the published depth).
+    """
     if min_confidence <= 0.0:
         return depth
-    return np.where(confidence < min_confidence, np.float32(np.nan), depth).astype(depth.dtype)
+    np.putmask(depth, confidence < np.float32(min_confidence), np.nan)
+    return depth
