@@ -26,7 +26,9 @@ subprocess, so no torch is imported here). Comparisons on a shared machine: give
 without and once with ``~/depth/confidence`` subscribed; the node then neither computes nor
 publishes it) and ``--rounds N``: every variant (model x confidence x points) runs in turn,
 N times over, the bare call of each model before its node runs in every round, and a last
-table gives each variant's rates per round and their mean against the first variant's.
+table gives each variant's rates per round and their mean against the first variant's; then
+the models' bare calls are made in turn (A, B, A, B, ...), which is robust to a changing load,
+with the per-pair ratio of their wall and CPU times.
 """
 
 import argparse
@@ -60,6 +62,32 @@ def bare_model_ms(model: VDModel, frame, budget_s: float = 30.0, repeats: int = 
         model.run(rgb_in, pde)
         times.append(time.perf_counter() - start)
     return np.array(times) * 1e3
+
+
+def paired_bare_ms(paths: list, providers, threads: int, frame, pairs: int = 40) -> dict:
+    """Call the models in turn on one frame (A, B, A, B, ...): wall and CPU ms per call.
+
+    On a shared machine the load changes between two blocks of calls; calls in turn see the
+    same load, so the per-pair ratio of two files' times is their cost ratio. The CPU time
+    (``time.thread_time`` of this thread) counts ONNX Runtime's work only with one intra-op
+    thread (it then runs in the calling thread).
+
+    Returns:
+        path -> ``(wall ms, CPU ms)`` arrays of ``pairs`` calls each.
+    """
+    models = [VDModel(path, providers, intra_op_threads=threads) for path in paths]
+    inputs = [prepare_inputs(frame.rgb, frame.depth_m, model.contract)[:2] for model in models]
+    for model, (rgb_in, pde) in zip(models, inputs):
+        model.run(rgb_in, pde)  # warm-up
+    times = {path: ([], []) for path in paths}
+    for _ in range(pairs):
+        for path, model, (rgb_in, pde) in zip(paths, models, inputs):
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            model.run(rgb_in, pde)
+            times[path][0].append(time.perf_counter() - start)
+            times[path][1].append(time.thread_time() - start_cpu)
+    return {path: (np.array(wall) * 1e3, np.array(cpu) * 1e3)
+            for path, (wall, cpu) in times.items()}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -171,6 +199,8 @@ def main():
                                        f'{round_index}_{model_index}_{wanted}_')
                         run['round'], run['variant'] = round_index, (model_index, wanted)
                         runs.append(run)
+    paired = paired_bare_ms([path for path, _ in models], providers, threads, frames[0]) \
+        if len(models) > 1 else None
     load_after = os.getloadavg()
     for model_path, described in models:
         print(f'model: {described}')
@@ -188,7 +218,7 @@ def main():
     if len(models) == 1 and len({r['confidence'] for r in runs}) == 1 and args.rounds == 1:
         summary(bare[models[0][0]][0][0], runs)
     else:
-        comparison(runs, bare, dict(models))
+        comparison(runs, bare, dict(models), paired)
 
 
 def variant_name(run: dict, described: dict) -> str:
@@ -199,8 +229,11 @@ def variant_name(run: dict, described: dict) -> str:
             f'{"with" if run["points"] else "no"} points')
 
 
-def comparison(runs: list, bare: dict, described: dict) -> None:
-    """Print each variant's output rate per round, the mean and the ratio to the first one."""
+def comparison(runs: list, bare: dict, described: dict, paired: dict = None) -> None:
+    """Print each variant's output rate per round, the mean and the ratio to the first one.
+
+    ``paired``: :func:`paired_bare_ms` of the models, or None.
+    """
     variants = {}
     for run in runs:
         variants.setdefault(variant_name(run, described), []).append(run)
@@ -223,14 +256,25 @@ def comparison(runs: list, bare: dict, described: dict) -> None:
         print(f'| {os.path.basename(described[path])} | '
               + ' / '.join(f'{value:.1f}' for value in medians)
               + f' | {np.mean(medians):.1f} |')
+    if not paired:
+        return
+    first = next(iter(paired))
+    print(f'\nbare calls in turn ({len(paired[first][0])} per model): p50 wall / CPU [ms], and '
+          'the p50 of the per-pair ratio to the first model')
+    print('| model | wall p50 [ms] | CPU p50 [ms] | wall ratio p50 | CPU ratio p50 |')
+    print('|---|---:|---:|---:|---:|')
+    for path, (wall, cpu) in paired.items():
+        print(f'| {os.path.basename(described[path])} | {np.median(wall):.1f} | '
+              f'{np.median(cpu):.1f} | {np.median(wall / paired[first][0]):.3f} | '
+              f'{np.median(cpu / paired[first][1]):.3f} |')
 
 
 def report(run: dict, args) -> None:
     """Print the figures of one node run."""
     latencies, stages = run['latencies'], run['stages']
     print(f'\nnode ({os.path.basename(run["model"])}, round {run.get("round", 0) + 1}), '
-          f'every output subscribed {"with" if run["points"] else "except"} ~/points'
-          f'{" and ~/depth/confidence" if run["confidence"] else ""} '
+          f'every output subscribed{" (~/depth/confidence too)" if run["confidence"] else ""} '
+          f'{"with" if run["points"] else "except"} ~/points '
           f'(exit code {run["exit_code"]}, camera {run["camera_exit_code"]}): {run["sent"]} '
           f'frames sent at {args.rate:.0f} Hz '
           f'over {args.seconds:.0f} s; received ' + ', '.join(
