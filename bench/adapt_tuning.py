@@ -23,8 +23,8 @@ import argparse
 import copy
 import math
 import os
-import tempfile
 import sys
+import tempfile
 import time
 from typing import Dict, List
 

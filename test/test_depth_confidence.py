@@ -26,13 +26,20 @@ def test_confidence_is_never_nan_even_for_bad_model_output():
     np.testing.assert_array_equal(confidence, np.zeros_like(predicted))
 
 
+def test_confidence_is_zero_for_a_negative_depth_or_uncertainty_and_none_is_unmeasured():
+    predicted = np.array([[-2.0, 2.0, -np.inf, 2.0]], np.float32)
+    uncertainty = np.array([[0.1, -1e-9, 0.1, 0.2]], np.float32)
+    confidence = confidence_from_uncertainty(uncertainty, predicted)
+    np.testing.assert_allclose(confidence, [[0.0, 0.0, 0.0, math.exp(-0.1)]], rtol=1e-6)
+
+
 def test_drop_unconfident_sets_nan_below_the_threshold_and_is_off_at_zero():
     depth = np.array([[1.0, 2.0, 3.0]], np.float32)
     confidence = np.array([[0.2, 0.5, 1.0]], np.float32)
     assert drop_unconfident(depth, confidence, 0.0) is depth
     kept = drop_unconfident(depth, confidence, 0.5)
     assert np.isnan(kept[0, 0]) and kept[0, 1] == 2.0 and kept[0, 2] == 3.0
-    assert kept.dtype == np.float32
+    assert kept.dtype == np.float32 and kept is depth  # in place: no copy per frame
 
 
 def test_camera_confidence_maps_the_model_grid_to_the_camera_with_one_where_measured():

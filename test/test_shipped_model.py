@@ -30,18 +30,27 @@ def shipped():
 def test_contract_says_trained_with_every_output(shipped):
     contract, outputs = shipped
     assert contract.trained and contract.training['steps'] == 3250  # 1050 + 1000 + 1200
-    assert contract.contract_version == 2
+    assert contract.contract_version == 3
     assert tuple(contract.input_size) == (126, 168) and contract.feature_dim == 192
-    assert set(outputs) == {'features', 'depth', 'seg_logits', 'completed_depth'}
+    assert set(outputs) == {'features', 'depth', 'seg_logits', 'completed_depth',
+                            'depth_uncertainty'}
     assert len(contract.class_names) == 22
     # Provenance names files relative to the repository, never the exporting machine's paths.
     training = contract.training
     for path in (training['checkpoint'], training['heads']['file'],
                  training['completion_head']['path']):
         assert path.startswith('runs/'), path
-    assert training['completion_head']['step'] == 4719  # warm-started from a 1727-step head
-    # The encoder went on from the previous file's weights (training.onnx_recover).
-    assert training['warm_start_chain'] == ['runs/recovered/pretrain.pt']
+    # Weights recovered from the previous file (training.onnx_recover), which was exported
+    # from the 1200-step cpu7 run; the head's depth is that file's 4719-step head, its
+    # uncertainty branch trained 761 steps beside it (completion.freeze_depth).
+    assert training['recovered_from']['checkpoint'] == 'runs/cpu7/checkpoints/step_00001200.pt'
+    head = training['completion_head']
+    assert head['step'] == 761 and head['init_from'] == 'runs/recovered/completion_head.pt'
+    assert head['head_config']['uncertainty'] is True
+    # The uncertainty is calibrated on the validation split, never on the test split.
+    calibration = head['calibration']
+    assert calibration['split'] == 'data/7scenes_redkitchen select [250, 300]'
+    assert calibration['frames'] == 50 and calibration['scale'] == pytest.approx(1.117, abs=1e-3)
 
 
 def test_known_outputs_on_the_sample_frame(shipped):
@@ -55,6 +64,11 @@ def test_known_outputs_on_the_sample_frame(shipped):
     np.testing.assert_allclose([completed[63, 84], completed[20, 30], completed[100, 150],
                                 completed[0, 0], completed[39, 166]],
                                [2.1950, 1.4120, 1.4940, 2.8125, 1.8404], rtol=2e-3)
+    uncertainty = outputs['depth_uncertainty'][0, 0]
+    # 0 where measured; the two holes above: 0.294 m at 2.81 m, 0.045 m at 1.84 m.
+    np.testing.assert_allclose([uncertainty[63, 84], uncertainty[20, 30], uncertainty[0, 0],
+                                uncertainty[39, 166]], [0.0, 0.0, 0.29368, 0.04480],
+                               rtol=2e-3, atol=1e-7)
     labels = outputs['seg_logits'][0].argmax(0)
     counts = np.bincount(labels.ravel(), minlength=22)
     assert counts[[0, 1, 2, 3, 5, 14]].tolist() == [924, 572, 76, 58, 60, 38]
@@ -65,5 +79,11 @@ def test_completed_depth_is_metric_and_finite(shipped):
     _, outputs = shipped
     completed = outputs['completed_depth'][0, 0]
     assert np.isfinite(completed).all()
+    uncertainty = outputs['depth_uncertainty'][0, 0]
+    holes = uncertainty > 0
+    assert np.isfinite(uncertainty).all() and uncertainty.min() >= 0.0
+    assert 0.05 < holes.mean() < 0.5  # the sample frame's holes (13 %); measured pixels: 0
+    relative = uncertainty[holes] / completed[holes]
+    assert 0.005 < np.median(relative) < 0.3  # an expected error of a few per cent
     # The sample frame (Open3D / ICL-NUIM) spans about 0.95-2.7 m.
     assert 0.5 < np.median(completed) < 3.0

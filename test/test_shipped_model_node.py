@@ -3,7 +3,8 @@
 ``perception_node --ros-args --params-file config/vd_ros.yaml -p model_path:=models/vd_cpu.onnx``
 (``~/points`` enabled too) in its own process; a real 7-Scenes frame goes in over DDS and
 every output must come back with sane content: the completed depth equals the measured depth
-on every valid pixel and is finite and metric elsewhere, the segmentation ids are classes of
+on every valid pixel and is finite and metric elsewhere, its confidence is 1 there and in
+[0, 1) on the filled pixels (the file has depth_uncertainty), the segmentation ids are classes of
 the model's head, the features are finite, the point cloud's points finite and in range.
 """
 
@@ -25,6 +26,7 @@ from vd_ros.replay import frame_messages, load_frames
 
 MODEL = os.path.join('models', 'vd_cpu.onnx')
 NODE = 'vd_perception'
+TOPICS = {**OUTPUT_TOPICS, 'depth/confidence': 'Image'}
 
 
 def cloud_xyz(msg) -> np.ndarray:
@@ -62,7 +64,7 @@ def test_shipped_model_answers_a_real_frame_on_every_output(ros_context, shipped
 
     process, log = shipped_node
     frame, = load_frames(os.path.join(shared_data, '7scenes_redkitchen'), start=250, count=1)
-    harness = Harness(ros_context, NODE)
+    harness = Harness(ros_context, NODE, TOPICS)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(harness.node)
     threading.Thread(target=executor.spin, daemon=True).start()
@@ -80,7 +82,7 @@ def test_shipped_model_answers_a_real_frame_on_every_output(ros_context, shipped
     finally:
         executor.shutdown(timeout_sec=2.0)
         harness.node.destroy_node()
-    assert set(harness.received) == set(OUTPUT_TOPICS)
+    assert set(harness.received) == set(TOPICS)
     stamp = rgb_msg.header.stamp
     outputs = {}
     for topic, messages in harness.received.items():
@@ -99,6 +101,15 @@ def test_shipped_model_answers_a_real_frame_on_every_output(ros_context, shipped
     filled = depth[~valid]
     assert np.isfinite(filled).mean() > 0.95  # holes filled, NaN only outside [0.1, 10] m
     assert np.nanmin(filled) >= 0.1 and np.nanmax(filled) <= 10.0
+
+    confidence = image_to_array(outputs['depth/confidence'])
+    assert confidence.shape == (height, width) and outputs['depth/confidence'].encoding == '32FC1'
+    assert np.isfinite(confidence).all() and confidence.min() >= 0.0
+    assert (confidence[valid] == 1.0).all()
+    holes = ~valid & np.isfinite(depth)
+    # Filled pixels: a real expected error, neither 0 nor everything (exp(-1) = 100 %).
+    assert (confidence[holes] < 1.0).mean() > 0.99
+    assert 0.5 < np.median(confidence[holes]) < 0.99
 
     labels = image_to_array(outputs['segmentation'])
     assert labels.shape == (height, width)

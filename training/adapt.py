@@ -304,6 +304,11 @@ def write_model(graph, head, contract, out: str, report: Dict[str, Any]) -> None
     info['completion_head'] = {**(info.get('completion_head') or {}),
                                'adapted_steps': report['steps'],
                                'val': report['held_back']['adapted']}
+    # The uncertainty branch trained on (NLL on the recording): the parent's calibration
+    # factor is in its weights, but no longer a measured calibration of this file.
+    calibration = info['completion_head'].pop('calibration', None)
+    if calibration:
+        info['completion_head']['parent_calibration'] = calibration
     export = info.get('export') or {}
     graph.completion_head = head.cpu()
     graph.model.cpu()

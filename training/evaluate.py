@@ -180,12 +180,18 @@ def evaluate_completion(args: argparse.Namespace, cfg: dict, runner: VDRunner | 
 
 
 def evaluate_confidence(args: argparse.Namespace, cfg: dict, runner: VDRunner,
-                        provenance: str, command: str) -> list[dict]:
-    """Score the head's uncertainty on the completion frames; write confidence.md."""
+                        provenance: str, command: str,
+                        calibration: dict | None = None) -> list[dict]:
+    """Score the head's uncertainty on the completion frames; write confidence.md.
+
+    ``calibration``: the head's ``training.calibrate_uncertainty`` record, or None.
+    """
     frames, origin = select_completion_frames(args, cfg)
     patterns = tuple([InputPattern('points', count) for count in args.points]
                      + [InputPattern('perlin', share) for share in args.perlin])
-    rows = summarize_confidence(run_confidence_protocol(frames, runner, patterns, args.seed))
+    scale = float(calibration['scale']) if calibration else 1.0
+    rows = summarize_confidence(run_confidence_protocol(frames, runner, patterns, args.seed,
+                                                        scale))
     figures = ['confidence_sparsification.png']
     plot_sparsification(rows, os.path.join(args.out, figures[0]), provenance)
     settings = [
@@ -209,10 +215,16 @@ def evaluate_confidence(args: argparse.Namespace, cfg: dict, runner: VDRunner,
         'Laplace error whose expected size is u) and mean absolute error / mean u.',
         f'Model input {args.input_size[0]}x{args.input_size[1]}, device {args.device}.',
     ]
+    if calibration:
+        settings.append(
+            f'u is calibrated: k = {scale:.3f} times the uncertainty the branch learnt, fit on '
+            f'the validation split ({calibration["split"]}, {calibration["frames"]} frames, the '
+            'same inputs) by training.calibrate_uncertainty; "before calibration" scores u / k.')
     finite = all(row['finite'] for row in rows)
     settings.append('Confidence finite wherever the depth is finite, on every frame and input: '
                     f'{"yes" if finite else "NO"}.')
-    text = confidence_markdown(rows, provenance, command, settings, figures)
+    text = confidence_markdown(rows, provenance, command, settings, figures,
+                               calibrated=bool(calibration))
     with open(os.path.join(args.out, 'confidence.md'), 'w') as stream:
         stream.write(text)
     for row in rows:
@@ -265,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == 'auto':
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     command = command_text('python -m training.evaluate', argv)
-    runner, provenance = None, 'none (baselines only)'
+    runner, provenance, calibration = None, 'none (baselines only)', None
     cfg = to_plain(load_config(args.config, args.overrides))
     if args.checkpoint or args.random_init:
         model, provenance = load_vd_model(cfg['model'], args.checkpoint, args.checkpoint_label,
@@ -274,8 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.completion_head:
             step = read_model_checkpoint(args.checkpoint).step if args.checkpoint else None
             head, info = load_completion_head(args.completion_head, model, step)
+            calibration = info.get('calibration')
             provenance += (f'; completion head {report_path(args.completion_head)} '
                            f'(step {info["step"]})')
+            if calibration:
+                provenance += f', uncertainty calibrated (k = {calibration["scale"]:.3f})'
         runner = VDRunner(model, tuple(args.input_size), args.device, head)
     _logger.info('model: %s', provenance)
     if args.task in ('completion', 'all'):
@@ -286,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f'{args.completion_head}: the completion head has no uncertainty '
                          'branch (train it with completion.head.uncertainty=true)')
     if args.task in ('confidence', 'all') and has_uncertainty:
-        evaluate_confidence(args, cfg, runner, provenance, command)
+        evaluate_confidence(args, cfg, runner, provenance, command, calibration)
     if args.task in ('pose', 'all'):
         evaluate_pose(args, runner, provenance, command)
     _logger.info('results written to %s', args.out)

@@ -39,7 +39,7 @@ def completion_state(head: CompletionHead, step: int, encoder: Dict[str, Any],
             ``model_config``).
         val_history: Validation rows with their step.
         **fields: ``optimizer``, ``progress`` and ``config`` of a resumable checkpoint, or
-            ``recovered_from`` (module docstring).
+            ``recovered_from`` (module docstring); ``calibration`` of a calibrated uncertainty.
     """
     return {'format': COMPLETION_FORMAT, 'step': int(step), 'head': head.state_dict(),
             'head_config': dict(head.config), 'val_history': list(val_history),
@@ -76,7 +76,8 @@ def load_completion_head(path: str, model: VanishingDepth,
     Returns:
         ``(head in eval mode, info)``: info has ``path``, ``step``, ``head_config``,
         ``init_from`` (the head checkpoint a warm start began with, or None), ``encoder``
-        (the pretraining checkpoint's path and step) and ``val`` (the last validation row).
+        (the pretraining checkpoint's path and step), ``val`` (the last validation row) and,
+        for a calibrated uncertainty, ``calibration`` (``training.calibrate_uncertainty``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -99,6 +100,8 @@ def load_completion_head(path: str, model: VanishingDepth,
             'init_from': ((state.get('config') or {}).get('completion') or {}).get('init_from'),
             'encoder': {key: state['encoder'][key] for key in ('checkpoint', 'step')},
             'val': (state.get('val_history') or [None])[-1]}
+    if state.get('calibration'):
+        info['calibration'] = state['calibration']
     return head.eval(), info
 
 

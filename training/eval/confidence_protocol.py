@@ -46,6 +46,8 @@ class ConfidenceRecord:
         coverage: Share of the filled pixels with |error| <= u.
         scale: mean |error| / mean u over the filled pixels.
         finite: Every confidence is finite where the depth is.
+        coverage_before: ``coverage`` of u / k, the uncertainty before a calibration by k.
+        scale_before: ``scale`` of u / k.
     """
 
     dataset: str
@@ -57,11 +59,17 @@ class ConfidenceRecord:
     coverage: float
     scale: float
     finite: bool
+    coverage_before: float = float('nan')
+    scale_before: float = float('nan')
 
 
-def score_frame(frame: RGBDFrame, pattern: InputPattern, seed: int,
-                runner) -> ConfidenceRecord | None:
-    """Complete one frame's input with the head and score its uncertainty (None: no hole)."""
+def score_frame(frame: RGBDFrame, pattern: InputPattern, seed: int, runner,
+                calibration: float = 1.0) -> ConfidenceRecord | None:
+    """Complete one frame's input with the head and score its uncertainty (None: no hole).
+
+    ``calibration``: the factor k the head's uncertainty was multiplied by
+    (``training.calibrate_uncertainty``); the ``_before`` figures score u / k.
+    """
     mask = input_mask(frame.depth_m, pattern, seed)
     sparse = np.where(mask, frame.depth_m, 0.0).astype(np.float32)
     outputs, letterbox = runner.run(frame.rgb, sparse)
@@ -76,6 +84,7 @@ def score_frame(frame: RGBDFrame, pattern: InputPattern, seed: int,
     if not filled.any():
         return None
     error_mm = (completed[filled] - frame.depth_m[filled]) * 1000.0
+    abs_mm, u_mm = np.abs(error_mm), 1000.0 * uncertainty[filled]
     finite = bool(np.isfinite(confidence[np.isfinite(completed)]).all())
     distance = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)  # (h, w) px
     aligned, _, _ = align_depth(predicted, sparse, False, 'local')  # (h, w)
@@ -85,22 +94,24 @@ def score_frame(frame: RGBDFrame, pattern: InputPattern, seed: int,
                             sparsification(error_mm, -confidence[filled]),
                             sparsification(error_mm, distance[filled]),
                             sparsification(local_mm, uncertainty[filled]),
-                            float(np.mean(np.abs(error_mm) <= 1000.0 * uncertainty[filled])),
-                            float(np.mean(np.abs(error_mm)) /
-                                  max(1e-9, 1000.0 * float(np.mean(uncertainty[filled])))),
-                            finite)
+                            float(np.mean(abs_mm <= u_mm)),
+                            float(np.mean(abs_mm) / max(1e-9, float(np.mean(u_mm)))),
+                            finite,
+                            float(np.mean(abs_mm <= u_mm / calibration)),
+                            float(np.mean(abs_mm) /
+                                  max(1e-9, float(np.mean(u_mm)) / calibration)))
 
 
 def run_confidence_protocol(frames: list[RGBDFrame], runner,
-                            patterns: tuple[InputPattern, ...],
-                            seed: int = 0) -> list[ConfidenceRecord]:
-    """Score every frame and pattern (the completion protocol's inputs)."""
+                            patterns: tuple[InputPattern, ...], seed: int = 0,
+                            calibration: float = 1.0) -> list[ConfidenceRecord]:
+    """Score every frame and pattern (the completion protocol's inputs; see score_frame)."""
     records = []
     for frame_index, frame in enumerate(frames):
         _logger.info('confidence frame %d/%d: %s', frame_index + 1, len(frames), frame.name)
         for pattern_index, pattern in enumerate(patterns):
             record = score_frame(frame, pattern, pattern_seed(seed, frame_index, pattern_index),
-                                 runner)
+                                 runner, calibration)
             if record is not None:
                 records.append(record)
     return records
@@ -115,7 +126,8 @@ def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
         ``distance_``: by the distance to the input, ``oracle_``: by the true error),
         ``ause_mm``, ``ause_relative_mm``, ``ause_distance_mm``, ``curve``, ``oracle`` (mean
         curves, mm), the locally aligned depth's ``rmse_all_local_mm``, ``local_half_ratio``
-        and ``ause_local_mm``, ``coverage`` and ``scale`` (means over frames), ``finite``.
+        and ``ause_local_mm``, ``coverage`` and ``scale`` (means over frames; ``_before``: of
+        the uncertainty before its calibration), ``finite``.
     """
     groups: dict[tuple[str, str], list[ConfidenceRecord]] = {}
     for record in records:
@@ -141,6 +153,8 @@ def summarize_confidence(records: list[ConfidenceRecord]) -> list[dict]:
                      'ause_local_mm': float(np.mean([r.local['ause'] for r in group])),
                      'coverage': float(np.mean([r.coverage for r in group])),
                      'scale': float(np.mean([r.scale for r in group])),
+                     'coverage_before': float(np.mean([r.coverage_before for r in group])),
+                     'scale_before': float(np.mean([r.scale_before for r in group])),
                      'ause_mm': float(np.mean([r.metres['ause'] for r in group])),
                      'ause_relative_mm': float(np.mean([r.relative['ause'] for r in group])),
                      'curve': curve, 'oracle': oracle,

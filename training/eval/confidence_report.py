@@ -23,6 +23,11 @@ CONFIDENCE_COLUMNS = {
     'coverage': ('share with abs. error <= u (Laplace 0.63)', '{:.2f}', None),
     'scale': ('mean abs. error / mean u (1 = calibrated)', '{:.2f}', None),
 }
+# With a calibrated uncertainty: the same two figures for u / k, before the calibration.
+BEFORE_COLUMNS = {
+    'coverage_before': ('share with abs. error <= u, before calibration', '{:.2f}', None),
+    'scale_before': ('mean abs. error / mean u, before calibration', '{:.2f}', None),
+}
 # The same uncertainty on the depth after local alignment (the node's default).
 LOCAL_COLUMNS = {
     'frames': ('frames', '{}', None),
@@ -44,13 +49,18 @@ def curve_table(rows: list[dict]) -> str:
 
 
 def confidence_markdown(rows: list[dict], provenance: str, command: str,
-                        settings: list[str], figures: list[str]) -> str:
-    """Build docs/results/confidence.md from ``summarize_confidence`` rows."""
+                        settings: list[str], figures: list[str],
+                        calibrated: bool = False) -> str:
+    """Build docs/results/confidence.md from ``summarize_confidence`` rows.
+
+    ``calibrated``: the uncertainty was calibrated; the tables also show it before.
+    """
+    columns = {**CONFIDENCE_COLUMNS, **BEFORE_COLUMNS} if calibrated else CONFIDENCE_COLUMNS
     parts = _header('Confidence of the completed depth (sparsification)', 'vd head',
                     provenance, command, settings)
     overall = [row for row in rows if row['dataset'] == ALL_SOURCES]
     parts += ['## All held-out sources', '',
-              grouped_table(overall, 'pattern', ['pattern'], CONFIDENCE_COLUMNS), '',
+              grouped_table(overall, 'pattern', ['pattern'], columns), '',
               '### Sparsification curves (all sources, mean over frames)', '',
               curve_table(overall), '',
               '### The same uncertainty on the locally aligned depth (depth.alignment: local)',
@@ -60,7 +70,7 @@ def confidence_markdown(rows: list[dict], provenance: str, command: str,
             continue
         subset = [row for row in rows if row['dataset'] == dataset]
         parts += [f'## {dataset}', '',
-                  grouped_table(subset, 'pattern', ['pattern'], CONFIDENCE_COLUMNS), '']
+                  grouped_table(subset, 'pattern', ['pattern'], columns), '']
     parts += [f'![{name}]({name})' for name in figures] + ['']
     return '\n'.join(parts)
 

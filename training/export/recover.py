@@ -392,7 +392,8 @@ def write_checkpoints(graph: ExportGraph, contract: ModelContract, onnx_path: st
                    'model_config': model_config}
         atomic_save(completion_state(
             graph.completion_head, head_info.get('step', 0), encoder,
-            [head_info['val']] if head_info.get('val') else [], recovered_from=source),
+            [head_info['val']] if head_info.get('val') else [], recovered_from=source,
+            calibration=head_info.get('calibration')),
             paths['completion'])
     if graph.seg_head is not None:
         heads = info.get('heads') or {}

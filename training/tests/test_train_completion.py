@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from training.calibrate_uncertainty import main as calibrate_main
 from training.checkpoint.completion import load_completion_head
 from training.checkpoint.files import load_checkpoint
 from training.evaluate import main as evaluate_main
@@ -159,15 +160,23 @@ def test_evaluate_scores_the_head_beside_the_decoder_rows(trained, shared_data, 
     assert 'completion head' in markdown and '(step 5)' in markdown
 
 
-def test_uncertainty_warm_start_keeps_the_depth_and_exports_depth_uncertainty(
-        trained, shared_data, tmp_path):
-    """freeze_depth: only the uncertainty branch moves; export (v3) = eager; calibration."""
-    folder, checkpoint, model, _, _ = trained
+@pytest.fixture(scope='module')
+def uncertainty_head(trained, shared_data):
+    """Two freeze_depth steps of an uncertainty branch on the 5-step head: its checkpoint."""
+    folder, checkpoint, _, _, _ = trained
     source = str(folder / 'run' / 'checkpoints' / 'step_00000005.pt')
     run(_args(shared_data, checkpoint, str(folder / 'unc'), 'completion.max_steps=2',
               f'completion.init_from={source}', 'completion.head.uncertainty=true',
               'completion.freeze_depth=true'))
-    head_file = str(folder / 'unc' / 'checkpoints' / 'step_00000002.pt')
+    return str(folder / 'unc' / 'checkpoints' / 'step_00000002.pt')
+
+
+def test_uncertainty_warm_start_keeps_the_depth_and_exports_depth_uncertainty(
+        trained, uncertainty_head, shared_data, tmp_path):
+    """freeze_depth: only the uncertainty branch moves; export (v3) = eager; calibration."""
+    folder, checkpoint, model, _, _ = trained
+    source = str(folder / 'run' / 'checkpoints' / 'step_00000005.pt')
+    head_file = uncertainty_head
     unc, five = load_checkpoint(head_file)['head'], load_checkpoint(source)['head']
     assert all(torch.equal(unc[k], five[k]) for k in five)
     assert torch.count_nonzero(unc['uncertainty.1.weight']) > 0
@@ -208,3 +217,63 @@ def test_uncertainty_warm_start_keeps_the_depth_and_exports_depth_uncertainty(
     assert 'finite wherever the depth is finite, on every frame and input: yes' in markdown
     ratio, oracle, distance = float(rows[0][5]), float(rows[0][7]), float(rows[0][8])
     assert 0.0 < oracle <= min(ratio, distance)  # no ranking beats sorting by the true error
+
+
+def test_calibration_scales_the_uncertainty_on_the_validation_split(
+        trained, uncertainty_head, shared_data, tmp_path):
+    """Fit k on val.sources, folded into the last bias; the export and evaluate carry it."""
+    folder, checkpoint, _, _, _ = trained
+    val = 'val.sources=[{type: 7scenes, root: 7scenes_redkitchen, select: [250, 252]}]'
+    common = ['--checkpoint', checkpoint, '--completion-head', uncertainty_head, '--data',
+              shared_data, '--points', '150', '--perlin', '0.5', '--input-size',
+              *map(str, SIZE), TINY, f'model.img_size=[{SIZE[0]},{SIZE[1]}]']
+    calibrated = str(tmp_path / 'calibrated.pt')
+    report = tmp_path / 'calibration.md'
+    assert calibrate_main(['--out', calibrated, '--report', str(report), *common, val]) == 0
+    record = load_checkpoint(calibrated)['calibration']
+    assert record['frames'] == 2 and record['patterns'] == ['150 pts', 'perlin 50%']
+    scale = record['scale']
+    before = [record['before'][p]['scale'] for p in record['patterns']]
+    after = [record['after'][p]['scale'] for p in record['patterns']]
+    assert scale == pytest.approx(np.mean(before), rel=1e-9) and abs(scale - 1.0) > 0.01
+    assert np.mean(after) == pytest.approx(1.0, abs=1e-3)
+    assert np.allclose(after, np.array(before) / scale, rtol=1e-3)
+    heads = load_checkpoint(uncertainty_head)['head'], load_checkpoint(calibrated)['head']
+    assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0]
+               if k != 'uncertainty.1.bias')
+    assert torch.allclose(heads[1]['uncertainty.1.bias'],
+                          heads[0]['uncertainty.1.bias'] + math.log(scale))
+    assert f'**{scale:.3f}**' in report.read_text()
+    # A calibrated head is refused, and so is a config without a validation split.
+    assert calibrate_main(['--out', str(tmp_path / 'twice.pt'), *common[:3], calibrated,
+                           *common[4:], val]) == 1
+    assert calibrate_main(['--out', str(tmp_path / 'none.pt'), *common, 'val.sources=[]']) == 1
+    assert not (tmp_path / 'twice.pt').exists() and not (tmp_path / 'none.pt').exists()
+
+    onnx_paths = [str(tmp_path / name) for name in ('plain.onnx', 'calibrated.onnx')]
+    for head_file, path in zip((uncertainty_head, calibrated), onnx_paths):
+        assert export_main(['--checkpoint', checkpoint, '--completion-head', head_file,
+                            '--output', path, '--input-size', *map(str, SIZE), TINY,
+                            f'model.img_size=[{SIZE[0]},{SIZE[1]}]']) == 0
+    plain, scaled = (VDModel(path, providers=['cpu'], intra_op_threads=1) for path in onnx_paths)
+    assert scaled.contract.training['completion_head']['calibration']['scale'] == scale
+    assert 'calibration' not in plain.contract.training['completion_head']
+    stem = os.path.join(shared_data, '7scenes_redkitchen', 'frame-000120')
+    depth = read_depth(stem + '.depth.png', '7scenes')
+    depth[np.random.default_rng(1).random(depth.shape) > 0.01] = 0.0
+    rgb_in, pde, _ = prepare_inputs(read_rgb(stem + '.color.jpg'), depth, plain.contract)
+    ours, theirs = scaled.run(rgb_in, pde), plain.run(rgb_in, pde)
+    assert np.array_equal(ours['completed_depth'], theirs['completed_depth'])
+    assert np.allclose(ours['depth_uncertainty'], scale * theirs['depth_uncertainty'],
+                       rtol=1e-5, atol=1e-7)
+
+    assert evaluate_main(['--task', 'confidence', '--frames', '1', '--out', str(tmp_path),
+                          *common[:3], calibrated, *common[4:]]) == 0
+    markdown = (tmp_path / 'confidence.md').read_text()
+    assert f'uncertainty calibrated (k = {scale:.3f})' in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith('| pattern |'))
+    row = next(line for line in markdown.splitlines() if line.startswith('| 150 pts |'))
+    cells = dict(zip(header.split('|'), row.split('|')))
+    now = float(cells[' mean abs. error / mean u (1 = calibrated) '])
+    was = float(cells[' mean abs. error / mean u, before calibration '])
+    assert was == pytest.approx(now * scale, abs=0.011)
