@@ -47,7 +47,7 @@ from vd_ros.live_parameters import combination_error, LiveParameters
 from vd_ros.mailbox_worker import MailboxWorker
 from vd_ros.messages import camera_info_with, point_cloud_xyzrgb
 from vd_ros.model_reload import ModelReload
-from vd_ros.replay import qos_profile
+from vd_ros.qos import qos_profile
 from vd_ros.segmentation_labels import (LABELS_TOPIC, publish_segmentation_labels,
                                         segmentation_palette)
 from vd_ros.stage_timer import StageTimer
