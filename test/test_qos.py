@@ -1,4 +1,4 @@
-"""vd_ros.qos: the two input QoS profiles by name, and the node's independence of the replay CLI."""
+"""vd_ros.qos: the two input QoS profiles by name; the node does not load the replay CLI."""
 
 import subprocess
 import sys
