@@ -142,7 +142,7 @@ class DiagnosticsListener:
         from sensor_msgs.msg import Image
 
         from vd_ros.diagnostics import status_values
-        from vd_ros.replay import qos_profile
+        from vd_ros.qos import qos_profile
 
         self.node = Node('vd_ros_dds_matrix', context=context)
         self.values, self._status_values = {}, status_values

@@ -17,7 +17,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from vd_ros.diagnostics import status_values
-from vd_ros.replay import FramePublisher, load_frames, qos_profile, SAMPLE_DIR
+from vd_ros.qos import qos_profile
+from vd_ros.replay import FramePublisher, load_frames, SAMPLE_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get('VD_ROS_SHARED', os.path.join(ROOT, '..', 'shared'))

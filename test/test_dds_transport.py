@@ -64,7 +64,7 @@ def test_vga_frames_arrive_best_effort_from_another_process(ros_context):
     """
     from rclpy.node import Node
 
-    from vd_ros.replay import qos_profile
+    from vd_ros.qos import qos_profile
 
     if os.environ[PROFILE_VARIABLE] != PROFILE_PATH:  # conftest sets it unless the user did
         pytest.skip(f'{PROFILE_VARIABLE} is {os.environ[PROFILE_VARIABLE]}, not the vd_ros '

@@ -84,7 +84,7 @@ def test_every_transition_over_dds(perception, small_frame):
     assert change(harness, Transition.TRANSITION_DEACTIVATE)
     assert change(harness, Transition.TRANSITION_CLEANUP)
     assert state(harness) == State.PRIMARY_STATE_UNCONFIGURED
-    assert node.model is None and not node._outputs and node._worker is None
+    assert node.model is None and not node._outputs and node._pipeline is None
     assert harness.node.count_publishers(f'/{harness.perception_name}/depth') == 0
 
     assert change(harness, Transition.TRANSITION_CONFIGURE)  # loads the model again
@@ -93,7 +93,7 @@ def test_every_transition_over_dds(perception, small_frame):
     harness.wait_for(lambda: input_subscribers(harness) > 0, what='the inputs')
     assert change(harness, Transition.TRANSITION_ACTIVE_SHUTDOWN)
     assert state(harness) == State.PRIMARY_STATE_FINALIZED
-    assert node.model is None and not node._outputs and node._worker is None
+    assert node.model is None and not node._outputs and node._pipeline is None
     harness.wait_for(lambda: input_subscribers(harness) == 0, what='the inputs to go')
 
 

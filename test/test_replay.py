@@ -97,7 +97,7 @@ def test_rosbag2_triples_are_paired_by_stamp(tmp_path):
 def test_cli_publishes_every_frame_with_one_stamp(ros_context):
     from rclpy.node import Node
 
-    from vd_ros.replay import qos_profile
+    from vd_ros.qos import qos_profile
 
     node = Node('replay_listener', context=ros_context)
     stamps = {'rgb': [], 'depth': [], 'info': []}

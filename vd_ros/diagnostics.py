@@ -2,14 +2,17 @@
 
 :class:`NodeStatistics` is thread safe: the subscription callbacks count arrivals and drops,
 the worker thread records latencies, a timer turns a snapshot into a
-``diagnostic_msgs/DiagnosticStatus`` with :func:`diagnostic_status`.
+``diagnostic_msgs/DiagnosticStatus`` with :func:`diagnostic_status` (the node's whole status,
+model and stage times included: :class:`NodeDiagnostics`). :class:`DropLog` counts a dropped
+frame and logs it, throttled per cause.
 """
 
 from collections import Counter, deque
 import threading
 import time
+from typing import Callable
 
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 
 # Why a frame was not turned into outputs; the keys of the drop counters.
@@ -215,3 +218,66 @@ class UnsyncedFrameCounter:
                 for stamp in pending:
                     if abs(stamp - stamp_ns) <= self.tolerance_ns:
                         pending[stamp] = True
+
+
+class DropLog:
+    """Counts dropped frames and logs them, at most once per cause and throttle period."""
+
+    def __init__(self, stats: NodeStatistics, warn: Callable[[str], None],
+                 period_s: Callable[[], float], clock: Callable[[], float] = time.monotonic):
+        """Store where drops are counted and logged.
+
+        Args:
+            stats: The counters.
+            warn: Logs one warning line.
+            period_s: Returns the current throttle period (``log_throttle_s``), seconds.
+            clock: Monotonic time in seconds.
+        """
+        self._stats, self._warn, self._period_s, self._clock = stats, warn, period_s, clock
+        self._last_log = {}
+
+    def __call__(self, cause: str, message: str) -> None:
+        """Count one frame dropped for ``cause``; log ``message`` unless logged recently."""
+        total = self._stats.count_drop(cause)
+        now = self._clock()
+        if now - self._last_log.get(cause, -np.inf) >= self._period_s():
+            self._last_log[cause] = now
+            self._warn(f'dropped frame ({cause}, {total} so far): {message}')
+
+
+class NodeDiagnostics:
+    """Builds the node's ``/diagnostics`` message; WARN when frames were dropped since the last.
+
+    Attributes:
+        name: The status name (the node's fully qualified name).
+    """
+
+    def __init__(self, name: str):
+        """Start with no drops seen."""
+        self.name = name
+        self._last_drops = {}
+
+    def array(self, snapshot: dict, model, sync_implementation: str, stages: dict,
+              input_counts: dict, stamp) -> DiagnosticArray:
+        """Return the message of one period.
+
+        Args:
+            snapshot: :meth:`NodeStatistics.snapshot`.
+            model: The running ``vd_ros.inference.VDModel``.
+            sync_implementation: How RGB and depth are paired.
+            stages: ``vd_ros.stage_timer.StageTimer.snapshot``.
+            input_counts: Input name -> messages received (``received.<input>``).
+            stamp: The header stamp (``builtin_interfaces/Time``).
+        """
+        extra = {'model_path': model.path, 'model_trained': model.contract.trained,
+                 'active_provider': model.active_provider,
+                 'requested_providers': ','.join(model.requested_providers),
+                 'sync_implementation': sync_implementation, **stages}
+        extra.update({f'received.{name}': count for name, count in input_counts.items()})
+        status = diagnostic_status(self.name, model.active_provider, snapshot, extra,
+                                   self._last_drops)
+        self._last_drops = snapshot['drops']
+        array = DiagnosticArray()
+        array.header.stamp = stamp
+        array.status = [status]
+        return array

@@ -1,13 +1,14 @@
 """The vd_ros perception node: synchronized RGB-D in; segmentation, depth, features out.
 
-Thin on purpose: decoding lives in :mod:`vd_ros.image_codec`, pairing in :mod:`vd_ros.sync`,
-camera_info in :mod:`vd_ros.camera_info_cache`, parameters in :mod:`vd_ros.live_parameters`,
-the model in :mod:`vd_ros.inference`, pre/post-processing in :mod:`vd_ros.core`. The
-subscription callbacks only put the newest RGB-depth pair into a one-slot mailbox; a worker
-thread decodes it and runs the model, and a second thread post-processes and publishes the
-outputs while the first already runs the model on the next pair (:mod:`vd_ros.mailbox_worker`).
-A slow stage drops frames (counted as ``stale``) instead of queueing them, and latency stays
-bounded.
+Lifecycle and composition only: parameters in :mod:`vd_ros.live_parameters`, pairing in
+:mod:`vd_ros.sync`, camera_info in :mod:`vd_ros.camera_info_cache`, the input checks in
+:mod:`vd_ros.frame_check`, the two worker stages in :mod:`vd_ros.pipeline`, the outputs and
+their post-processing in :mod:`vd_ros.outputs`, ``/diagnostics`` in :mod:`vd_ros.diagnostics`,
+the model in :mod:`vd_ros.inference`. The subscription callbacks only put the newest RGB-depth
+pair into a one-slot mailbox; a worker thread decodes it and runs the model, and a second thread
+post-processes and publishes the outputs while the first already runs the model on the next
+pair. A slow stage drops frames (counted as ``stale``) instead of queueing them, and latency
+stays bounded.
 
 A lifecycle (managed) node: configure loads and checks the model and creates the publishers,
 activate subscribes and starts the workers, deactivate stops the input (the model stays),
@@ -16,96 +17,37 @@ script) it runs those transitions itself at start.
 """
 
 import os
-import threading
 import time
-from typing import NamedTuple
 
-import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-import numpy as np
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
 
 from vd_ros.camera_info_cache import CameraInfoCache
 from vd_ros.camera_info_input import CameraInfoInput
 from vd_ros.core.contract import ContractError
-from vd_ros.core.depth_alignment import align_depth, keep_measured
-from vd_ros.core.depth_confidence import camera_confidence, drop_unconfident
-from vd_ros.core.intrinsics import depth_to_points, letterbox_intrinsics, scale_intrinsics
-from vd_ros.core.postprocess import colorize_labels, feature_pca_rgb, labels_from_logits
-from vd_ros.core.preprocess import EmptyDepthError, Letterbox, prepare_inputs
 from vd_ros.dds_transport import choose_transport, use_large_image_transport
-from vd_ros.diagnostics import diagnostic_status, NodeStatistics, UnsyncedFrameCounter
-from vd_ros.image_codec import array_to_image, decode_depth, decode_rgb, ImageEncodingError
+from vd_ros.diagnostics import DropLog, NodeDiagnostics, NodeStatistics, UnsyncedFrameCounter
+from vd_ros.frame_check import FrameCheck
 from vd_ros.inference import ModelLoadError, VDModel
 from vd_ros.input_watch import InputWatch
 from vd_ros.live_parameters import combination_error, LiveParameters
-from vd_ros.mailbox_worker import MailboxWorker
-from vd_ros.messages import camera_info_with, point_cloud_xyzrgb
 from vd_ros.model_reload import ModelReload
-from vd_ros.replay import qos_profile
+from vd_ros.outputs import create_output_publishers, OutputPublisher
+from vd_ros.pipeline import Pipeline
+from vd_ros.qos import qos_profile
 from vd_ros.segmentation_labels import (LABELS_TOPIC, publish_segmentation_labels,
                                         segmentation_palette)
 from vd_ros.stage_timer import StageTimer
 from vd_ros.sync import stamp_nanoseconds, subscribe_synchronized
 
 NODE_NAME = 'vd_perception'
-OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-# A frame's camera_info may be handled after its images (executor threads run callbacks in any
-# order): when the intrinsics changed recently, the worker waits this long for the frame's own.
-CAMERA_INFO_WAIT_S = 0.5
 CAMERA_INFO_KEPT = 16  # recent camera_info messages kept to match pairs by stamp
-# The second stage starts a frame once the first has prepared the next pair (and runs the model,
-# which frees the GIL), or after this long when no pair comes: on 2 cores the preparation, on
-# the critical path, then no longer competes with the post-processing for the GIL.
-OUTPUT_GATE_S = 0.033
 SUCCESS = TransitionCallbackReturn.SUCCESS
-
-
-class FrameDropped(Exception):
-    """A frame that cannot be processed; ``cause`` is a ``vd_ros.diagnostics`` drop cause."""
-
-    def __init__(self, cause: str, message: str):
-        """Store the drop cause and the human-readable reason."""
-        super().__init__(message)
-        self.cause = cause
-
-
-class ModelFrame(NamedTuple):
-    """What the second stage needs of a frame besides the model outputs.
-
-    Attributes:
-        header: The input header (stamp, frame_id) every output carries.
-        rgb: (h, w, 3) uint8 camera image.
-        depth: (h, w) measured depth in metres, 0 where invalid.
-        info: Its camera_info.
-        letterbox: Camera -> model input mapping.
-        settings: The parameter values the frame is processed with.
-        received: ``time.monotonic()`` when the pair arrived.
-        model_s: Duration of the model call.
-        first_stage_s: Duration of decode, preparation and model call.
-        prepare_cpu_s: CPU time of this frame's thread for decode and preparation.
-    """
-
-    header: object
-    rgb: np.ndarray
-    depth: np.ndarray
-    info: CameraInfo
-    letterbox: Letterbox
-    settings: dict
-    received: float
-    model_s: float
-    first_stage_s: float
-    prepare_cpu_s: float
-
-
-def depth_output(model: VDModel) -> str:
-    """Return the model output behind ~/depth: a completion head's metric depth if any."""
-    return 'completed_depth' if 'completed_depth' in model.output_names else 'depth'
 
 
 class PerceptionNode(LifecycleNode):
@@ -113,7 +55,6 @@ class PerceptionNode(LifecycleNode):
 
     Attributes:
         parameters: The :class:`LiveParameters` (``parameters.values``: current values).
-        settings: The parameter values of the frame being processed (one consistent set).
         model: The :class:`VDModel` (None while unconfigured).
         configure_error: Why the last configure failed (None when it did not).
         stats: Counters and latencies (also on ``/diagnostics``).
@@ -123,7 +64,6 @@ class PerceptionNode(LifecycleNode):
             features_pca, their sum process, and process - model as non_model.
         camera_infos: Recent camera_info messages (:class:`CameraInfoCache`).
         sync_implementation: ``'message_filters'`` or ``'vd_ros.sync'`` (once active).
-        last_computed: Model outputs computed for the latest pair (those with subscribers).
     """
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
@@ -137,8 +77,7 @@ class PerceptionNode(LifecycleNode):
         """
         super().__init__(node_name, **kwargs)
         # Set before anything can raise: destroy_node() needs them.
-        self._worker = self._output_worker = None
-        self._next_prepared = threading.Event()
+        self._pipeline = None
         self._inputs = []
         self._camera_info_input = self._input_watch = None
         self._outputs = {}
@@ -148,8 +87,7 @@ class PerceptionNode(LifecycleNode):
         try:
             self.parameters = LiveParameters(
                 self, ModelReload(lambda: self.model, self._load_model, self._swap_model))
-            self.settings = self.parameters.values
-            if not self.settings['managed']:
+            if not self.parameters.values['managed']:
                 if self.trigger_configure() != SUCCESS:
                     raise self.configure_error
                 self.trigger_activate()
@@ -157,6 +95,11 @@ class PerceptionNode(LifecycleNode):
             # Free the half-built node now rather than leave it to rclpy's shutdown hooks.
             self.destroy_node()
             raise
+
+    @property
+    def last_computed(self) -> list:
+        """Return the model outputs computed for the latest pair (those with subscribers)."""
+        return [] if self._pipeline is None else self._pipeline.last_computed
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Check the parameters, load and check the model, create the publishers."""
@@ -191,18 +134,20 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().warning(
                 f'{self.model.requested_providers[0]} requested but ONNX Runtime runs on '
                 f'{self.model.active_provider}')
-        self.stats = NodeStatistics()
-        self.stages = StageTimer()
+        self.stats, self.stages = NodeStatistics(), StageTimer()
         self.unsynced = UnsyncedFrameCounter(tolerance_s=p['sync.slop'])
-        self._pca_basis = None
-        self.last_computed = []
-        self._last_log = {}
-        self._outputs = self._create_output_publishers()
+        self._outputs = create_output_publishers(self, self.model.output_names, p)
         if 'segmentation' in self._outputs:  # latched: what each label id means
             self._outputs[LABELS_TOPIC] = publish_segmentation_labels(self, self.contract)
-        self._palette = segmentation_palette(self.contract)
+        self._drop = DropLog(self.stats, self.get_logger().warning,
+                             lambda: self.parameters.values['log_throttle_s'])
+        self._pipeline = Pipeline(
+            lambda: self.model, lambda: self.parameters.values,
+            FrameCheck(self.camera_infos, self.resolve_topic_name('rgb/camera_info')),
+            OutputPublisher(self._outputs, self.stages, segmentation_palette(self.contract),
+                            self.contract), self.stats, self.stages, self._drop)
         self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._last_drops = {}
+        self._status = NodeDiagnostics(self.get_fully_qualified_name())
         self._diagnostics_timer = self.create_timer(p['diagnostics_period_s'],
                                                     self._publish_diagnostics)
 
@@ -214,7 +159,9 @@ class PerceptionNode(LifecycleNode):
 
     def _swap_model(self, model: VDModel) -> None:
         """Serve the next frames with ``model`` (``ros2 param set model_path``)."""
-        self.model, self.contract, self._pca_basis = model, model.contract, None
+        self.model, self.contract = model, model.contract
+        if self._pipeline is not None:
+            self._pipeline.outputs.use_model(model)
         self.get_logger().info(f'model swapped: now {model.path} (trained='
                                f'{model.contract.trained}, outputs {list(model.output_names)})')
 
@@ -237,10 +184,9 @@ class PerceptionNode(LifecycleNode):
                    'camera_info': self._camera_info_input.subscriptions[0]}, 'camera_info',
             qos.reliability == ReliabilityPolicy.RELIABLE,
             choose_transport(os.environ).description)
-        # Two stages, each in its own thread (vd_ros.mailbox_worker): the post-processing and
+        # Two stages, each in its own thread (vd_ros.pipeline): the post-processing and
         # publishing of a frame overlap with the model call of the next.
-        self._worker = MailboxWorker('vd_ros_worker', self._guarded(self.process))
-        self._output_worker = MailboxWorker('vd_ros_outputs', self._guarded(self.publish_outputs))
+        self._pipeline.start()
         self.get_logger().info(f'active: pairing RGB and depth with {self.sync_implementation}')
         return super().on_activate(state)
 
@@ -270,10 +216,8 @@ class PerceptionNode(LifecycleNode):
             self._camera_info_input = None
         if self._input_watch is not None:
             self._input_watch.destroy()
-        for worker in (self._worker, self._output_worker):
-            if worker is not None:
-                worker.close()
-        self._worker = self._output_worker = None
+        if self._pipeline is not None:
+            self._pipeline.stop()
 
     def _release(self) -> None:
         """Stop the input, destroy publishers and timer, drop the model and camera_info."""
@@ -283,32 +227,10 @@ class PerceptionNode(LifecycleNode):
                 self.destroy_publisher(publisher)
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
-        self._outputs = {}
-        self._diagnostics = self._diagnostics_timer = None
+        self._outputs.clear()  # the pipeline's too: a frame still in hand publishes nothing
+        self._diagnostics = self._diagnostics_timer = self._pipeline = None
         self.model = None
         self.camera_infos.clear()
-
-    def _create_output_publishers(self) -> dict:
-        """Create the publishers of the enabled outputs, keyed by relative topic name."""
-        topics = {
-            'outputs.segmentation': [('segmentation', Image), ('segmentation/color', Image)],
-            'outputs.depth': [('depth', Image), ('depth/camera_info', CameraInfo)],
-            'outputs.features': [('features', Image), ('features/camera_info', CameraInfo),
-                                 ('features/pca', Image)],
-            'outputs.points': [('points', PointCloud2)],
-        }
-        if 'seg_logits' not in self.model.output_names:
-            if self.parameters.values['outputs.segmentation']:
-                self.get_logger().warning('the model has no seg_logits output: no segmentation')
-            topics.pop('outputs.segmentation')
-        if 'depth_uncertainty' in self.model.output_names:
-            topics['outputs.depth'].append(('depth/confidence', Image))
-        elif self.parameters.values['outputs.depth']:
-            self.get_logger().info('the model has no depth_uncertainty output (contract v3): no '
-                                   '~/depth/confidence, depth.min_confidence has no effect')
-        return {name: self.create_publisher(msg_type, f'~/{name}', OUTPUT_QOS)
-                for key, entries in topics.items() if self.parameters.values[key]
-                for name, msg_type in entries}
 
     def _count_input(self, name: str) -> None:
         watch = self._input_watch  # None until the first activation has created it
@@ -327,240 +249,15 @@ class PerceptionNode(LifecycleNode):
         self.stats.count_pair(
             (self.get_clock().now().nanoseconds - stamp_nanoseconds(rgb)) * 1e-9)
         self.unsynced.note_pair(stamp_nanoseconds(rgb))
-        worker = self._worker
-        if worker is not None and worker.put((rgb, depth, time.monotonic())):
-            self.stats.count_drop('stale')
-
-    def _drop(self, cause: str, message: str) -> None:
-        """Count a dropped frame and log it, at most once per cause and throttle period."""
-        total = self.stats.count_drop(cause)
-        now = time.monotonic()
-        if now - self._last_log.get(cause, -np.inf) >= self.parameters.values['log_throttle_s']:
-            self._last_log[cause] = now
-            self.get_logger().warning(f'dropped frame ({cause}, {total} so far): {message}')
-
-    def _wanted(self, *names) -> bool:
-        """Return True when one of the named outputs exists and has a subscriber."""
-        return any(name in self._outputs and
-                   self._outputs[name].get_subscription_count() > 0 for name in names)
-
-    def _guarded(self, stage):
-        """Return ``stage`` taking one tuple, with drops and bugs counted and logged."""
-        def run(item) -> None:
-            try:
-                stage(*item)
-            except FrameDropped as drop:
-                self._drop(drop.cause, str(drop))
-            except Exception as error:  # a bug must not stop the worker: count, log, go on
-                self._drop('processing_error', f'{type(error).__name__}: {error}')
-        return run
-
-    def process(self, rgb_msg: Image, depth_msg: Image, received: float) -> None:
-        """First stage: decode one pair and run the model on the outputs somebody subscribes to.
-
-        The outputs go to the second stage (:meth:`publish_outputs`, its own thread).
-
-        Raises:
-            FrameDropped: For bad input or a failed model call (counted by the caller).
-        """
-        model = self.model  # one model for the whole frame, whatever a swap does meanwhile
-        depth_wanted = self._wanted('depth', 'depth/camera_info', 'points')
-        computed = {'seg_logits': self._wanted('segmentation', 'segmentation/color'),
-                    depth_output(model): depth_wanted or self._wanted('depth/confidence'),
-                    'depth_uncertainty': 'depth_uncertainty' in model.output_names and (
-                        self._wanted('depth/confidence') or
-                        depth_wanted and self.parameters.values['depth.min_confidence'] > 0),
-                    'features': self._wanted('features', 'features/camera_info',
-                                             'features/pca')}
-        outputs = [name for name, wanted in computed.items() if wanted]
-        self.settings = self.parameters.values  # one consistent set for the whole frame
-        self.last_computed = outputs
-        try:
-            self._infer(model, rgb_msg, depth_msg, received, outputs)
-        except BaseException:
-            self._next_prepared.set()  # a dropped pair: the second stage need not wait for it
-            raise
-
-    def _infer(self, model: VDModel, rgb_msg: Image, depth_msg: Image, received: float,
-               outputs: list) -> None:
-        """Decode and prepare one pair, run the model, hand the outputs to the second stage."""
-        if not outputs:
-            self.stats.count_unobserved()
-            self._next_prepared.set()
-            return
-        start, start_cpu = time.perf_counter(), time.thread_time()
-        with self.stages.stage('decode'):
-            rgb, depth, info = self._decode(rgb_msg, depth_msg)
-        try:
-            with self.stages.stage('prepare_inputs'):
-                rgb_in, pde, letterbox = prepare_inputs(rgb, depth, model.contract)
-        except EmptyDepthError as error:
-            raise FrameDropped('empty_depth', str(error))
-        except ValueError as error:
-            raise FrameDropped('size_mismatch', str(error))
-        self._next_prepared.set()  # the previous frame's post-processing may start now
-        prepare_cpu_s = time.thread_time() - start_cpu
-        model_start = time.perf_counter()
-        try:
-            result = model.run(rgb_in, pde, outputs)
-        except Exception as error:  # ORT raises pybind classes with no common base
-            raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
-        model_s = time.perf_counter() - model_start
-        self.stages.record('model', model_s)
-        frame = ModelFrame(rgb_msg.header, rgb, depth, info, letterbox, self.settings, received,
-                           model_s, time.perf_counter() - start, prepare_cpu_s)
-        worker = self._output_worker
-        self._next_prepared.clear()
-        if worker is not None and worker.hand_over((frame, result)):
-            self.stats.count_drop('stale')
-
-    def publish_outputs(self, frame: 'ModelFrame', result: dict) -> None:
-        """Second stage: turn the model outputs of one frame into messages and publish them.
-
-        Depth (and points) go out first: it is what a robot acts on (obstacles, grasping), so
-        it does not wait for the segmentation overlay.
-        """
-        self._next_prepared.wait(OUTPUT_GATE_S)
-        start, start_cpu = time.perf_counter(), time.thread_time()
-        for name in ('completed_depth', 'depth'):
-            if name in result:
-                uncertainty = result.get('depth_uncertainty')
-                self._publish_depth(frame, result[name][0, 0], name == 'completed_depth',
-                                    None if uncertainty is None else uncertainty[0, 0])
-        if 'seg_logits' in result:
-            self._publish_segmentation(frame, result['seg_logits'][0])
-        if 'features' in result:
-            self._publish_features(frame, result['features'][0])
-        process_s = frame.first_stage_s + time.perf_counter() - start
-        self.stages.record('process', process_s)
-        self.stages.record('non_model', process_s - frame.model_s)
-        # The CPU time of the same work: the wall time less the waits for a core (other
-        # processes) and for the GIL (the executor thread).
-        self.stages.record('non_model_cpu',
-                           frame.prepare_cpu_s + time.thread_time() - start_cpu)
-        self.stats.record_frame(time.monotonic() - frame.received, frame.model_s)
-
-    def _decode(self, rgb_msg: Image, depth_msg: Image) -> tuple:
-        """Decode and check one pair; return (rgb, depth in metres, camera_info)."""
-        limit = self.settings['max_input_pixels']
-        for msg in (rgb_msg, depth_msg):
-            if msg.width * msg.height > limit:  # checked before any work on the pixels
-                raise FrameDropped('oversized', f'{msg.width}x{msg.height} image: more than '
-                                   f'max_input_pixels {limit}; raise it for a larger camera')
-        try:
-            rgb = decode_rgb(rgb_msg)
-            depth = decode_depth(depth_msg)
-        except ImageEncodingError as error:
-            raise FrameDropped('bad_encoding', str(error))
-        if rgb.shape[:2] != depth.shape:
-            raise FrameDropped('size_mismatch', f'rgb {rgb.shape[:2]} and depth {depth.shape} '
-                               'differ in size; register the depth image to the colour camera')
-        low, high = self.settings['depth.min_m'], self.settings['depth.max_m']
-        # OpenCV's range mask and masked copy: ~0.4 ms at VGA, numpy's boolean indexing ~1.3.
-        depth = cv2.copyTo(depth, cv2.inRange(depth, low, high), np.zeros_like(depth))
-        if not depth.any():
-            raise FrameDropped('empty_depth', f'no depth pixel in [{low}, {high}] m')
-        info = self.camera_infos.lookup(stamp_nanoseconds(rgb_msg),
-                                        int(self.settings['sync.slop'] * 1e9), CAMERA_INFO_WAIT_S)
-        if info is None:
-            raise FrameDropped('camera_info_missing', 'no camera_info received yet on '
-                               f'{self.resolve_topic_name("rgb/camera_info")}')
-        if (info.height, info.width) != rgb.shape[:2]:
-            raise FrameDropped('camera_info_mismatch', f'camera_info is {info.width}x'
-                               f'{info.height}, the image {rgb.shape[1]}x{rgb.shape[0]}')
-        camera = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-        if not np.isfinite(camera).all():
-            raise FrameDropped('non_finite', f'camera_info K {list(info.k)} is not finite')
-        if camera[0, 0] <= 0 or camera[1, 1] <= 0:
-            raise FrameDropped('camera_info_mismatch', f'camera_info K {list(info.k)} has a '
-                               'non-positive focal length')
-        return rgb, depth, info
-
-    def _publish_segmentation(self, frame: 'ModelFrame', logits) -> None:
-        letterbox, header = frame.letterbox, frame.header
-        with self.stages.stage('segmentation'):
-            labels = labels_from_logits(logits, letterbox)  # (h, w) uint8 or uint16, camera size
-            if self._wanted('segmentation'):
-                encoding = 'mono8' if labels.dtype == np.uint8 else 'mono16'
-                self._outputs['segmentation'].publish(array_to_image(labels, encoding, header))
-        if self._wanted('segmentation/color'):
-            with self.stages.stage('segmentation_color'):
-                overlay = colorize_labels(labels, frame.rgb,
-                                          frame.settings['segmentation.alpha'], self._palette)
-                self._outputs['segmentation/color'].publish(
-                    array_to_image(overlay, 'rgb8', header))
-
-    def _publish_depth(self, frame: 'ModelFrame', predicted, metric: bool,
-                       uncertainty=None) -> None:
-        settings, header, info = frame.settings, frame.header, frame.info
-        with self.stages.stage('depth'):
-            restored = frame.letterbox.restore(predicted, 'linear')  # (h, w) metres
-            confidence = None if uncertainty is None else camera_confidence(
-                uncertainty, predicted, frame.letterbox, frame.depth)
-            if metric and settings['depth.alignment'] == 'global':  # metric: as predicted
-                completed = keep_measured(restored, frame.depth)
-            else:  # local alignment refines a completion head's depth too (docs/results)
-                with self.stages.stage('depth_alignment'):
-                    completed, _, _ = align_depth(restored, frame.depth,
-                                                  settings['depth.fit_shift'],
-                                                  settings['depth.alignment'])
-            # NaN outside [min, max]; NaN and +-Inf are outside (OpenCV masks, as in _decode).
-            inside = cv2.inRange(completed, settings['depth.min_m'], settings['depth.max_m'])
-            completed = cv2.copyTo(completed, inside, np.full_like(completed, np.nan))
-            if confidence is not None:
-                completed = drop_unconfident(completed, confidence,
-                                             settings['depth.min_confidence'])
-                if self._wanted('depth/confidence'):
-                    self._outputs['depth/confidence'].publish(
-                        array_to_image(confidence, '32FC1', header))
-            if self._wanted('depth', 'depth/camera_info'):
-                self._outputs['depth'].publish(array_to_image(completed, '32FC1', header))
-                self._outputs['depth/camera_info'].publish(camera_info_with(info, header))
-        if self._wanted('points'):
-            with self.stages.stage('points'):  # depth_to_points skips the NaN pixels
-                points, colours = depth_to_points(completed, info.k, frame.rgb,
-                                                  settings['points.stride'])
-                self._outputs['points'].publish(point_cloud_xyzrgb(points, colours, header))
-
-    def _publish_features(self, frame: 'ModelFrame', features) -> None:
-        letterbox, header, info = frame.letterbox, frame.header, frame.info
-        grid = features.shape[1:]
-        if self._wanted('features', 'features/camera_info'):
-            with self.stages.stage('features'):
-                hwc = np.ascontiguousarray(features.transpose(1, 2, 0))  # (h, w, D)
-                self._outputs['features'].publish(
-                    array_to_image(hwc, f'32FC{hwc.shape[2]}', header))
-                patch = 1.0 / self.contract.patch_size
-                grid_camera = scale_intrinsics(letterbox_intrinsics(info.k, letterbox), patch,
-                                               patch)
-                self._outputs['features/camera_info'].publish(
-                    camera_info_with(info, header, grid_camera, grid))
-        if self._wanted('features/pca'):
-            with self.stages.stage('features_pca'):
-                # The basis comes from the first frame and is kept: stable colours over time.
-                pca, self._pca_basis = feature_pca_rgb(features, self._pca_basis)  # (h, w, 3)
-                # One colour per patch: at the model input's resolution nothing is lost, and a
-                # camera-sized copy would only cost time (README "Outputs").
-                target = letterbox.content if letterbox.scale < 1.0 else letterbox
-                self._outputs['features/pca'].publish(
-                    array_to_image(target.restore(pca, 'nearest'), 'rgb8', header))
+        pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.put(rgb, depth, time.monotonic())
 
     def _publish_diagnostics(self) -> None:
-        snapshot = self.stats.snapshot()
-        extra = {'model_path': self.model.path, 'model_trained': self.contract.trained,
-                 'active_provider': self.model.active_provider,
-                 'requested_providers': ','.join(self.model.requested_providers),
-                 'sync_implementation': self.sync_implementation, **self.stages.snapshot()}
-        if self._input_watch is not None:  # counts of the latest activation
-            extra.update({f'received.{name}': count
-                          for name, count in self._input_watch.counts.items()})
-        status = diagnostic_status(self.get_fully_qualified_name(), self.model.active_provider,
-                                   snapshot, extra, self._last_drops)
-        self._last_drops = snapshot['drops']
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [status]
-        self._diagnostics.publish(array)
+        watch = self._input_watch  # counts of the latest activation
+        self._diagnostics.publish(self._status.array(
+            self.stats.snapshot(), self.model, self.sync_implementation, self.stages.snapshot(),
+            {} if watch is None else watch.counts, self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
         """Free everything (the worker thread first), then destroy the node."""

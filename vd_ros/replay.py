@@ -28,7 +28,6 @@ import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -41,6 +40,7 @@ from vd_ros.core.recording_layout import detect_format, FORMATS, pick_rgbd_topic
 from vd_ros.dds_transport import use_large_image_transport
 from vd_ros.image_codec import array_to_image
 from vd_ros.messages import rectified_camera_info
+from vd_ros.qos import qos_profile
 
 # TUM's recommended intrinsics for the ROS default OpenNI calibration.
 TUM_DEFAULT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
@@ -272,19 +272,6 @@ class FramePublisher:
         """Return the smallest subscriber count of the three topics."""
         return min(publisher.get_subscription_count()
                    for publisher in (self.rgb, self.depth, self.info))
-
-
-def qos_profile(name: str) -> QoSProfile:
-    """Return the QoS profile called ``sensor_data`` or ``reliable`` (depth 5).
-
-    Raises:
-        ValueError: For another name.
-    """
-    if name == 'sensor_data':
-        return qos_profile_sensor_data
-    if name == 'reliable':
-        return QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    raise ValueError(f"qos must be 'sensor_data' or 'reliable', got {name!r}")
 
 
 def frame_source(args):
