@@ -126,6 +126,17 @@ class VDRunner:
         self.completion_head = completion_head.to(self.device).eval() \
             if completion_head is not None else None
 
+    def model_inputs(self, rgb: np.ndarray,
+                     depth_m: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
+        """Letterbox and encode a frame: (rgb (1, 3, H, W) in [0, 1], pde, letterbox)."""
+        letterbox = letterbox_params(rgb.shape[:2], self.input_size)
+        rgb_model = letterbox.apply(rgb, 'cubic')  # as the node and training resize it
+        rgb_in = torch.from_numpy(rgb_model.transpose(2, 0, 1)[None] / np.float32(255.0))
+        pde = positional_depth_encoding(splat_depth(depth_m, letterbox),
+                                        self.model.pde_config)[None]  # (1, C, H, W)
+        return (rgb_in.to(self.device, torch.float32), torch.from_numpy(pde).to(self.device),
+                letterbox)
+
     @torch.inference_mode()
     def run(self, rgb: np.ndarray, depth_m: np.ndarray) -> tuple[dict, Letterbox]:
         """Run the model on one frame.
@@ -140,12 +151,7 @@ class VDRunner:
             ``completed_depth`` (H, W) and, with its uncertainty branch, ``depth_uncertainty``
             (H, W) metres (0 on input pixels), as numpy float32.
         """
-        letterbox = letterbox_params(rgb.shape[:2], self.input_size)
-        rgb_model = letterbox.apply(rgb, 'cubic')  # as the node and training resize it
-        rgb_in = torch.from_numpy(rgb_model.transpose(2, 0, 1)[None] / np.float32(255.0))
-        pde = positional_depth_encoding(splat_depth(depth_m, letterbox),
-                                        self.model.pde_config)[None]  # (1, C, H, W)
-        rgb_in, pde = rgb_in.to(self.device, torch.float32), torch.from_numpy(pde).to(self.device)
+        rgb_in, pde, letterbox = self.model_inputs(rgb, depth_m)
         features = self.model.encode(rgb_in, pde)
         result = {'features': features.last[0].float().cpu().numpy()}  # (D, h, w)
         if self.model.decoder is not None:
