@@ -17,10 +17,14 @@ import numpy as np
 import torch
 
 from training.checkpoint_match import build_checked_model
+from training.engine.checkpoint import load_checkpoint
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
+from training.heads_checkpoint import encoder_fingerprint
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead, depth_uncertainty
+from training.models.descriptor_head import (build_descriptor_head, DESCRIPTOR_FORMAT,
+                                             DescriptorHead)
 from training.models.pde import decode_depth
 from vd_ros.core.depth_alignment import align_depth, ALIGNMENTS
 from vd_ros.core.pde import positional_depth_encoding
@@ -66,6 +70,26 @@ def load_vd_model(model_cfg: Mapping, checkpoint: str | None, label: str | None 
         label, f'step {loaded.step}' if loaded.step is not None else None,
         describe_architecture(model)) if part)
     return model, f'checkpoint {os.path.basename(checkpoint)} ({details})'
+
+
+def load_descriptor_head(path: str, model: VanishingDepth) -> tuple[DescriptorHead, dict]:
+    """Load a ``training.train_descriptors`` checkpoint trained on this model's encoder.
+
+    Returns:
+        (head in eval mode, the checkpoint dict).
+
+    Raises:
+        ValueError: Not a descriptor checkpoint, or trained on other encoder weights.
+    """
+    state = load_checkpoint(path)
+    if state.get('format') != DESCRIPTOR_FORMAT:
+        raise ValueError(f'{path}: not a {DESCRIPTOR_FORMAT} checkpoint')
+    if state['encoder']['fingerprint'] != encoder_fingerprint(model):
+        raise ValueError(f'{path} was trained on other encoder weights '
+                         f'({state["encoder"]["checkpoint"]})')
+    head = build_descriptor_head(state['head_config'])
+    head.load_state_dict(state['head'])
+    return head.eval(), state
 
 
 def splat_depth(depth_m: np.ndarray, letterbox: Letterbox) -> np.ndarray:
@@ -225,6 +249,21 @@ class VDRunner:
             aligned, _, _ = align_depth(completed, sparse_m, False, alignment)
             return np.nan_to_num(aligned, nan=0.0)
         return complete
+
+    @torch.inference_mode()
+    def dense_descriptors(self, frame: RGBDFrame, head: DescriptorHead) -> np.ndarray:
+        """Return the descriptor head's unit descriptors (dim, 4h, 4w) of a frame.
+
+        Raises:
+            ValueError: If the letterbox pads the frame (see ``dense_features``).
+        """
+        rgb_in, pde, letterbox = self.model_inputs(frame.rgb, frame.depth_m)
+        if letterbox.pad_top or letterbox.pad_left:
+            raise ValueError(f'input size {self.input_size} pads a {letterbox.in_size} frame; '
+                             'use the camera aspect ratio for dense features')
+        head = head.to(self.device).eval()
+        descriptors = head(self.model.encode(rgb_in, pde).maps, rgb_in)  # (1, dim, 4h, 4w)
+        return descriptors[0].float().cpu().numpy()
 
     def dense_features(self, frame: RGBDFrame) -> np.ndarray:
         """Return the dense features (D, h, w) of a frame with its full measured depth.
