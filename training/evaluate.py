@@ -46,6 +46,7 @@ from training.checkpoint_match import read_model_checkpoint
 from training.completion_checkpoint import load_completion_head
 from training.data.correspondences import POSED_TYPES, split_distance
 from training.data.shared_paths import command_text, report_path, shared_dir, source_text
+from training.descriptor_checkpoint import load_descriptor_head
 from training.engine.config import load_config, to_plain
 from training.eval.completion_protocol import (baseline_methods, complete_frame, InputPattern,
                                                pattern_seed, run_completion_protocol,
@@ -60,7 +61,7 @@ from training.eval.pose_protocol import (AUC_THRESHOLDS_DEG, dense_extractor,
                                          sequence_gap, summarize_pose)
 from training.eval.report import (completion_markdown, plot_completion_examples,
                                   plot_metric_by_pattern, plot_pose_by_gap, pose_markdown)
-from training.eval.vd_model import load_descriptor_head, load_vd_model, VDRunner
+from training.eval.vd_model import load_vd_model, VDRunner
 
 _logger = logging.getLogger(__name__)
 

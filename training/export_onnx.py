@@ -4,7 +4,7 @@ Usage::
 
     python -m training.export_onnx [--config extra.yaml] [--checkpoint ckpt.pt] \\
         [--heads heads.pt | --untrained-head ycbv] [--completion-head head.pt] \\
-        [--output models/vd.onnx] \\
+        [--descriptor-head descriptors.pt] [--output models/vd.onnx] \\
         [--input-size 336 448] [--fp16 | --fp16-weights] \\
         [--exporter torchscript|dynamo] [--seed 0] [key=value ...]
 
@@ -17,7 +17,9 @@ instead, so that every node output can be exercised), and, with ``--completion-h
 ``training/train_completion.py`` checkpoint), ``completed_depth`` (1, 1, H, W): metric depth
 from the completion head, contract version 2 (files without it stay version 1), and, when that
 head has an uncertainty branch, ``depth_uncertainty`` (1, 1, H, W): its expected absolute error
-in metres, 0 on measured pixels, contract version 3; metadata key ``vd_ros`` =
+in metres, 0 on measured pixels, contract version 3, and, with ``--descriptor-head`` (a
+``training/train_descriptors.py`` checkpoint), ``descriptors`` (1, dim, 4H/p, 4W/p): dense
+matching descriptors, unit L2 norm per pixel, contract version 4; metadata key ``vd_ros`` =
 ``ModelContract.to_json()``.
 
 Without ``--checkpoint`` the model is exported at random initialisation (``trained: false``,
@@ -53,10 +55,12 @@ from training.checkpoint_match import build_checked_model, total_pretraining_ste
 from training.completion_checkpoint import load_completion_head
 from training.data.label_layouts import get_layout, LABEL_LAYOUTS
 from training.data.shared_paths import report_path
+from training.descriptor_checkpoint import load_descriptor_head
 from training.engine.config import load_config, to_plain
 from training.heads_checkpoint import load_heads_checkpoint
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead, depth_uncertainty
+from training.models.descriptor_head import DescriptorHead
 from training.models.heads import build_seg_head
 from training.models.pde import decode_depth
 from training.onnx_weight_storage import store_weights_fp16
@@ -83,7 +87,8 @@ class ExportGraph(nn.Module):
 
     def __init__(self, model: VanishingDepth, seg_head: Optional[nn.Module] = None,
                  dtype: torch.dtype = torch.float32,
-                 completion_head: Optional[CompletionHead] = None):
+                 completion_head: Optional[CompletionHead] = None,
+                 descriptor_head: Optional[DescriptorHead] = None):
         """Wrap the model.
 
         Args:
@@ -91,6 +96,7 @@ class ExportGraph(nn.Module):
             seg_head: Optional head.
             dtype: ``torch.float32`` or ``torch.float16``.
             completion_head: Optional completion head (``completed_depth``).
+            descriptor_head: Optional descriptor head (``descriptors``, last output).
 
         Raises:
             ValueError: The model has no decoder.
@@ -104,9 +110,13 @@ class ExportGraph(nn.Module):
         self.seg_head = seg_head
         self.dtype = dtype
         self.completion_head = completion_head
+        self.descriptor_head = descriptor_head
 
     def forward(self, rgb: torch.Tensor, pde: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Return (features, depth[, seg_logits][, completed_depth[, depth_uncertainty]])."""
+        """Return features, depth, seg_logits, completed_depth, depth_uncertainty, descriptors.
+
+        Each optional output only when its head is present.
+        """
         features = self.model.encode(rgb.to(self.dtype), pde.to(self.dtype))
         depth = self.model.decoder(features.maps, tuple(rgb.shape[-2:]))[0]  # (1, 1, H, W)
         outputs = [features.last.float(), depth.float()]  # (1, D, h, w), (1, 1, H, W)
@@ -120,15 +130,18 @@ class ExportGraph(nn.Module):
             if log_scale is not None:
                 valid = decode_depth(pde, head.pde_config)[1]  # (1, 1, H, W)
                 outputs.append(depth_uncertainty(completed, log_scale, valid))
-        return tuple(outputs)
+        if self.descriptor_head is not None:
+            outputs.append(self.descriptor_head(features.maps, rgb.to(self.dtype)).float())
+        return tuple(outputs)  # descriptors: (1, dim, 4h, 4w), unit L2 norm per pixel
 
 
 def output_names(with_seg: bool, with_completion: bool = False,
-                 with_uncertainty: bool = False) -> List[str]:
+                 with_uncertainty: bool = False, with_descriptors: bool = False) -> List[str]:
     """Names of the graph outputs, in the order ``ExportGraph`` returns them."""
     return list(REQUIRED_OUTPUTS) + (['seg_logits'] if with_seg else []) + (
         ['completed_depth'] if with_completion else []) + (
-        ['depth_uncertainty'] if with_completion and with_uncertainty else [])
+        ['depth_uncertainty'] if with_completion and with_uncertainty else []) + (
+        ['descriptors'] if with_descriptors else [])
 
 
 def check_input_size(input_size: Sequence[int], patch_size: int) -> Tuple[int, int]:
@@ -186,7 +199,7 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
                    training_info: Optional[Dict[str, Any]] = None,
                    completion: bool = False,
                    class_colors: Sequence[Sequence[int]] = (),
-                   uncertainty: bool = False) -> ModelContract:
+                   uncertainty: bool = False, descriptors: bool = False) -> ModelContract:
     """Return the contract of ``model`` exported at ``input_size`` (also used to preprocess).
 
     Args:
@@ -199,8 +212,9 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
         class_colors: ``(r, g, b)`` per class from the user's class list, or empty.
         uncertainty: The completion head predicts its uncertainty (``depth_uncertainty``,
             contract v3).
+        descriptors: A descriptor head is exported (``descriptors``, contract v4).
     """
-    version = (3 if uncertainty else 2) if completion else 1
+    version = 4 if descriptors else (3 if uncertainty else 2) if completion else 1
     return ModelContract(
         encoder=model.encoder_name, patch_size=int(model.patch_size),
         input_size=check_input_size(input_size, model.patch_size),
@@ -209,7 +223,7 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
         class_names=tuple(str(name) for name in class_names),
         class_colors=tuple(tuple(int(v) for v in colour) for colour in class_colors),
         trained=bool(trained),
-        outputs=tuple(output_names(bool(class_names), completion, uncertainty)),
+        outputs=tuple(output_names(bool(class_names), completion, uncertainty, descriptors)),
         training=dict(training_info or {}), contract_version=version)
 
 
@@ -236,7 +250,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
                 opset: Optional[int] = None,
                 completion_head: Optional[CompletionHead] = None,
                 fp16_weights: bool = False,
-                class_colors: Sequence[Sequence[int]] = ()) -> ModelContract:
+                class_colors: Sequence[Sequence[int]] = (),
+                descriptor_head: Optional[DescriptorHead] = None) -> ModelContract:
     """Export ``model`` (+ ``seg_head``) to an ONNX file that follows the model contract.
 
     Args:
@@ -255,6 +270,7 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
         fp16_weights: Store the large float32 weights as float16 (float32 compute).
         class_colors: Display colour ``(r, g, b)`` per class (the user's class list), or
             empty for the node's palette.
+        descriptor_head: Adds ``descriptors`` (contract v4), computed in ``dtype``.
 
     Returns:
         The contract written into the metadata.
@@ -285,7 +301,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
     contract = model_contract(model, input_size, class_names, trained, info,
                               completion=completion_head is not None, class_colors=class_colors,
                               uncertainty=getattr(completion_head, 'uncertainty',
-                                                  None) is not None)
+                                                  None) is not None,
+                              descriptors=descriptor_head is not None)
     if not trained:
         _logger.warning('!' * 79)
         _logger.warning('EXPORTING A RANDOMLY INITIALISED MODEL (trained: false) to %s: its '
@@ -297,7 +314,9 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
     head = copy.deepcopy(seg_head).eval().to(dtype) if seg_head is not None else None
     completion = copy.deepcopy(completion_head).eval().float() \
         if completion_head is not None else None
-    graph = ExportGraph(fixed, head, dtype, completion).eval()
+    descriptor = copy.deepcopy(descriptor_head).eval().to(dtype) \
+        if descriptor_head is not None else None
+    graph = ExportGraph(fixed, head, dtype, completion, descriptor).eval()
     height, width = contract.input_size
     example = (torch.rand(1, 3, height, width),
                torch.rand(1, contract.pde.channels, height, width) * 2 - 1)
@@ -346,6 +365,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('--completion-head',
                         help='completion head checkpoint (training/train_completion.py): adds '
                         'the completed_depth output (contract v2)')
+    parser.add_argument('--descriptor-head',
+                        help='descriptor head checkpoint (training/train_descriptors.py): adds '
+                        'the descriptors output (contract v4)')
     parser.add_argument('--output', default=os.path.join('models', 'vd.onnx'))
     parser.add_argument('--input-size', type=int, nargs=2, default=list(DEFAULT_INPUT_SIZE),
                         metavar=('H', 'W'))
@@ -407,9 +429,17 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
         completion, completion_info = load_completion_head(
             args.completion_head, model, checkpoint.step if checkpoint else None)
         info['completion_head'] = completion_info
+    descriptor = None
+    if args.descriptor_head:
+        descriptor, state = load_descriptor_head(args.descriptor_head, model)
+        info['descriptor_head'] = {'file': report_path(args.descriptor_head),
+                                   'step': state['step'], 'head_config': state['head_config'],
+                                   'training_sources': state.get('training_sources'),
+                                   'val': (state.get('val_history') or [None])[-1]}
     return model, head, {'class_names': class_names, 'class_colors': class_colors,
                          'trained': bool(args.checkpoint),
-                         'training_info': info, 'completion_head': completion}
+                         'training_info': info, 'completion_head': completion,
+                         'descriptor_head': descriptor}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -301,6 +301,12 @@ class PerceptionNode(LifecycleNode):
             if self.parameters.values['outputs.segmentation']:
                 self.get_logger().warning('the model has no seg_logits output: no segmentation')
             topics.pop('outputs.segmentation')
+        if 'descriptors' in self.model.output_names:
+            topics['outputs.features'] += [('descriptors', Image),
+                                           ('descriptors/camera_info', CameraInfo)]
+        elif self.parameters.values['outputs.features']:
+            self.get_logger().info('the model has no descriptors output (contract v4): no '
+                                   '~/descriptors, ~/features carries the patch tokens only')
         if 'depth_uncertainty' in self.model.output_names:
             topics['outputs.depth'].append(('depth/confidence', Image))
         elif self.parameters.values['outputs.depth']:
@@ -371,7 +377,9 @@ class PerceptionNode(LifecycleNode):
                         self._wanted('depth/confidence') or
                         depth_wanted and self.parameters.values['depth.min_confidence'] > 0),
                     'features': self._wanted('features', 'features/camera_info',
-                                             'features/pca')}
+                                             'features/pca'),
+                    'descriptors': 'descriptors' in model.output_names and self._wanted(
+                        'descriptors', 'descriptors/camera_info')}
         outputs = [name for name, wanted in computed.items() if wanted]
         self.settings = self.parameters.values  # one consistent set for the whole frame
         self.last_computed = outputs
@@ -431,6 +439,8 @@ class PerceptionNode(LifecycleNode):
             self._publish_segmentation(frame, result['seg_logits'][0])
         if 'features' in result:
             self._publish_features(frame, result['features'][0])
+        if 'descriptors' in result:
+            self._publish_descriptors(frame, result['descriptors'][0])
         process_s = frame.first_stage_s + time.perf_counter() - start
         self.stages.record('process', process_s)
         self.stages.record('non_model', process_s - frame.model_s)
@@ -544,6 +554,19 @@ class PerceptionNode(LifecycleNode):
                 target = letterbox.content if letterbox.scale < 1.0 else letterbox
                 self._outputs['features/pca'].publish(
                     array_to_image(target.restore(pca, 'nearest'), 'rgb8', header))
+
+    def _publish_descriptors(self, frame: 'ModelFrame', descriptors) -> None:
+        """Publish the dense descriptors (dim, h', w') with the intrinsics of their grid."""
+        with self.stages.stage('descriptors'):
+            hwc = np.ascontiguousarray(descriptors.transpose(1, 2, 0))  # (h', w', dim)
+            self._outputs['descriptors'].publish(
+                array_to_image(hwc, f'32FC{hwc.shape[2]}', frame.header))
+            height, width = self.contract.input_size
+            grid = descriptors.shape[1:]
+            grid_camera = scale_intrinsics(letterbox_intrinsics(frame.info.k, frame.letterbox),
+                                           grid[1] / width, grid[0] / height)
+            self._outputs['descriptors/camera_info'].publish(
+                camera_info_with(frame.info, frame.header, grid_camera, grid))
 
     def _publish_diagnostics(self) -> None:
         snapshot = self.stats.snapshot()

@@ -17,14 +17,11 @@ import numpy as np
 import torch
 
 from training.checkpoint_match import build_checked_model
-from training.engine.checkpoint import load_checkpoint
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
-from training.heads_checkpoint import encoder_fingerprint
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead, depth_uncertainty
-from training.models.descriptor_head import (build_descriptor_head, DESCRIPTOR_FORMAT,
-                                             DescriptorHead)
+from training.models.descriptor_head import DescriptorHead
 from training.models.pde import decode_depth
 from vd_ros.core.depth_alignment import align_depth, ALIGNMENTS
 from vd_ros.core.pde import positional_depth_encoding
@@ -70,26 +67,6 @@ def load_vd_model(model_cfg: Mapping, checkpoint: str | None, label: str | None 
         label, f'step {loaded.step}' if loaded.step is not None else None,
         describe_architecture(model)) if part)
     return model, f'checkpoint {os.path.basename(checkpoint)} ({details})'
-
-
-def load_descriptor_head(path: str, model: VanishingDepth) -> tuple[DescriptorHead, dict]:
-    """Load a ``training.train_descriptors`` checkpoint trained on this model's encoder.
-
-    Returns:
-        (head in eval mode, the checkpoint dict).
-
-    Raises:
-        ValueError: Not a descriptor checkpoint, or trained on other encoder weights.
-    """
-    state = load_checkpoint(path)
-    if state.get('format') != DESCRIPTOR_FORMAT:
-        raise ValueError(f'{path}: not a {DESCRIPTOR_FORMAT} checkpoint')
-    if state['encoder']['fingerprint'] != encoder_fingerprint(model):
-        raise ValueError(f'{path} was trained on other encoder weights '
-                         f'({state["encoder"]["checkpoint"]})')
-    head = build_descriptor_head(state['head_config'])
-    head.load_state_dict(state['head'])
-    return head.eval(), state
 
 
 def splat_depth(depth_m: np.ndarray, letterbox: Letterbox) -> np.ndarray:
