@@ -61,3 +61,15 @@ def test_a_model_without_descriptors_gets_no_descriptor_topic(perception, tmp_pa
     build_contract_model(str(path), tiny_contract())
     node, _ = perception(topics={'features': 'Image'}, model_path=str(path))
     assert 'descriptors' not in node._outputs and 'features' in node._outputs
+
+
+def test_a_swap_that_adds_or_drops_descriptors_is_refused():
+    from types import SimpleNamespace
+
+    from vd_ros.model_reload import _configured_difference
+    plain, with_descriptors = tiny_contract(), tiny_contract(descriptors=True)
+    running = SimpleNamespace(output_names=plain.outputs, contract=plain)
+    swapped = SimpleNamespace(output_names=with_descriptors.outputs, contract=with_descriptors)
+    assert _configured_difference(running, swapped) == 'adds the descriptors output'
+    assert _configured_difference(swapped, running) == 'lacks the descriptors output'
+    assert _configured_difference(swapped, swapped) == ''
