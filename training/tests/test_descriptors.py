@@ -1,6 +1,7 @@
 """Correspondences from depth + pose, TUM pose interpolation, the descriptor head and its loss."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -117,3 +118,38 @@ def test_info_nce_prefers_the_true_cell_and_trains():
     assert torch.isfinite(anchors.grad).all() and anchors.grad.abs().sum() > 0
     with pytest.raises(ValueError):
         info_nce_loss(exact[:, :4], descriptors_b, grid)
+
+
+@pytest.mark.slow
+def test_train_descriptors_writes_atomic_checkpoints_and_resumes(shared_data, tmp_path):
+    """Three steps, then a resume to five, on real posed frames with a tiny frozen model."""
+    from training.descriptor_checkpoint import load_descriptor_head
+    from training.engine.checkpoint import load_checkpoint
+    from training.models import build_model
+    from training.train_descriptors import main
+
+    torch.manual_seed(4)
+    model = build_model({'img_size': [42, 56], 'timm_kwargs': {
+        'depth': 2, 'embed_dim': 64, 'num_heads': 2}})
+    checkpoint = str(tmp_path / 'pretrain.pt')
+    torch.save({'format': 'test', 'step': 9, 'model': model.state_dict(),
+                'model_config': model.config}, checkpoint)
+    args = ['--checkpoint', checkpoint, '--config', 'training/configs/cpu.yaml',
+            '--data', shared_data, '--out-dir', str(tmp_path / 'run'), '--val-every', '2',
+            '--pairs', '2', '--points', '32', '--dim', '16',
+            'model.timm_kwargs={depth: 2, embed_dim: 64, num_heads: 2}',
+            'model.img_size=[42,56]',
+            'data.sources=[{type: 7scenes, root: 7scenes_redkitchen, select: [0, 12]}, '
+            '{type: tum, root: tum_fr1_rpy, select: [0, 8]}, {type: open3d, root: open3d_rgbd}]',
+            'val.sources=[{type: 7scenes, root: 7scenes_redkitchen, select: [250, 262]}]']
+    assert main(args + ['--max-steps', '3']) == 0
+    assert main(args + ['--max-steps', '5', '--resume']) == 0
+    folder = tmp_path / 'run' / 'checkpoints'
+    assert sorted(os.listdir(folder)) == ['best.pt', 'step_00000004.pt', 'step_00000005.pt']
+    state = load_checkpoint(str(folder / 'step_00000005.pt'))
+    assert [row['step'] for row in state['val_history']] == [0, 2, 3, 4, 5]
+    assert [spec['type'] for spec in state['training_sources']] == ['7scenes', 'tum']
+    assert state['grid_size'] == [12, 16]
+    model.load_state_dict(torch.load(checkpoint, weights_only=True)['model'])
+    head, _ = load_descriptor_head(str(folder / 'best.pt'), model.eval())
+    assert head.dim == 16
