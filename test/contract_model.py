@@ -10,6 +10,8 @@ compute its outputs by hand:
 * ``depth_uncertainty`` (1, 1, H, W), optional (contract v3): ``completed_depth`` times
   ``UNCERTAINTY_SHARE`` times the mean over channels of rgb (a relative uncertainty that
   follows the image, so the node's confidence is ``exp(-UNCERTAINTY_SHARE * mean rgb)``).
+* ``descriptors`` (1, D, 4H/p, 4W/p), optional (contract v4): ``features`` upsampled 4x by
+  nearest neighbour and L2-normalised over the channels.
 """
 
 import numpy as np
@@ -28,21 +30,22 @@ OPSET = 17
 def tiny_contract(height: int = 56, width: int = 70, patch: int = 14, channels: int = 8,
                   feature_dim: int = 6, class_names=('background', 'table', 'chair'),
                   trained: bool = False, completed_depth: bool = False,
-                  depth_uncertainty: bool = False) -> ModelContract:
-    """Return the tiny model's contract: v2, or v3 with ``depth_uncertainty``.
+                  depth_uncertainty: bool = False, descriptors: bool = False) -> ModelContract:
+    """Return the tiny model's contract: v2, v3 with ``depth_uncertainty``, v4 with descriptors.
 
     ``depth_uncertainty`` needs ``completed_depth``.
     """
     outputs = ('features', 'depth', 'seg_logits') if class_names else ('features', 'depth')
     outputs += ('completed_depth',) if completed_depth else ()
     outputs += ('depth_uncertainty',) if depth_uncertainty else ()
+    outputs += ('descriptors',) if descriptors else ()
     return ModelContract(
         encoder='test_contract_model', patch_size=patch, input_size=(height, width),
         mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
         pde=PDEConfig(channels=channels), feature_dim=feature_dim,
         class_names=tuple(class_names), trained=trained, outputs=outputs,
         training={'data': 'none', 'note': 'test/contract_model.py, random weights'},
-        contract_version=3 if depth_uncertainty else 2)
+        contract_version=4 if descriptors else 3 if depth_uncertainty else 2)
 
 
 def depth_of(rgb_in: np.ndarray) -> np.ndarray:
@@ -100,6 +103,15 @@ def build_contract_model(path: str, contract: ModelContract = None, metadata: st
                                                     'uncertainty_share'))
         outputs.append(helper.make_tensor_value_info('depth_uncertainty', TensorProto.FLOAT,
                                                      [1, 1, height, width]))
+    if 'descriptors' in contract.outputs:
+        nodes += [helper.make_node('Resize', ['features', '', 'descriptor_scales'],
+                                   ['features_x4'], mode='nearest'),
+                  helper.make_node('LpNormalization', ['features_x4'], ['descriptors'],
+                                   axis=1, p=2)]
+        initializers.append(numpy_helper.from_array(np.array([1, 1, 4, 4], np.float32),
+                                                    'descriptor_scales'))
+        outputs.append(helper.make_tensor_value_info(
+            'descriptors', TensorProto.FLOAT, [1, dim, 4 * grid[2], 4 * grid[3]]))
     if classes:
         nodes.append(helper.make_node('Conv', ['features', 'seg_w', 'seg_b'], ['seg_logits'],
                                       kernel_shape=[1, 1]))

@@ -30,7 +30,7 @@ def test_wrong_version_names_file_and_versions():
         parse_metadata(json.dumps(meta), 'model.onnx')
     text = str(error.value)
     assert 'model.onnx' in text and str(CONTRACT_VERSION + 1) in text
-    assert 'version 1, 2 or 3 expected' in text
+    assert 'version 1, 2, 3 or 4 expected' in text
 
 
 def test_version_1_files_read_unchanged_and_completed_depth_needs_version_2():
@@ -85,7 +85,7 @@ def test_class_colors_must_give_one_rgb_per_class(colors):
 
 def test_version_3_round_trip_with_depth_uncertainty():
     contract = make_contract(outputs=('features', 'depth', 'seg_logits', 'completed_depth',
-                                      'depth_uncertainty'))
+                                      'depth_uncertainty'), contract_version=3)
     meta = json.loads(contract.to_json())
     assert meta['contract_version'] == 3 and meta['outputs'][-1] == 'depth_uncertainty'
     assert parse_metadata(contract.to_json()) == contract
@@ -115,4 +115,14 @@ def test_depth_uncertainty_without_completed_depth_is_refused():
                                              'depth_uncertainty')).to_json())
     with pytest.raises(ContractError, match='m.onnx: depth_uncertainty is the uncertainty of '
                        'completed_depth, which is missing'):
+        parse_metadata(json.dumps(meta), 'm.onnx')
+
+
+def test_version_4_descriptors_round_trip_and_need_version_4():
+    contract = make_contract(outputs=('features', 'depth', 'seg_logits', 'descriptors'))
+    assert contract.contract_version == 4
+    assert parse_metadata(contract.to_json()) == contract
+    meta = json.loads(contract.to_json())
+    meta['contract_version'] = 3
+    with pytest.raises(ContractError, match='descriptors needs model contract version 4'):
         parse_metadata(json.dumps(meta), 'm.onnx')

@@ -87,7 +87,7 @@ def test_other_contract_version_is_refused_with_both_versions(tmp_path):
     meta = json.loads(tiny_contract().to_json())
     meta['contract_version'] = 99
     build_contract_model(str(path), metadata=json.dumps(meta))
-    with pytest.raises(ContractError, match=r'version 99 found, version 1, 2 or 3 expected'):
+    with pytest.raises(ContractError, match=r'version 99 found, version 1, 2, 3 or 4 expected'):
         VDModel(str(path), providers=['cpu'])
 
 

@@ -123,9 +123,9 @@ def test_missing_corrupt_and_mismatched_models_fail_at_start(ros_context, tmp_pa
         start(corrupt)
     future = tmp_path / 'future.onnx'
     meta = json.loads(tiny_contract().to_json())
-    meta['contract_version'] = 4
+    meta['contract_version'] = 5
     build_contract_model(str(future), metadata=json.dumps(meta))
-    with pytest.raises(ContractError, match=f'{future}: model contract version 4 found'):
+    with pytest.raises(ContractError, match=f'{future}: model contract version 5 found'):
         start(future)
     with pytest.raises(ValueError, match='model_path is empty'):
         start('')

@@ -4,7 +4,7 @@ Usage::
 
     python -m training.evaluate --task completion|confidence|pose|all \
         [--checkpoint PATH [--checkpoint-label smoke] [--completion-head HEAD.pt] \
-        | --random-init] \
+        [--descriptor-head DESC.pt] | --random-init] \
         [--config extra.yaml] [--frames 10] [--points 1500 500 150] [--perlin 0.5] \
         [--pairs 10] [--gaps 5 10 20 40] \
         [--input-size 168 224] [--device auto] [--out docs/results/] [key=value ...]
@@ -20,6 +20,15 @@ all filled pixels (``training.eval.confidence_protocol``). Trailing
 ``key=value`` arguments override the config (OmegaConf dotlist), e.g. for a tiny model
 ``'model.timm_kwargs={depth: 4, embed_dim: 64, num_heads: 2}'``.
 
+Pose pairs: when the config names a held-out split, pairs inside each held-out 7-Scenes / TUM
+range only (``training.eval.pose_protocol.run_holdout_pose_protocol``), gaps 5-60 camera
+frames where the range holds them; the run stops unless every held-out range is at least
+``MIN_SPLIT_FRAMES`` frames away from every training range of the config (and of the
+descriptor head's own training sources). Rows: ORB, SIFT, ``vd tokens`` (the ``features``
+output: final-LayerNorm'd patch tokens) and, with ``--descriptor-head`` (a
+``training/train_descriptors.py`` checkpoint on the same encoder), ``vd descriptors``.
+Without a held-out split: the fixed 7-Scenes pairs over frames 0-399.
+
 Completion frames: when the config names a held-out split (``holdout.sources``, e.g.
 ``--config training/configs/cpu.yaml``), ``--frames`` evenly spaced frames of each held-out
 source (0: all of them), one table section per source; otherwise evenly spaced frames of
@@ -34,7 +43,9 @@ import sys
 import torch
 
 from training.checkpoint.completion import load_completion_head
+from training.checkpoint.descriptor import load_descriptor_head
 from training.checkpoint.model import read_model_checkpoint
+from training.data.correspondences import POSED_TYPES, split_distance
 from training.data.shared_paths import command_text, report_path, shared_dir, source_text
 from training.engine.config import load_config, to_plain
 from training.eval.completion_protocol import (baseline_methods, complete_frame, InputPattern,
@@ -42,10 +53,12 @@ from training.eval.completion_protocol import (baseline_methods, complete_frame,
                                                summarize_completion)
 from training.eval.confidence_protocol import run_confidence_protocol, summarize_confidence
 from training.eval.confidence_report import confidence_markdown, plot_sparsification
-from training.eval.frames import completion_frames, holdout_frames, RGBDFrame
+from training.eval.frames import (completion_frames, holdout_frames, posed_holdout_sequences,
+                                  RGBDFrame)
 from training.eval.pose_protocol import (AUC_THRESHOLDS_DEG, dense_extractor,
-                                         keypoint_extractor, POSE_GAPS, run_pose_protocol,
-                                         summarize_pose)
+                                         HOLDOUT_POSE_GAPS, keypoint_extractor, POSE_GAPS,
+                                         run_holdout_pose_protocol, run_pose_protocol,
+                                         sequence_gap, summarize_pose)
 from training.eval.report import (completion_markdown, plot_completion_examples,
                                   plot_metric_by_pattern, plot_pose_by_gap, pose_markdown)
 from training.eval.vd_model import load_vd_model, VDRunner
@@ -54,6 +67,9 @@ _logger = logging.getLogger(__name__)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(shared_dir(), 'data')
+# Frames between a pose test frame and any training frame: 5 s at 10 Hz (TUM lists), 1.7 s at
+# 30 Hz (7-Scenes, whose test range is 150 frames away).
+MIN_SPLIT_FRAMES = 50
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -69,6 +85,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="what the checkpoint is, e.g. 'smoke' or 'real run'")
     parser.add_argument('--completion-head',
                         help='completion head checkpoint (training/train_completion.py)')
+    parser.add_argument('--descriptor-head',
+                        help='descriptor head checkpoint (training/train_descriptors.py)')
     parser.add_argument('--config', action='append', default=[],
                         help='extra YAML merged over training/configs/default.yaml')
     parser.add_argument('--data', default=DEFAULT_DATA, help='the ../shared/data folder')
@@ -80,7 +98,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument('--perlin', type=float, nargs='*', default=[0.5],
                         help='Perlin-hole inputs: removed share of valid pixels')
     parser.add_argument('--pairs', type=int, default=10, help='7-Scenes pairs per frame gap')
-    parser.add_argument('--gaps', type=int, nargs='+', default=list(POSE_GAPS))
+    parser.add_argument('--gaps', type=int, nargs='+',
+                        help=f'frame gaps (30 Hz): default {list(POSE_GAPS)}, with a held-out '
+                        f'split {list(HOLDOUT_POSE_GAPS)}')
     parser.add_argument('--input-size', type=int, nargs=2, default=[168, 224],
                         metavar=('H', 'W'), help='model input (camera aspect ratio)')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
@@ -92,6 +112,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error('--checkpoint-label needs --checkpoint')
     if args.completion_head and not (args.checkpoint or args.random_init):
         parser.error('--completion-head needs --checkpoint or --random-init')
+    if args.descriptor_head and not args.checkpoint:
+        parser.error('--descriptor-head needs --checkpoint')
     if args.task == 'confidence' and not args.completion_head:
         parser.error('--task confidence needs --completion-head (with an uncertainty branch)')
     return args
@@ -236,33 +258,102 @@ def evaluate_confidence(args: argparse.Namespace, cfg: dict, runner: VDRunner,
     return rows
 
 
-def evaluate_pose(args: argparse.Namespace, runner: VDRunner | None, provenance: str,
-                  command: str) -> list[dict]:
-    """Run the 7-Scenes pose protocol, write pose.md and its figure, return the rows."""
+def pose_extractors(runner: VDRunner | None, descriptor_head) -> dict:
+    """Return the pose methods: ORB, SIFT and, with a model, its tokens and descriptors."""
     extractors = {'orb': keypoint_extractor('orb'), 'sift': keypoint_extractor('sift')}
     if runner is not None:
-        extractors['vd'] = dense_extractor(runner.dense_features)
-    gaps = tuple(args.gaps)
-    _logger.info('pose: gaps %s x %d pairs x %d methods', gaps, args.pairs, len(extractors))
-    rows = summarize_pose(run_pose_protocol(args.data, extractors, gaps, args.pairs,
-                                            args.seed))
+        extractors['vd tokens'] = dense_extractor(runner.dense_features)
+        if descriptor_head is not None:
+            extractors['vd descriptors'] = dense_extractor(
+                lambda frame: runner.dense_descriptors(frame, descriptor_head))
+    return extractors
+
+
+def check_pose_split(cfg: dict, test: list[dict], descriptor_state: dict | None) -> str:
+    """Refuse test ranges closer than ``MIN_SPLIT_FRAMES`` to a training range; say how far.
+
+    Raises:
+        ValueError: If a held-out range is too close to a training range of the config or
+            of the descriptor head.
+    """
+    train = list(cfg['data']['sources'])
+    if descriptor_state is not None:
+        train += list(descriptor_state.get('training_sources') or [])
+    distances = split_distance(train, test)
+    close = {root: d for root, d in distances.items() if d < MIN_SPLIT_FRAMES}
+    if close:
+        raise ValueError(f'held-out pose frames within {MIN_SPLIT_FRAMES} frames of training '
+                         f'frames: {close}')
+    return ', '.join(f'{root} {distance}' for root, distance in distances.items())
+
+
+def evaluate_pose(args: argparse.Namespace, cfg: dict, runner: VDRunner | None,
+                  provenance: str, command: str, descriptor=None) -> list[dict]:
+    """Run the pose protocol, write pose.md and its figure, return the rows.
+
+    Args:
+        args: Command line.
+        cfg: Resolved config (``holdout.sources`` chooses the held-out protocol).
+        runner: The model, or None (baselines only).
+        provenance: Model provenance for the report.
+        command: The command line text.
+        descriptor: (head, checkpoint dict) of ``--descriptor-head``, or None.
+    """
+    head, state = descriptor if descriptor is not None else (None, None)
+    extractors = pose_extractors(runner, head)
+    test = [spec for spec in (cfg.get('holdout') or {}).get('sources') or []
+            if spec['type'] in POSED_TYPES]
     figures = ['pose_by_gap.png']
+    dense = ('vd tokens: one descriptor per ViT patch of the '
+             f'{args.input_size[0]}x{args.input_size[1]} input (the features output); vd '
+             'descriptors: one per cell of the 4x finer grid of the descriptor head; depth = '
+             'median over half a cell.')
+    pipeline = ('Pipeline: descriptors -> mutual nearest neighbours (Hamming for ORB, L2 for '
+                'SIFT, cosine for dense vd features at cell centres) -> back-projection with '
+                'the measured depth and the camera intrinsics (no lens undistortion) -> '
+                'RANSAC (1000 x 3 points, 5 cm) + Kabsch.')
+    metrics = ('5 cm/5° acc.: share of pairs with rotation error < 5 deg and translation '
+               'error < 5 cm. AUC of max(rotation error, translation angle) up to '
+               f'{", ".join(str(int(t)) for t in AUC_THRESHOLDS_DEG)} deg (SuperGlue style); '
+               'failed pairs count as infinite error. Translation angles are noisy at small '
+               'gaps, where the camera moves only millimetres to centimetres.')
+    if not test:
+        gaps = tuple(args.gaps or POSE_GAPS)
+        _logger.info('pose: gaps %s x %d pairs x %d methods', gaps, args.pairs,
+                     len(extractors))
+        rows = summarize_pose(run_pose_protocol(args.data, extractors, gaps, args.pairs,
+                                                args.seed))
+        settings = [
+            f'Pairs (i, i + gap) evenly spaced over frames 0-399, {args.pairs} per gap, gaps '
+            f'{", ".join(map(str, gaps))} (30 Hz); ground truth inv(T_wa) @ T_wb from '
+            'pose.txt. The config names no held-out split, so a model may have trained on '
+            'these frames.', pipeline, metrics,
+            'ORB/SIFT: up to 2000 keypoints at 640x480. ' + dense]
+        title = 'Relative pose from feature matches (7-Scenes redkitchen)'
+    else:
+        distance = check_pose_split(cfg, test, state)
+        gaps = tuple(args.gaps or HOLDOUT_POSE_GAPS)
+        sequences, rates = posed_holdout_sequences(test, args.data)
+        rows = summarize_pose(run_holdout_pose_protocol(sequences, rates, extractors, gaps,
+                                                        args.pairs, args.seed))
+        spans = '; '.join(
+            f'{name}: {frames[0].name} .. {frames[-1].name} ({len(frames)} frames at '
+            f'{rates[name]:.1f} Hz; gaps ' + ', '.join(
+                f'{gap} -> {sequence_gap(gap, rates[name])}' for gap in gaps
+                if sequence_gap(gap, rates[name]) < len(frames)) + ' of its frames)'
+            for name, frames in sequences.items())
+        settings = [
+            'Test split of the config (holdout.sources), pairs inside each range only: '
+            f'{spans}. Nearest training frame (config data.sources and the training sources of '
+            f'the descriptor head), in frames of the list: {distance}.',
+            f'Up to {args.pairs} pairs per gap (evenly spaced starts, each start once); gaps '
+            'in 30 Hz camera frames, converted to the rate of the list; a gap the range cannot '
+            'hold is left out. Ground truth inv(T_wa) @ T_wb: 7-Scenes pose.txt, TUM '
+            'groundtruth.txt interpolated at the depth time stamp.', pipeline, metrics,
+            'ORB/SIFT: up to 2000 keypoints at 640x480. ' + dense]
+        title = 'Relative pose from feature matches (held-out 7-Scenes and TUM pairs)'
     plot_pose_by_gap(rows, os.path.join(args.out, figures[0]), provenance)
-    settings = [
-        f'Pairs (i, i + gap) evenly spaced over frames 0-399, {args.pairs} per gap, gaps '
-        f'{", ".join(map(str, gaps))} (30 Hz); ground truth inv(T_wa) @ T_wb from pose.txt.',
-        'Pipeline: descriptors -> mutual nearest neighbours (Hamming for ORB, L2 for SIFT, '
-        'cosine for dense vd features at patch centres) -> back-projection with the measured '
-        'depth and fx=fy=585, cx=320, cy=240 -> RANSAC (1000 x 3 points, 5 cm) + Kabsch.',
-        '5 cm/5° acc.: share of pairs with rotation error < 5 deg and translation error < 5 cm. '
-        'AUC of max(rotation error, translation angle) up to '
-        f'{", ".join(str(int(t)) for t in AUC_THRESHOLDS_DEG)} deg (SuperGlue style); failed '
-        'pairs count as infinite error. Translation angles are noisy at small gaps, where the '
-        'camera moves only millimetres to centimetres.',
-        'ORB/SIFT: up to 2000 keypoints at 640x480. vd: one descriptor per ViT patch of the '
-        f'{args.input_size[0]}x{args.input_size[1]} input, depth = median over half a patch.',
-    ]
-    text = pose_markdown(rows, provenance, command, settings, figures)
+    text = pose_markdown(rows, provenance, command, settings, figures, title, 'vd *')
     with open(os.path.join(args.out, 'pose.md'), 'w') as stream:
         stream.write(text)
     return rows
@@ -292,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
             if calibration:
                 provenance += f', uncertainty calibrated (k = {calibration["scale"]:.3f})'
         runner = VDRunner(model, tuple(args.input_size), args.device, head)
+    descriptor = None
+    if args.descriptor_head:
+        descriptor = load_descriptor_head(args.descriptor_head, runner.model)
+        provenance += (f'; descriptor head {report_path(args.descriptor_head)} '
+                       f'(step {descriptor[1]["step"]})')
     _logger.info('model: %s', provenance)
     if args.task in ('completion', 'all'):
         evaluate_completion(args, cfg, runner, provenance, command)
@@ -303,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.task in ('confidence', 'all') and has_uncertainty:
         evaluate_confidence(args, cfg, runner, provenance, command, calibration)
     if args.task in ('pose', 'all'):
-        evaluate_pose(args, runner, provenance, command)
+        evaluate_pose(args, cfg, runner, provenance, command, descriptor)
     _logger.info('results written to %s', args.out)
     return 0
 

@@ -4,7 +4,7 @@ Usage::
 
     python -m training.export_onnx [--config extra.yaml] [--checkpoint ckpt.pt] \\
         [--heads heads.pt | --untrained-head ycbv] [--completion-head head.pt] \\
-        [--output models/vd.onnx] \\
+        [--descriptor-head descriptors.pt] [--output models/vd.onnx] \\
         [--input-size 336 448] [--fp16 | --fp16-weights] \\
         [--exporter torchscript|dynamo] [--seed 0] [key=value ...]
 
@@ -17,7 +17,9 @@ instead, so that every node output can be exercised), and, with ``--completion-h
 ``training/train_completion.py`` checkpoint), ``completed_depth`` (1, 1, H, W): metric depth
 from the completion head, contract version 2 (files without it stay version 1), and, when that
 head has an uncertainty branch, ``depth_uncertainty`` (1, 1, H, W): its expected absolute error
-in metres, 0 on measured pixels, contract version 3; metadata key ``vd_ros`` =
+in metres, 0 on measured pixels, contract version 3, and, with ``--descriptor-head`` (a
+``training/train_descriptors.py`` checkpoint), ``descriptors`` (1, dim, 4H/p, 4W/p): dense
+matching descriptors, unit L2 norm per pixel, contract version 4; metadata key ``vd_ros`` =
 ``ModelContract.to_json()``.
 
 Without ``--checkpoint`` the model is exported at random initialisation (``trained: false``,
@@ -57,6 +59,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('--completion-head',
                         help='completion head checkpoint (training/train_completion.py): adds '
                         'the completed_depth output (contract v2)')
+    parser.add_argument('--descriptor-head',
+                        help='descriptor head checkpoint (training/train_descriptors.py): adds '
+                        'the descriptors output (contract v4)')
     parser.add_argument('--output', default=os.path.join('models', 'vd.onnx'))
     parser.add_argument('--input-size', type=int, nargs=2, default=list(DEFAULT_INPUT_SIZE),
                         metavar=('H', 'W'))

@@ -167,6 +167,7 @@ class VDModel:
             'depth': [1, 1, height, width],
             'completed_depth': [1, 1, height, width],
             'depth_uncertainty': [1, 1, height, width],
+            'descriptors': [1, None, None, None],
         }
         if contract.class_names:
             shapes['seg_logits'] = [1, len(contract.class_names), None, None]

@@ -62,7 +62,7 @@ class ModelReload:
 
 
 # Optional outputs that configure creates publishers for.
-PUBLISHED_OUTPUTS = ('seg_logits', 'depth_uncertainty')
+PUBLISHED_OUTPUTS = ('seg_logits', 'depth_uncertainty', 'descriptors')
 
 
 def _configured_difference(running: VDModel, model: VDModel) -> str:

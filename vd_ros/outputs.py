@@ -4,7 +4,8 @@ Configure creates a publisher for every output the parameters enable and the mod
 (:func:`output_topics`). Per frame, only the model outputs behind a topic with a subscriber are
 computed (:meth:`OutputPublisher.computed`), and the second stage turns them into messages
 (:meth:`OutputPublisher.publish`): depth (with its confidence and points) first, then the
-segmentation, then the features, each post-processing step timed as a ``StageTimer`` stage.
+segmentation, then the features and descriptors, each post-processing step timed as a
+``StageTimer`` stage.
 """
 
 from typing import NamedTuple
@@ -83,6 +84,12 @@ def output_topics(output_names, values: dict) -> tuple:
         if values['outputs.segmentation']:
             notes.append(('warning', 'the model has no seg_logits output: no segmentation'))
         topics.pop('outputs.segmentation')
+    if 'descriptors' in output_names:
+        topics['outputs.features'] += [('descriptors', Image),
+                                       ('descriptors/camera_info', CameraInfo)]
+    elif values['outputs.features']:
+        notes.append(('info', 'the model has no descriptors output (contract v4): no '
+                      '~/descriptors, ~/features carries the patch tokens only'))
     if 'depth_uncertainty' in output_names:
         topics['outputs.depth'].append(('depth/confidence', Image))
     elif values['outputs.depth']:
@@ -142,7 +149,9 @@ class OutputPublisher:
                         self._wanted('depth/confidence') or
                         depth_wanted and min_confidence > 0),
                     'features': self._wanted('features', 'features/camera_info',
-                                             'features/pca')}
+                                             'features/pca'),
+                    'descriptors': 'descriptors' in model.output_names and self._wanted(
+                        'descriptors', 'descriptors/camera_info')}
         return [name for name, wanted in computed.items() if wanted]
 
     def publish(self, frame: ModelFrame, result: dict) -> None:
@@ -160,6 +169,8 @@ class OutputPublisher:
             self._publish_segmentation(frame, result['seg_logits'][0])
         if 'features' in result:
             self._publish_features(frame, result['features'][0])
+        if 'descriptors' in result:
+            self._publish_descriptors(frame, result['descriptors'][0])
 
     def _publish_segmentation(self, frame: 'ModelFrame', logits) -> None:
         letterbox, header = frame.letterbox, frame.header
@@ -229,3 +240,16 @@ class OutputPublisher:
                 target = letterbox.content if letterbox.scale < 1.0 else letterbox
                 self._outputs['features/pca'].publish(
                     array_to_image(target.restore(pca, 'nearest'), 'rgb8', header))
+
+    def _publish_descriptors(self, frame: 'ModelFrame', descriptors) -> None:
+        """Publish the dense descriptors (dim, h', w') with the intrinsics of their grid."""
+        with self.stages.stage('descriptors'):
+            hwc = np.ascontiguousarray(descriptors.transpose(1, 2, 0))  # (h', w', dim)
+            self._outputs['descriptors'].publish(
+                array_to_image(hwc, f'32FC{hwc.shape[2]}', frame.header))
+            height, width = self.contract.input_size
+            grid = descriptors.shape[1:]
+            grid_camera = scale_intrinsics(letterbox_intrinsics(frame.info.k, frame.letterbox),
+                                           grid[1] / width, grid[0] / height)
+            self._outputs['descriptors/camera_info'].publish(
+                camera_info_with(frame.info, frame.header, grid_camera, grid))

@@ -12,13 +12,15 @@ Each file training writes names its format in the key ``format``:
                                   recovered ``completion_head.pt``)
 ``HEADS_FORMAT``                  ``vd_ros-seg-head-1``: a segmentation heads file
                                   (``training/train_heads.py``, recovered ``<kind>.pt``)
+``DESCRIPTOR_FORMAT``             ``vd_ros-descriptor-head-1``: a descriptor-head checkpoint
+                                  (``training/train_descriptors.py``)
 ================================  ===========================================================
 
 :func:`load_checked` reads a file (``torch.load(weights_only=True)``) and refuses one of
 another format with the same message for every format: the file, the format expected, what
 was found and what writes the expected kind. The keys of each format are documented by its
-writer: ``training.checkpoint.pretrain``, ``training.checkpoint.completion`` and
-``training.checkpoint.heads``.
+writer: ``training.checkpoint.pretrain``, ``training.checkpoint.completion``,
+``training.checkpoint.heads`` and ``training.checkpoint.descriptor``.
 """
 
 import dataclasses
@@ -29,6 +31,7 @@ from training.checkpoint.files import load_checkpoint
 PRETRAIN_FORMAT = 'vd_ros.pretrain/1'
 COMPLETION_FORMAT = 'vd_ros.completion/1'
 HEADS_FORMAT = 'vd_ros-seg-head-1'
+DESCRIPTOR_FORMAT = 'vd_ros-descriptor-head-1'
 
 
 class CheckpointMismatchError(ValueError):
@@ -70,7 +73,9 @@ COMPLETION = CheckpointFormat(COMPLETION_FORMAT, 'completion-head checkpoint',
                               'training/train_completion.py')
 HEADS = CheckpointFormat(HEADS_FORMAT, 'segmentation heads file', 'training/train_heads.py',
                          HeadsFormatError)
-FORMATS = (PRETRAIN, COMPLETION, HEADS)
+DESCRIPTOR = CheckpointFormat(DESCRIPTOR_FORMAT, 'descriptor-head checkpoint',
+                              'training/train_descriptors.py')
+FORMATS = (PRETRAIN, COMPLETION, HEADS, DESCRIPTOR)
 
 
 def describe(state: Any) -> str:

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from training.data.correspondences import load_posed_frames, POSED_TYPES
 from training.data.datasets import build_source
 from training.data.shared_paths import report_path
 from training.eval.pose_estimation import Intrinsics, SEVEN_SCENES_INTRINSICS
@@ -158,3 +159,39 @@ def holdout_frames(sources: list[dict], data_root: str, per_source: int) -> list
                 rgb=sample['rgb'], depth_m=sample['depth'], intrinsics=intrinsics,
                 cam_to_world=sample.get('pose')))
     return frames
+
+
+# Frame rate of a posed source's frame list: 7-Scenes records at 30 Hz; TUM lists are timed.
+SEVEN_SCENES_RATE_HZ = 30.0
+
+
+def posed_holdout_sequences(sources: list[dict], data_root: str
+                            ) -> tuple[dict[str, list[RGBDFrame]], dict[str, float]]:
+    """Load the held-out sources that have ground-truth poses, one sequence per source.
+
+    Args:
+        sources: ``holdout.sources`` entries; only 7-Scenes and TUM ones are read (one
+            ``select`` range each, so the frames are consecutive).
+        data_root: Folder relative roots resolve against.
+
+    Returns:
+        (name -> frames in order, name -> frame rate of the list in Hz: 30 for 7-Scenes, the
+        median spacing of the depth time stamps for TUM). ``name`` is the source's ``name``
+        (default ``type``); ``RGBDFrame.name`` the depth file relative to ../shared.
+    """
+    sequences, rates = {}, {}
+    for spec in sources:
+        if spec['type'] not in POSED_TYPES:
+            continue
+        name = spec.get('name', spec['type'])
+        posed = load_posed_frames(spec, data_root)
+        sequences[name] = [RGBDFrame(
+            name=report_path(frame.name), dataset=name, rgb=frame.rgb, depth_m=frame.depth_m,
+            intrinsics=Intrinsics(*frame.intrinsics), cam_to_world=frame.cam_to_world)
+            for frame in posed]
+        if spec['type'] == 'tum':
+            stamps = [float(os.path.splitext(os.path.basename(f.name))[0]) for f in posed]
+            rates[name] = float(1.0 / np.median(np.diff(stamps)))
+        else:
+            rates[name] = SEVEN_SCENES_RATE_HZ
+    return sequences, rates

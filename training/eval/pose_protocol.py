@@ -1,6 +1,10 @@
-"""Relative-pose evaluation of local features on 7-Scenes frame pairs with ground truth.
+"""Relative-pose evaluation of local features on RGB-D frame pairs with ground-truth poses.
 
-For each frame gap, pairs (i, i + gap) are drawn evenly from the 400 redkitchen frames. Every
+Two pair sets: without a test split, pairs (i, i + gap) drawn evenly from the 400 redkitchen
+frames (``run_pose_protocol``, which a model may have trained on); with one
+(``run_holdout_pose_protocol``), pairs inside each held-out sequence only (7-Scenes and TUM
+ranges of ``holdout.sources``), gaps given in 30 Hz camera frames and converted to each
+sequence's own frame rate (TUM's every-3rd-frame lists: 10 Hz). Every
 method turns a frame into pixel positions with descriptors; mutual nearest neighbours are
 back-projected with the measured depth and the intrinsics, and RANSAC + Kabsch in 3-D gives
 ``T_a_from_b``, compared with ``inv(T_wa) @ T_wb`` from pose.txt. Failures (too few matches or
@@ -24,6 +28,8 @@ from training.eval.pose_metrics import (pose_auc, relative_pose_from_world, rota
 _logger = logging.getLogger(__name__)
 
 POSE_GAPS = (5, 10, 20, 40)
+HOLDOUT_POSE_GAPS = (5, 10, 20, 40, 60)
+CAMERA_RATE_HZ = 30.0
 AUC_THRESHOLDS_DEG = (5.0, 10.0, 20.0)
 
 
@@ -69,12 +75,14 @@ def dense_extractor(features_fn: Callable[[RGBDFrame], np.ndarray]) -> FeatureEx
     return extract
 
 
-def frame_pairs(gap: int, pairs_per_gap: int) -> list[tuple[int, int]]:
-    """Evenly spaced 7-Scenes index pairs (i, i + gap).
+def frame_pairs(gap: int, pairs_per_gap: int,
+                num_frames: int = SEVEN_SCENES_NUM_FRAMES) -> list[tuple[int, int]]:
+    """Evenly spaced index pairs (i, i + gap) of a sequence, each start at most once.
 
     Args:
-        gap: Frame gap (30 Hz frames).
-        pairs_per_gap: Number of pairs.
+        gap: Frame gap (in the sequence's frames).
+        pairs_per_gap: Number of pairs (fewer when the sequence has fewer distinct starts).
+        num_frames: Frames in the sequence (default: the 400 of 7-Scenes).
 
     Returns:
         List of (i, i + gap).
@@ -82,11 +90,11 @@ def frame_pairs(gap: int, pairs_per_gap: int) -> list[tuple[int, int]]:
     Raises:
         ValueError: If the gap leaves no room or the count is not positive.
     """
-    last_start = SEVEN_SCENES_NUM_FRAMES - 1 - gap
+    last_start = num_frames - 1 - gap
     if gap <= 0 or last_start < 0 or pairs_per_gap <= 0:
         raise ValueError(f'cannot draw {pairs_per_gap} pairs at gap {gap} from '
-                         f'{SEVEN_SCENES_NUM_FRAMES} frames')
-    starts = np.linspace(0, last_start, pairs_per_gap).round().astype(int)
+                         f'{num_frames} frames')
+    starts = np.unique(np.linspace(0, last_start, pairs_per_gap).round().astype(int))
     return [(int(start), int(start) + gap) for start in starts]
 
 
@@ -103,6 +111,7 @@ class PairResult:
         translation_angle_deg: Angle between estimated and true translation directions.
         num_matches: Mutual-NN matches with valid depth in both frames.
         num_inliers: RANSAC inliers.
+        dataset: Sequence the pair comes from.
     """
 
     method: str
@@ -113,6 +122,7 @@ class PairResult:
     translation_angle_deg: float
     num_matches: int
     num_inliers: int
+    dataset: str = '7scenes'
 
     @property
     def pose_error_deg(self) -> float:
@@ -193,18 +203,74 @@ def run_pose_protocol(data_root: str, extractors: dict[str, FeatureExtractor],
     return results
 
 
+def sequence_gap(gap: int, sequence_rate_hz: float) -> int:
+    """Convert a gap in 30 Hz camera frames to a sequence's frames (rounded, at least 1)."""
+    return max(1, int(round(gap * sequence_rate_hz / CAMERA_RATE_HZ)))
+
+
+def run_holdout_pose_protocol(sequences: dict[str, list[RGBDFrame]],
+                              rates_hz: dict[str, float],
+                              extractors: dict[str, FeatureExtractor],
+                              gaps: tuple[int, ...] = HOLDOUT_POSE_GAPS,
+                              pairs_per_gap: int = 10, seed: int = 0) -> list[PairResult]:
+    """Evaluate every method on the same pairs inside each held-out sequence.
+
+    Args:
+        sequences: Sequence name -> its consecutive frames (with poses and intrinsics).
+        rates_hz: Sequence name -> frame rate of its frame list.
+        extractors: Method name -> feature extractor.
+        gaps: Gaps in 30 Hz camera frames; a gap the sequence cannot hold is left out.
+        pairs_per_gap: Pairs per gap and sequence (at most one per start frame).
+        seed: RANSAC seed (the same for every method and pair).
+
+    Returns:
+        One ``PairResult`` per sequence, method, gap and pair (``gap`` in camera frames).
+    """
+    results = []
+    for name, frames in sequences.items():
+        features: dict[tuple[str, int], FeatureSet] = {}
+        for gap in gaps:
+            step = sequence_gap(gap, rates_hz[name])
+            if step >= len(frames):
+                _logger.info('pose: %s has %d frames, no room for gap %d', name, len(frames),
+                             gap)
+                continue
+            pairs = frame_pairs(step, pairs_per_gap, len(frames))
+            _logger.info('pose: %s gap %d (%d of its frames), %d pairs', name, gap, step,
+                         len(pairs))
+            for pair in pairs:
+                for method, extract in extractors.items():
+                    for index in pair:
+                        if (method, index) not in features:
+                            features[method, index] = extract(frames[index])
+                    errors = evaluate_pair(frames[pair[0]], frames[pair[1]],
+                                           features[method, pair[0]],
+                                           features[method, pair[1]],
+                                           np.random.default_rng(seed))
+                    results.append(PairResult(method, gap, pair, *errors, dataset=name))
+    return results
+
+
 def summarize_pose(results: list[PairResult]) -> list[dict]:
-    """Aggregate pair results per (method, gap), plus an 'all' gap row per method.
+    """Aggregate pair results per (dataset, method, gap), plus an 'all' gap row per method.
 
     Args:
         results: Output of ``run_pose_protocol``.
 
     Returns:
-        Rows with keys method, gap, pairs, failures, median rotation/translation errors,
+        Rows with keys dataset, method, gap, pairs, failures, median rotation/translation errors,
         median matches/inliers, ``accuracy_5cm_5deg`` (share of pairs within 5 cm and 5 deg,
         the usual 7-Scenes criterion) and ``auc@T`` for each threshold in
         ``AUC_THRESHOLDS_DEG``.
     """
+    rows = []
+    for dataset in dict.fromkeys(result.dataset for result in results):
+        rows += _summarize_dataset([r for r in results if r.dataset == dataset], dataset)
+    return rows
+
+
+def _summarize_dataset(results: list[PairResult], dataset: str) -> list[dict]:
+    """Rows of ``summarize_pose`` for the pairs of one dataset."""
     rows = []
     methods = list(dict.fromkeys(result.method for result in results))
     gaps = list(dict.fromkeys(result.gap for result in results))
@@ -215,7 +281,7 @@ def summarize_pose(results: list[PairResult]) -> list[dict]:
                 continue
             aucs = pose_auc(np.array([r.pose_error_deg for r in group]), AUC_THRESHOLDS_DEG)
             row = {
-                'method': method, 'gap': gap, 'pairs': len(group),
+                'dataset': dataset, 'method': method, 'gap': gap, 'pairs': len(group),
                 'failures': sum(not np.isfinite(r.rotation_error_deg) for r in group),
                 'median_rot_deg': float(np.median([r.rotation_error_deg for r in group])),
                 'median_trans_cm': float(np.median([r.translation_error_cm for r in group])),

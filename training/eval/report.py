@@ -106,7 +106,8 @@ def completion_markdown(rows: list[dict], provenance: str, command: str,
 
 
 def pose_markdown(rows: list[dict], provenance: str, command: str, settings: list[str],
-                  figures: list[str]) -> str:
+                  figures: list[str], title: str = 'Relative pose from feature matches '
+                  '(7-Scenes redkitchen)', methods: str = 'vd') -> str:
     """Build docs/results/pose.md.
 
     Args:
@@ -115,14 +116,20 @@ def pose_markdown(rows: list[dict], provenance: str, command: str, settings: lis
         command: The command line that produced the file.
         settings: Bullet lines describing pairs, gaps, thresholds, input size, device.
         figures: File names of the PNG figures to embed.
+        title: Title line.
+        methods: The rows the model produced (for the header).
 
     Returns:
         The markdown text.
     """
-    parts = _header('Relative pose from feature matches (7-Scenes redkitchen)', 'vd',
-                    provenance, command, settings)
-    parts += [f'## Errors per frame gap (model: {provenance})', '',
-              grouped_table(rows, 'gap', ['gap', 'method'], POSE_COLUMNS), '']
+    parts = _header(title, methods, provenance, command, settings)
+    datasets = list(dict.fromkeys(row.get('dataset', '7scenes') for row in rows))
+    for dataset in datasets:
+        subset = [row for row in rows if row.get('dataset', '7scenes') == dataset]
+        heading = 'Errors per frame gap' if len(datasets) == 1 else \
+            f'{dataset}: errors per frame gap'
+        parts += [f'## {heading} (model: {provenance})', '',
+                  grouped_table(subset, 'gap', ['gap', 'method'], POSE_COLUMNS), '']
     parts += [f'![{name}]({name})' for name in figures] + ['']
     return '\n'.join(parts)
 
@@ -217,23 +224,27 @@ def plot_pose_by_gap(rows: list[dict], path: str, provenance: str) -> None:
         provenance: Model provenance for the title.
     """
     rows = [row for row in rows if row['gap'] != 'all']
-    methods = list(dict.fromkeys(row['method'] for row in rows))
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for method in methods:
-        subset = [row for row in rows if row['method'] == method]
-        gaps = [row['gap'] for row in subset]
-        axes[0].plot(gaps, [row['median_rot_deg'] for row in subset], 'o-', label=method)
-        axes[1].plot(gaps, [row['auc@10'] for row in subset], 'o-', label=method)
-    axes[0].set_ylabel('median rotation error [°]')
-    axes[0].set_yscale('log')
-    axes[1].set_ylabel('AUC@10° of max(R, t angle)')
-    axes[1].set_ylim(0.0, 1.0)
-    gaps = sorted({row['gap'] for row in rows})
-    for axis in axes:
-        axis.set_xlabel('frame gap (30 Hz)')
-        axis.set_xscale('log', base=2)
-        axis.set_xticks(gaps, [str(gap) for gap in gaps])
-        axis.minorticks_off()
-    axes[1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.0, 1.0))
-    figure.suptitle(f'7-Scenes relative pose; model: {provenance}', fontsize=8)
+    datasets = list(dict.fromkeys(row.get('dataset', '7scenes') for row in rows))
+    figure, axes = plt.subplots(len(datasets), 2, figsize=(9, 3.2 * len(datasets)),
+                                squeeze=False)
+    for line, dataset in enumerate(datasets):
+        subset_rows = [row for row in rows if row.get('dataset', '7scenes') == dataset]
+        for method in dict.fromkeys(row['method'] for row in subset_rows):
+            subset = [row for row in subset_rows if row['method'] == method]
+            gaps = [row['gap'] for row in subset]
+            rotation = [max(row['median_rot_deg'], 1e-2) for row in subset]  # inf -> clipped
+            axes[line, 0].plot(gaps, np.minimum(rotation, 180.0), 'o-', label=method)
+            axes[line, 1].plot(gaps, [row['auc@10'] for row in subset], 'o-', label=method)
+        axes[line, 0].set_ylabel(f'{dataset}: median R error [°]')
+        axes[line, 0].set_yscale('log')
+        axes[line, 1].set_ylabel('AUC@10° of max(R, t angle)')
+        axes[line, 1].set_ylim(0.0, 1.0)
+        gaps = sorted({row['gap'] for row in subset_rows})
+        for axis in axes[line]:
+            axis.set_xlabel('frame gap (30 Hz)')
+            axis.set_xscale('log', base=2)
+            axis.set_xticks(gaps, [str(gap) for gap in gaps])
+            axis.minorticks_off()
+        axes[line, 1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.0, 1.0))
+    figure.suptitle(f'{", ".join(datasets)} relative pose; model: {provenance}', fontsize=8)
     _save(figure, path)

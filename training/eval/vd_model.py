@@ -21,6 +21,7 @@ from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead, depth_uncertainty
+from training.models.descriptor_head import DescriptorHead
 from training.models.pde import decode_depth
 from vd_ros.core.depth_alignment import align_depth, ALIGNMENTS
 from vd_ros.core.pde import positional_depth_encoding
@@ -126,6 +127,17 @@ class VDRunner:
         self.completion_head = completion_head.to(self.device).eval() \
             if completion_head is not None else None
 
+    def model_inputs(self, rgb: np.ndarray,
+                     depth_m: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
+        """Letterbox and encode a frame: (rgb (1, 3, H, W) in [0, 1], pde, letterbox)."""
+        letterbox = letterbox_params(rgb.shape[:2], self.input_size)
+        rgb_model = letterbox.apply(rgb, 'cubic')  # as the node and training resize it
+        rgb_in = torch.from_numpy(rgb_model.transpose(2, 0, 1)[None] / np.float32(255.0))
+        pde = positional_depth_encoding(splat_depth(depth_m, letterbox),
+                                        self.model.pde_config)[None]  # (1, C, H, W)
+        return (rgb_in.to(self.device, torch.float32), torch.from_numpy(pde).to(self.device),
+                letterbox)
+
     @torch.inference_mode()
     def run(self, rgb: np.ndarray, depth_m: np.ndarray) -> tuple[dict, Letterbox]:
         """Run the model on one frame.
@@ -140,12 +152,7 @@ class VDRunner:
             ``completed_depth`` (H, W) and, with its uncertainty branch, ``depth_uncertainty``
             (H, W) metres (0 on input pixels), as numpy float32.
         """
-        letterbox = letterbox_params(rgb.shape[:2], self.input_size)
-        rgb_model = letterbox.apply(rgb, 'cubic')  # as the node and training resize it
-        rgb_in = torch.from_numpy(rgb_model.transpose(2, 0, 1)[None] / np.float32(255.0))
-        pde = positional_depth_encoding(splat_depth(depth_m, letterbox),
-                                        self.model.pde_config)[None]  # (1, C, H, W)
-        rgb_in, pde = rgb_in.to(self.device, torch.float32), torch.from_numpy(pde).to(self.device)
+        rgb_in, pde, letterbox = self.model_inputs(rgb, depth_m)
         features = self.model.encode(rgb_in, pde)
         result = {'features': features.last[0].float().cpu().numpy()}  # (D, h, w)
         if self.model.decoder is not None:
@@ -219,6 +226,21 @@ class VDRunner:
             aligned, _, _ = align_depth(completed, sparse_m, False, alignment)
             return np.nan_to_num(aligned, nan=0.0)
         return complete
+
+    @torch.inference_mode()
+    def dense_descriptors(self, frame: RGBDFrame, head: DescriptorHead) -> np.ndarray:
+        """Return the descriptor head's unit descriptors (dim, 4h, 4w) of a frame.
+
+        Raises:
+            ValueError: If the letterbox pads the frame (see ``dense_features``).
+        """
+        rgb_in, pde, letterbox = self.model_inputs(frame.rgb, frame.depth_m)
+        if letterbox.pad_top or letterbox.pad_left:
+            raise ValueError(f'input size {self.input_size} pads a {letterbox.in_size} frame; '
+                             'use the camera aspect ratio for dense features')
+        head = head.to(self.device).eval()
+        descriptors = head(self.model.encode(rgb_in, pde).maps, rgb_in)  # (1, dim, 4h, 4w)
+        return descriptors[0].float().cpu().numpy()
 
     def dense_features(self, frame: RGBDFrame) -> np.ndarray:
         """Return the dense features (D, h, w) of a frame with its full measured depth.

@@ -18,11 +18,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def output_names(with_seg: bool, with_completion: bool = False,
-                 with_uncertainty: bool = False) -> List[str]:
+                 with_uncertainty: bool = False, with_descriptors: bool = False) -> List[str]:
     """Names of the graph outputs, in the order ``ExportGraph`` returns them."""
     return list(REQUIRED_OUTPUTS) + (['seg_logits'] if with_seg else []) + (
         ['completed_depth'] if with_completion else []) + (
-        ['depth_uncertainty'] if with_completion and with_uncertainty else [])
+        ['depth_uncertainty'] if with_completion and with_uncertainty else []) + (
+        ['descriptors'] if with_descriptors else [])
 
 
 def check_input_size(input_size: Sequence[int], patch_size: int) -> Tuple[int, int]:
@@ -65,7 +66,7 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
                    training_info: Optional[Dict[str, Any]] = None,
                    completion: bool = False,
                    class_colors: Sequence[Sequence[int]] = (),
-                   uncertainty: bool = False) -> ModelContract:
+                   uncertainty: bool = False, descriptors: bool = False) -> ModelContract:
     """Return the contract of ``model`` exported at ``input_size`` (also used to preprocess).
 
     Args:
@@ -78,8 +79,9 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
         class_colors: ``(r, g, b)`` per class from the user's class list, or empty.
         uncertainty: The completion head predicts its uncertainty (``depth_uncertainty``,
             contract v3).
+        descriptors: A descriptor head is exported (``descriptors``, contract v4).
     """
-    version = (3 if uncertainty else 2) if completion else 1
+    version = 4 if descriptors else (3 if uncertainty else 2) if completion else 1
     return ModelContract(
         encoder=model.encoder_name, patch_size=int(model.patch_size),
         input_size=check_input_size(input_size, model.patch_size),
@@ -88,5 +90,5 @@ def model_contract(model: VanishingDepth, input_size: Sequence[int],
         class_names=tuple(str(name) for name in class_names),
         class_colors=tuple(tuple(int(v) for v in colour) for colour in class_colors),
         trained=bool(trained),
-        outputs=tuple(output_names(bool(class_names), completion, uncertainty)),
+        outputs=tuple(output_names(bool(class_names), completion, uncertainty, descriptors)),
         training=dict(training_info or {}), contract_version=version)

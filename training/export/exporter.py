@@ -26,6 +26,7 @@ from training.export.contract import model_contract
 from training.export.weight_storage import store_weights_fp16
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead, depth_uncertainty
+from training.models.descriptor_head import DescriptorHead
 from training.models.pde import decode_depth
 from vd_ros.core.contract import METADATA_KEY, ModelContract
 
@@ -45,11 +46,13 @@ class ExportGraph(nn.Module):
         dtype: Compute dtype inside the graph (inputs and outputs stay float32).
         completion_head: Completion head, or None; it always computes in float32 (it decodes
             metric depth from the PDE input, which float16 cannot hold to the millimetre).
+        descriptor_head: Descriptor head, or None (``descriptors``, the last output).
     """
 
     def __init__(self, model: VanishingDepth, seg_head: Optional[nn.Module] = None,
                  dtype: torch.dtype = torch.float32,
-                 completion_head: Optional[CompletionHead] = None):
+                 completion_head: Optional[CompletionHead] = None,
+                 descriptor_head: Optional[DescriptorHead] = None):
         """Wrap the model.
 
         Args:
@@ -57,6 +60,7 @@ class ExportGraph(nn.Module):
             seg_head: Optional head.
             dtype: ``torch.float32`` or ``torch.float16``.
             completion_head: Optional completion head (``completed_depth``).
+            descriptor_head: Optional descriptor head (``descriptors``, last output).
 
         Raises:
             ValueError: The model has no decoder.
@@ -70,9 +74,13 @@ class ExportGraph(nn.Module):
         self.seg_head = seg_head
         self.dtype = dtype
         self.completion_head = completion_head
+        self.descriptor_head = descriptor_head
 
     def forward(self, rgb: torch.Tensor, pde: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Return (features, depth[, seg_logits][, completed_depth[, depth_uncertainty]])."""
+        """Return features, depth, seg_logits, completed_depth, depth_uncertainty, descriptors.
+
+        Each optional output only when its head is present.
+        """
         features = self.model.encode(rgb.to(self.dtype), pde.to(self.dtype))
         depth = self.model.decoder(features.maps, tuple(rgb.shape[-2:]))[0]  # (1, 1, H, W)
         outputs = [features.last.float(), depth.float()]  # (1, D, h, w), (1, 1, H, W)
@@ -86,7 +94,9 @@ class ExportGraph(nn.Module):
             if log_scale is not None:
                 valid = decode_depth(pde, head.pde_config)[1]  # (1, 1, H, W)
                 outputs.append(depth_uncertainty(completed, log_scale, valid))
-        return tuple(outputs)
+        if self.descriptor_head is not None:
+            outputs.append(self.descriptor_head(features.maps, rgb.to(self.dtype)).float())
+        return tuple(outputs)  # descriptors: (1, dim, 4h, 4w), unit L2 norm per pixel
 
 
 def fixed_size_copy(model: VanishingDepth, input_size: Tuple[int, int]) -> VanishingDepth:
@@ -127,7 +137,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
                 opset: Optional[int] = None,
                 completion_head: Optional[CompletionHead] = None,
                 fp16_weights: bool = False,
-                class_colors: Sequence[Sequence[int]] = ()) -> ModelContract:
+                class_colors: Sequence[Sequence[int]] = (),
+                descriptor_head: Optional[DescriptorHead] = None) -> ModelContract:
     """Export ``model`` (+ ``seg_head``) to an ONNX file that follows the model contract.
 
     Args:
@@ -146,6 +157,7 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
         fp16_weights: Store the large float32 weights as float16 (float32 compute).
         class_colors: Display colour ``(r, g, b)`` per class (the user's class list), or
             empty for the node's palette.
+        descriptor_head: Adds ``descriptors`` (contract v4), computed in ``dtype``.
 
     Returns:
         The contract written into the metadata.
@@ -176,7 +188,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
     contract = model_contract(model, input_size, class_names, trained, info,
                               completion=completion_head is not None, class_colors=class_colors,
                               uncertainty=getattr(completion_head, 'uncertainty',
-                                                  None) is not None)
+                                                  None) is not None,
+                              descriptors=descriptor_head is not None)
     if not trained:
         _logger.warning('!' * 79)
         _logger.warning('EXPORTING A RANDOMLY INITIALISED MODEL (trained: false) to %s: its '
@@ -188,7 +201,9 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
     head = copy.deepcopy(seg_head).eval().to(dtype) if seg_head is not None else None
     completion = copy.deepcopy(completion_head).eval().float() \
         if completion_head is not None else None
-    graph = ExportGraph(fixed, head, dtype, completion).eval()
+    descriptor = copy.deepcopy(descriptor_head).eval().to(dtype) \
+        if descriptor_head is not None else None
+    graph = ExportGraph(fixed, head, dtype, completion, descriptor).eval()
     height, width = contract.input_size
     example = (torch.rand(1, 3, height, width),
                torch.rand(1, contract.pde.channels, height, width) * 2 - 1)

@@ -9,6 +9,7 @@ import argparse
 from typing import Any, Dict, List, Tuple
 
 from training.checkpoint.completion import load_completion_head
+from training.checkpoint.descriptor import load_descriptor_head
 from training.checkpoint.heads import load_heads_checkpoint
 from training.checkpoint.model import build_checked_model, total_pretraining_steps
 from training.data.label_layouts import get_layout
@@ -65,6 +66,14 @@ def build_export_inputs(args: argparse.Namespace) -> Tuple[VanishingDepth, Any, 
         completion, completion_info = load_completion_head(
             args.completion_head, model, checkpoint.step if checkpoint else None)
         info['completion_head'] = completion_info
+    descriptor = None
+    if getattr(args, 'descriptor_head', None):
+        descriptor, state = load_descriptor_head(args.descriptor_head, model)
+        info['descriptor_head'] = {'file': report_path(args.descriptor_head),
+                                   'step': state['step'], 'head_config': state['head_config'],
+                                   'training_sources': state.get('training_sources'),
+                                   'val': (state.get('val_history') or [None])[-1]}
     return model, head, {'class_names': class_names, 'class_colors': class_colors,
                          'trained': bool(args.checkpoint),
-                         'training_info': info, 'completion_head': completion}
+                         'training_info': info, 'completion_head': completion,
+                         'descriptor_head': descriptor}

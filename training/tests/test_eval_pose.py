@@ -1,11 +1,14 @@
 """Feature matching and the relative-pose pipeline on synthetic and real 7-Scenes data."""
 
 import numpy as np
+import pytest
 
 from training.eval.feature_matching import dense_feature_points, mutual_nearest_neighbours
 from training.eval.frames import seven_scenes_frame
 from training.eval.pose_estimation import backproject, Intrinsics, lookup_depth
-from training.eval.pose_protocol import evaluate_pair, frame_pairs, keypoint_extractor
+from training.eval.pose_protocol import (evaluate_pair, frame_pairs, keypoint_extractor,
+                                         sequence_gap)
+from training.evaluate import check_pose_split
 
 
 def test_mutual_nearest_neighbours_keeps_only_mutual_pairs():
@@ -64,3 +67,24 @@ def test_orb_and_sift_pose_on_a_real_pair(shared_data):
         assert inliers >= 50 and matches >= inliers, method
     # The bound is informative: the camera really rotates between the two frames.
     assert truth_rotation_deg > 0.5
+
+
+def test_holdout_pairs_use_each_start_once_and_convert_gaps():
+    """Short held-out ranges give fewer pairs, not repeated ones; gaps follow the frame rate."""
+    assert frame_pairs(40, 10, 50) == [(i, i + 40) for i in range(10)]
+    assert frame_pairs(45, 10, 50) == [(i, i + 45) for i in range(5)]
+    assert [sequence_gap(gap, 10.0) for gap in (5, 10, 20, 40, 60)] == [2, 3, 7, 13, 20]
+    assert sequence_gap(5, 30.0) == 5
+
+
+def test_pose_split_refuses_test_frames_near_training_frames():
+    """A held-out range closer than MIN_SPLIT_FRAMES to a training range stops the run."""
+    test = [{'type': 'tum', 'root': 't', 'select': [150, None]}]
+    close = {'data': {'sources': [{'type': 'tum', 'root': 't', 'select': [0, 120]}]}}
+    with pytest.raises(ValueError, match='within 50 frames'):
+        check_pose_split(close, test, None)
+    far = {'data': {'sources': [{'type': 'tum', 'root': 't', 'select': [0, 100]}]}}
+    assert check_pose_split(far, test, None) == 't 51'
+    head = {'training_sources': [{'type': 'tum', 'root': 't', 'select': [140, 150]}]}
+    with pytest.raises(ValueError):
+        check_pose_split(far, test, head)

@@ -18,6 +18,7 @@ from training.data.label_layouts import YCBV_CLASSES
 from training.export.exporter import export_onnx
 from training.export_onnx import main as export_main
 from training.models import build_model
+from training.models.descriptor_head import DescriptorHead
 from training.models.heads import build_seg_head
 from vd_ros.core.depth_codec import read_depth, read_rgb
 from vd_ros.core.preprocess import prepare_inputs
@@ -264,3 +265,29 @@ def test_cli_untrained_head_exports_every_output(tmp_path):
                                           'training': 'none (random initialisation)'}
     with pytest.raises(SystemExit):
         export_main(['--untrained-head', 'ycbv', '--heads', 'h.pt', '--output', out])
+
+
+def test_descriptor_head_export_is_contract_v4_and_matches_eager(shared_data, tmp_path):
+    """Check: --descriptor-head adds the unit-norm descriptors output (contract v4)."""
+    model = tiny_model(seed=7)
+    torch.manual_seed(4)
+    descriptor = DescriptorHead(model.feature_dim, dim=16, channels=8, stem_channels=4).eval()
+    for module in descriptor.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    path = str(tmp_path / 'descriptors.onnx')
+    contract = export_onnx(model, None, path, SIZE, descriptor_head=descriptor)
+    assert contract.contract_version == 4
+    assert contract.outputs == ('features', 'depth', 'descriptors')
+    runtime = VDModel(path, providers=['cpu'], intra_op_threads=2)
+    assert runtime.contract == contract
+    rgb_in, pde = frame_inputs(shared_data, contract)
+    outputs = runtime.run(rgb_in, pde)
+    assert outputs['descriptors'].shape == (1, 16, 32, 40)  # 4x the 8 x 10 patch grid
+    np.testing.assert_allclose(np.linalg.norm(outputs['descriptors'], axis=1), 1.0, rtol=1e-5)
+    expected = eager_outputs(model, None, rgb_in, pde)
+    with torch.no_grad():
+        rgb, code = torch.from_numpy(rgb_in), torch.from_numpy(pde)
+        expected['descriptors'] = descriptor(model.encode(rgb, code).maps, rgb).numpy()
+    assert_close(outputs, expected, 1e-4, 1e-5)

@@ -9,16 +9,17 @@ import json
 
 from vd_ros.core.pde import PDEConfig
 
-CONTRACT_VERSION = 3
+CONTRACT_VERSION = 4
 # Version 2 adds the optional completed_depth output, version 3 the optional depth_uncertainty
-# beside it (see docs/model_contract.md); files of versions 1 and 2 read unchanged.
-READABLE_VERSIONS = (1, 2, 3)
+# beside it, version 4 the optional dense matching descriptors (see docs/model_contract.md);
+# files of versions 1 to 3 read unchanged.
+READABLE_VERSIONS = (1, 2, 3, 4)
 METADATA_KEY = 'vd_ros'
 INPUT_NAMES = ('rgb', 'pde')
 REQUIRED_OUTPUTS = ('features', 'depth')
-OPTIONAL_OUTPUTS = ('seg_logits', 'completed_depth', 'depth_uncertainty')
+OPTIONAL_OUTPUTS = ('seg_logits', 'completed_depth', 'depth_uncertainty', 'descriptors')
 # The first contract version of each optional output that needs one.
-OUTPUT_SINCE = {'completed_depth': 2, 'depth_uncertainty': 3}
+OUTPUT_SINCE = {'completed_depth': 2, 'depth_uncertainty': 3, 'descriptors': 4}
 
 
 class ContractError(ValueError):
@@ -44,7 +45,7 @@ class ModelContract:
         trained: False for a random-init export.
         outputs: Names of the outputs present in the graph.
         training: Free-form provenance (data, steps, date, git revision).
-        contract_version: Version of the contract the file follows (1, 2 or 3).
+        contract_version: Version of the contract the file follows (1 to 4).
     """
 
     encoder: str
@@ -83,7 +84,7 @@ class ModelContract:
 
 
 def _readable_versions_text() -> str:
-    """Return the readable versions in words: '1, 2 or 3'."""
+    """Return the readable versions in words: '1, 2, 3 or 4'."""
     names = [str(v) for v in READABLE_VERSIONS]
     return ', '.join(names[:-1]) + ' or ' + names[-1] if len(names) > 1 else names[0]
 

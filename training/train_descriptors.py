@@ -1,0 +1,301 @@
+r"""Train the dense descriptor head on the frozen model from depth + pose correspondences.
+
+Usage::
+
+    python -m training.train_descriptors --checkpoint runs/recovered/pretrain.pt \
+        --config training/configs/cpu.yaml --out-dir runs/descriptors --minutes 22 \
+        [--resume] [--threads 1] [--dim 128] [--no-rgb]
+
+Frames: the sources of ``data.sources`` that have ground-truth poses (7-Scenes, TUM), with
+their ``select`` ranges (the training split of the config); validation pairs from the posed
+sources of ``val.sources``; the test split (``holdout.sources``) is never read. Every frame is
+encoded once (the encoder is frozen), at ``model.img_size``, through the evaluation runner's
+letterbox and PDE. Each step draws ``--pairs`` frame pairs of one sequence (gap uniform in the
+source type's range, direction random), keeps the cells of A's descriptor grid whose
+reprojection into B is visible (``training.data.correspondences``), up to ``--points`` per
+pair, and minimises ``info_nce_loss``. AdamW, warm-up then cosine over the wall-time budget
+(``training.engine.completion_loop.learning_rate``, counted over resumes). Validation (fixed
+pairs, gaps 5/10/20/40) every ``--val-every`` steps: the share of A's cells whose nearest
+descriptor in B lies within one cell of the truth; checkpoints are atomic
+(``CheckpointManager``: ``step_*.pt`` with the optimiser, ``best.pt`` = best validation).
+"""
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from training.checkpoint.files import CheckpointManager, load_checkpoint
+from training.checkpoint.formats import DESCRIPTOR_FORMAT
+from training.checkpoint.heads import encoder_fingerprint
+from training.data.correspondences import (correspondences, grid_positions,
+                                           load_posed_frames, POSED_TYPES, PosedFrame)
+from training.data.shared_paths import command_text, report_path, shared_dir
+from training.engine.completion_loop import learning_rate
+from training.engine.config import load_config, to_plain
+from training.eval.vd_model import load_vd_model, VDRunner
+from training.models.descriptor_head import (DescriptorHead, info_nce_loss, match_accuracy,
+                                             pixels_to_grid)
+
+_logger = logging.getLogger(__name__)
+
+# Frame gaps drawn per source type, in the reader's frames: 7-Scenes 30 Hz (0.17-2 s), TUM's
+# every-3rd-frame lists 10 Hz (0.1-2 s).
+GAP_RANGES = {'7scenes': (2, 60), 'tum': (1, 20)}
+VAL_GAPS = (5, 10, 20, 40)
+MIN_VISIBLE = 32
+
+
+@dataclasses.dataclass
+class EncodedSequence:
+    """The frames of one source, encoded once.
+
+    Attributes:
+        name: Source name (for logs).
+        kind: Source type.
+        frames: The posed frames (camera-resolution depth, pose, intrinsics).
+        maps: (N, 4, D, h, w) fused token maps.
+        rgb: (N, 3, H, W) model RGB input in [0, 1].
+    """
+
+    name: str
+    kind: str
+    frames: List[PosedFrame]
+    maps: torch.Tensor
+    rgb: torch.Tensor
+
+
+def encode_sequence(runner: VDRunner, spec: Dict[str, Any], base_dir: str) -> EncodedSequence:
+    """Load and encode every frame of a posed source."""
+    frames = load_posed_frames(spec, base_dir)
+    maps, rgbs = [], []
+    with torch.inference_mode():
+        for frame in frames:
+            rgb_in, pde, _ = runner.model_inputs(frame.rgb, frame.depth_m)
+            maps.append(torch.cat(runner.model.encode(rgb_in, pde).maps).float().cpu())
+            rgbs.append(rgb_in[0].cpu())
+    _logger.info('encoded %d frames of %s', len(frames), report_path(spec['root']))
+    return EncodedSequence(spec.get('name', spec['type']), spec['type'], frames,
+                           torch.stack(maps), torch.stack(rgbs))
+
+
+@dataclasses.dataclass
+class PairTarget:
+    """One training or validation pair: frame indices and A's visible cells in B.
+
+    Attributes:
+        sequence: Index into the sequence list.
+        a: Frame index of A within the sequence.
+        b: Frame index of B.
+        cells: (M,) flat indices of A's descriptor cells with a visible correspondence.
+        grid_xy_b: (M, 2) their positions in B's descriptor grid.
+    """
+
+    sequence: int
+    a: int
+    b: int
+    cells: np.ndarray
+    grid_xy_b: np.ndarray
+
+
+def pair_target(sequences: List[EncodedSequence], sequence: int, a: int, b: int,
+                grid_size: Tuple[int, int]) -> PairTarget:
+    """Correspondences of A's descriptor-cell centres in B, in B's grid coordinates."""
+    frame_a, frame_b = sequences[sequence].frames[a], sequences[sequence].frames[b]
+    image_size = frame_a.depth_m.shape
+    xy_a = grid_positions(grid_size, image_size)
+    found = correspondences(xy_a, frame_a.depth_m, frame_b.depth_m, frame_a.intrinsics,
+                            frame_b.intrinsics, frame_a.cam_to_world, frame_b.cam_to_world)
+    cells = np.flatnonzero(found.visible)
+    grid_xy = pixels_to_grid(torch.from_numpy(found.xy_b[cells]), frame_b.depth_m.shape,
+                             grid_size).numpy()
+    return PairTarget(sequence, a, b, cells, grid_xy)
+
+
+def draw_pairs(sequences: List[EncodedSequence], count: int, rng: np.random.Generator,
+               grid_size: Tuple[int, int], max_tries: int = 50) -> List[PairTarget]:
+    """Draw ``count`` pairs: a random sequence, frame, gap in its range and direction."""
+    pairs = []
+    for _ in range(max_tries * count):
+        if len(pairs) == count:
+            break
+        sequence = int(rng.integers(len(sequences)))
+        low, high = GAP_RANGES[sequences[sequence].kind]
+        total = len(sequences[sequence].frames)
+        gap = int(rng.integers(low, min(high, total - 1) + 1))
+        a = int(rng.integers(total - gap))
+        a, b = (a, a + gap) if rng.random() < 0.5 else (a + gap, a)
+        target = pair_target(sequences, sequence, a, b, grid_size)
+        if len(target.cells) >= MIN_VISIBLE:
+            pairs.append(target)
+    return pairs
+
+
+def validation_pairs(sequences: List[EncodedSequence],
+                     grid_size: Tuple[int, int]) -> List[PairTarget]:
+    """Return fixed pairs of every validation sequence: 4 starts per gap of ``VAL_GAPS``."""
+    pairs = []
+    for index, sequence in enumerate(sequences):
+        total = len(sequence.frames)
+        for gap in VAL_GAPS:
+            if gap >= total:
+                continue
+            for start in np.linspace(0, total - 1 - gap, 4).round().astype(int):
+                target = pair_target(sequences, index, int(start), int(start) + gap, grid_size)
+                if len(target.cells) >= MIN_VISIBLE:
+                    pairs.append(target)
+    return pairs
+
+
+def pair_loss(head: DescriptorHead, sequences: List[EncodedSequence], pairs: List[PairTarget],
+              points: int, rng: Optional[np.random.Generator], temperature: float
+              ) -> Tuple[torch.Tensor, float]:
+    """Mean InfoNCE and nearest-cell accuracy over pairs (one head forward for all frames)."""
+    maps, rgbs = [], []
+    for pair in pairs:
+        sequence = sequences[pair.sequence]
+        for index in (pair.a, pair.b):
+            maps.append(sequence.maps[index])
+            rgbs.append(sequence.rgb[index])
+    maps = torch.stack(maps)  # (2P, 4, D, h, w)
+    descriptors = head(list(maps.unbind(dim=1)), torch.stack(rgbs))  # (2P, dim, h', w')
+    losses, accuracies = [], []
+    for number, pair in enumerate(pairs):
+        cells, grid_xy = pair.cells, pair.grid_xy_b
+        if rng is not None and len(cells) > points:
+            keep = rng.choice(len(cells), points, replace=False)
+            cells, grid_xy = cells[keep], grid_xy[keep]
+        desc_a, desc_b = descriptors[2 * number], descriptors[2 * number + 1]  # (dim, h', w')
+        anchors = desc_a.reshape(desc_a.shape[0], -1)[:, torch.from_numpy(cells)].T  # (M, dim)
+        target = torch.from_numpy(grid_xy).float()
+        losses.append(info_nce_loss(anchors, desc_b, target, temperature))
+        accuracies.append(match_accuracy(anchors.detach(), desc_b.detach(), target))
+    return torch.stack(losses).mean(), float(np.mean(accuracies))
+
+
+@torch.no_grad()
+def validate(head: DescriptorHead, sequences: List[EncodedSequence], pairs: List[PairTarget],
+             temperature: float) -> Dict[str, float]:
+    """Return the validation loss and nearest-cell accuracy (eval mode, every visible cell)."""
+    head.eval()
+    losses, accuracies = [], []
+    for start in range(0, len(pairs), 4):
+        loss, accuracy = pair_loss(head, sequences, pairs[start:start + 4], 0, None,
+                                   temperature)
+        losses.append(float(loss))
+        accuracies.append(accuracy)
+    head.train()
+    return {'val_loss': float(np.mean(losses)), 'val_accuracy': float(np.mean(accuracies))}
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    """Parse the command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--checkpoint', required=True, help='pretraining checkpoint')
+    parser.add_argument('--config', action='append', default=[],
+                        help='YAML merged over training/configs/default.yaml')
+    parser.add_argument('--data', default=os.path.join(shared_dir(), 'data'))
+    parser.add_argument('--out-dir', default='runs/descriptors')
+    parser.add_argument('--minutes', type=float, default=22.0, help='wall-time budget')
+    parser.add_argument('--max-steps', type=int, default=0, help='stop after N steps (0: none)')
+    parser.add_argument('--pairs', type=int, default=4, help='frame pairs per step')
+    parser.add_argument('--points', type=int, default=256, help='anchors per pair')
+    parser.add_argument('--lr', type=float, default=2e-3)
+    parser.add_argument('--temperature', type=float, default=0.07)
+    parser.add_argument('--dim', type=int, default=128)
+    parser.add_argument('--no-rgb', action='store_true', help='token pyramid only, no stem')
+    parser.add_argument('--val-every', type=int, default=200)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--resume', action='store_true', help='continue the newest step_*.pt')
+    parser.add_argument('overrides', nargs='*', help='config overrides key=value')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Train; return the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    cfg = to_plain(load_config(args.config, args.overrides))
+    model, provenance = load_vd_model(cfg['model'], args.checkpoint)
+    model.drop_decoder()
+    runner = VDRunner(model, tuple(cfg['model']['img_size']), 'cpu')
+    posed = [spec for spec in cfg['data']['sources'] if spec['type'] in POSED_TYPES]
+    val_specs = [spec for spec in (cfg.get('val') or {}).get('sources', [])
+                 if spec['type'] in POSED_TYPES]
+    if not posed:
+        raise ValueError('data.sources has no source with ground-truth poses '
+                         f'(types {POSED_TYPES})')
+    train_set = [encode_sequence(runner, spec, args.data) for spec in posed]
+    val_set = [encode_sequence(runner, spec, args.data) for spec in val_specs]
+    patch_grid = train_set[0].maps.shape[-2:]
+    grid_size = (4 * patch_grid[0], 4 * patch_grid[1])
+    head = DescriptorHead(model.feature_dim, dim=args.dim, use_rgb=not args.no_rgb)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=1e-4)
+    val_pairs = validation_pairs(val_set, grid_size)
+    _logger.info('descriptor grid %s, %d validation pairs, %.2f M head parameters', grid_size,
+                 len(val_pairs), sum(p.numel() for p in head.parameters()) / 1e6)
+    manager = CheckpointManager(os.path.join(args.out_dir, 'checkpoints'), keep_last=2)
+    step, elapsed, history = 0, 0.0, []
+    if args.resume and manager.latest():
+        state = load_checkpoint(manager.latest())
+        head.load_state_dict(state['head'])
+        optimizer.load_state_dict(state['optimizer'])
+        step, elapsed, history = state['step'], state['elapsed_s'], list(state['val_history'])
+        manager.best_metric = state['best_metric']
+        _logger.info('resumed %s at step %d', manager.latest(), step)
+    schedule = {'lr': args.lr, 'warmup_steps': 100, 'minutes': args.minutes,
+                'final_lr_fraction': 0.02}
+    encoder = {'checkpoint': report_path(os.path.abspath(args.checkpoint)),
+               'provenance': provenance, 'fingerprint': encoder_fingerprint(model),
+               'input_size': list(cfg['model']['img_size'])}
+    command = command_text('python -m training.train_descriptors', argv)
+    head.train()
+    started, running = time.monotonic() - elapsed, []
+    while True:
+        elapsed = time.monotonic() - started
+        done = elapsed >= 60.0 * args.minutes or (args.max_steps and step >= args.max_steps)
+        if step % args.val_every == 0 or done:
+            row = dict(validate(head, val_set, val_pairs, args.temperature), step=step,
+                       train_loss=float(np.mean(running)) if running else float('nan'),
+                       minutes=elapsed / 60.0)
+            history.append(row)
+            running = []
+            _logger.info('step %d (%.1f min): train %.3f val loss %.3f, val accuracy %.3f',
+                         step, row['minutes'], row['train_loss'], row['val_loss'],
+                         row['val_accuracy'])
+            state = {'format': DESCRIPTOR_FORMAT, 'step': step, 'elapsed_s': elapsed,
+                     'head_config': dict(head.config), 'head': head.state_dict(),
+                     'optimizer': optimizer.state_dict(), 'val_history': history,
+                     'encoder': encoder, 'command': command,
+                     'training_sources': posed, 'val_sources': val_specs,
+                     'grid_size': list(grid_size)}
+            manager.save(state, step, -row['val_accuracy'])
+        if done:
+            break
+        rng = np.random.default_rng([args.seed, step])
+        for group in optimizer.param_groups:
+            group['lr'] = learning_rate(schedule, step, elapsed)
+        pairs = draw_pairs(train_set, args.pairs, rng, grid_size)
+        loss, _ = pair_loss(head, train_set, pairs, args.points, rng, args.temperature)
+        optimizer.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+            optimizer.step()
+            running.append(float(loss.detach()))
+        step += 1
+    _logger.info('best validation accuracy %.3f: %s', -manager.best_metric, manager.best_path)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
