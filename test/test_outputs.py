@@ -76,19 +76,26 @@ def test_topics_follow_the_parameters_and_what_the_model_can_feed():
         'segmentation', 'segmentation/color', 'depth', 'depth/camera_info', 'features',
         'features/camera_info', 'features/pca']
     assert dict(topics)['depth/camera_info'] is CameraInfo and dict(topics)['depth'] is Image
-    assert notes == [('info', 'the model has no depth_uncertainty output (contract v3): no '
+    no_descriptors = ('info', 'the model has no descriptors output (contract v4): no '
+                      '~/descriptors, ~/features carries the patch tokens only')
+    assert notes == [no_descriptors,
+                     ('info', 'the model has no depth_uncertainty output (contract v3): no '
                       '~/depth/confidence, depth.min_confidence has no effect')]
-    topics, notes = output_topics(model(completed_depth=True, depth_uncertainty=True)
-                                  .output_names, {**VALUES, 'outputs.points': True})
+    outputs = model(completed_depth=True, depth_uncertainty=True).output_names + ('descriptors',)
+    topics, notes = output_topics(outputs, {**VALUES, 'outputs.points': True})
     names = [name for name, _ in topics]
     assert names[2:5] == ['depth', 'depth/camera_info', 'depth/confidence'] and not notes
+    assert names[5:10] == ['features', 'features/camera_info', 'features/pca', 'descriptors',
+                           'descriptors/camera_info']
     assert topics[-1] == ('points', PointCloud2)
     no_segmentation = ('features', 'depth')
     topics, notes = output_topics(no_segmentation, {**VALUES, 'outputs.depth': False})
     assert [name for name, _ in topics] == ['features', 'features/camera_info', 'features/pca']
-    assert notes == [('warning', 'the model has no seg_logits output: no segmentation')]
+    assert notes == [('warning', 'the model has no seg_logits output: no segmentation'),
+                     no_descriptors]
     _, notes = output_topics(no_segmentation, {**VALUES, 'outputs.segmentation': False,
-                                               'outputs.depth': False})
+                                               'outputs.depth': False,
+                                               'outputs.features': False})
     assert notes == []
 
 
