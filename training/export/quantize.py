@@ -11,10 +11,12 @@ Usage::
 Steps: the float16-stored weights are restored to float32 initializers
 (``training.onnx_weight_storage.restore_weights_fp32``, the values exactly as stored), the
 graph is shape-inferred and folded (``onnxruntime.quantization.quant_pre_process``), then
-``quantize_static`` puts QuantizeLinear / DequantizeLinear pairs around every Conv and MatMul
-(int8 weights per output channel, uint8 activations per tensor, ranges by min / max over the
-calibration inputs). LayerNormalization, Softmax, GELU and the resizes stay float; so do the
-node groups named by ``--keep-float`` (``KEEP_FLOAT_GROUPS``).
+``quantize_static`` puts QuantizeLinear / DequantizeLinear pairs around every Conv, MatMul and
+Gemm (int8 weights per output channel, uint8 activations per tensor, ranges by min / max over the
+calibration inputs). Other operators get no Q/DQ pair of their own (LayerNormalization, GELU
+and the resizes run in float; ONNX Runtime does run a Softmax between two quantised attention
+products as QLinearSoftmax); nor do the node groups named by ``--keep-float``
+(``KEEP_FLOAT_GROUPS``).
 
 Calibration reads only TRAINING frames: ``--calibration-frames`` evenly spaced frames of every
 ``data.sources`` entry of the config, each fed twice as the node would see it: with its whole
@@ -69,7 +71,7 @@ KEEP_FLOAT_GROUPS = {
     'attention': 'the attention products q.k and attn.v (activation x activation)',
     'se_gates': 'the squeeze-excitation fusion gates',
 }
-QUANTIZED_OPS = ('Conv', 'MatMul')
+QUANTIZED_OPS = ('Conv', 'MatMul', 'Gemm')  # quant_pre_process fuses MatMul + Add to Gemm
 # What measurement kept float (docs/results/int8.md): quantised, the completion head cost up to
 # 17 % RMSE on YCB-Video and the segmentation head 2.4 mIoU points.
 DEFAULT_KEEP_FLOAT = ('patch_embed', 'completion_head', 'seg_head')
@@ -89,7 +91,7 @@ def sha256_of(path: str) -> str:
 
 
 def group_of(node: onnx.NodeProto, weights: set[str]) -> str | None:
-    """Return the ``KEEP_FLOAT_GROUPS`` key of a Conv / MatMul node, or None."""
+    """Return the ``KEEP_FLOAT_GROUPS`` key of a Conv / MatMul / Gemm node, or None."""
     name = node.name
     if 'patch_embed' in name:
         return 'patch_embed'
@@ -98,13 +100,13 @@ def group_of(node: onnx.NodeProto, weights: set[str]) -> str | None:
             return group
     if '_se/' in name:
         return 'se_gates'
-    if node.op_type == 'MatMul' and not any(value in weights for value in node.input):
+    if node.op_type in ('MatMul', 'Gemm') and not any(value in weights for value in node.input):
         return 'attention'
     return None
 
 
 def nodes_in_groups(proto: onnx.ModelProto, groups: list[str]) -> list[str]:
-    """Return the names of the Conv / MatMul nodes of ``proto`` in any of ``groups``.
+    """Return the names of the Conv / MatMul / Gemm nodes of ``proto`` in any of ``groups``.
 
     Raises:
         ValueError: An unknown group name.
@@ -160,12 +162,13 @@ def quantize_model(model_path: str, out_path: str, calibration: FrameCalibration
     """Write the QDQ int8 model of ``model_path`` to ``out_path`` (no metadata yet).
 
     Returns:
-        The names of the Conv / MatMul nodes kept float.
+        The names of the Conv / MatMul / Gemm nodes kept float.
     """
     with tempfile.TemporaryDirectory() as folder:
         prepared = float_graph(model_path, folder)
         excluded = nodes_in_groups(onnx.load(prepared), keep_float)
-        _logger.info('quantising with %d Conv / MatMul nodes kept float (%s)', len(excluded),
+        _logger.info('quantising with %d Conv / MatMul / Gemm nodes kept float (%s)',
+                     len(excluded),
                      ', '.join(keep_float) or 'none')
         quantize_static(prepared, out_path, calibration, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=list(QUANTIZED_OPS), per_channel=True,
@@ -255,6 +258,7 @@ def quantize_and_gate(args: argparse.Namespace, cfg: dict, command: str) -> Gate
             'kept_float_groups': list(args.keep_float), 'kept_float_nodes': len(excluded),
             'gates': report.to_dict(), 'onnxruntime': onnxruntime.__version__,
             'command': command})
+        os.chmod(candidate, 0o644)  # a temporary file is created private (0600)
         os.replace(candidate, args.out)
     finally:
         if os.path.exists(candidate):
