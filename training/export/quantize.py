@@ -200,7 +200,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         'holdout.sources test')
     parser.add_argument('--data', default=DEFAULT_DATA, help='the ../shared/data folder')
     parser.add_argument('--calibration-frames', type=int, default=6,
-                        help='evenly spaced frames per training source')
+                        help='evenly spaced frames per training source (0: all)')
     parser.add_argument('--eval-frames', type=int, default=0,
                         help='evenly spaced frames per held-out source (0: all)')
     parser.add_argument('--keep-float', nargs='*', default=list(DEFAULT_KEEP_FLOAT),
