@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from training.data.label_layouts import YCBV_CLASSES
+from training.eval.quantization_gates import GateReport
 from training.export.quantize import main as quantize_main
 from training.export_onnx import export_onnx
 from training.models import build_model
@@ -118,3 +119,16 @@ def test_restore_weights_fp32_undoes_fp16_storage():
     assert restored.name == 'w' and restored.data_type == TensorProto.FLOAT
     np.testing.assert_array_equal(numpy_helper.to_array(restored),
                                   weight.astype(np.float16).astype(np.float32))
+
+
+def test_gate_report_gates_every_pattern_and_only_the_overall_rmse():
+    """Check: +2.5 % at one pattern fails, +1.9 % passes, a per-dataset row is not gated."""
+    limits = {'rmse': 0.02, 'miou': 1.0, 'cosine': 0.98}
+    rows = {'1500 pts': (100.0, 101.9), 'ycbv / 1500 pts': (10.0, 11.0)}
+    assert GateReport(rows, (60.0, 59.1), (0.99, 0.985), 3, 2, limits).failures() == []
+    rows['150 pts'] = (200.0, 205.0)
+    failed = GateReport(rows, (60.0, 58.9), (0.97, 0.96), 3, 2, limits).failures()
+    assert len(failed) == 3
+    assert failed[0].startswith('completion RMSE at 150 pts (205.0 mm vs 200.0 mm, +2.50 %')
+    assert failed[1].startswith('segmentation mIoU (58.90 % vs 60.00 %')
+    assert failed[2].startswith('feature cosine similarity (0.970000 < 0.98')
