@@ -35,7 +35,7 @@ from training.data.recording import recording_source, time_split
 from training.data.shared_paths import command_text, report_path, resolve_data_root
 from training.engine.completion_val import build_val_set, validate
 from training.eval.adaptation import pattern_names
-from training.onnx_recover import read_contract, recover
+from training.export.recover import read_contract, recover
 
 SEQUENCES = {'7scenes': ('7scenes', '7scenes_redkitchen'), 'tum': ('tum', 'tum_fr1_rpy')}
 CPU_CONFIG = os.path.join('training', 'configs', 'cpu.yaml')

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from training.engine.config import load_config, to_plain
-from training.export_onnx import export_onnx
+from training.export.exporter import export_onnx
 from training.models import build_model
 from training.models.completion_head import build_completion_head
 from vd_ros.core.preprocess import prepare_inputs

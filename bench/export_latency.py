@@ -22,7 +22,7 @@ import torch
 
 from training.data.label_layouts import YCBV_CLASSES
 from training.engine.config import load_config, to_plain
-from training.export_onnx import export_onnx
+from training.export.exporter import export_onnx
 from training.models import build_model
 from training.models.heads import build_seg_head
 from vd_ros.core.depth_codec import read_depth, read_rgb

@@ -138,8 +138,8 @@ def stall_context(start_s: float, end_s: float, plan: list, stamps: list) -> dic
     return {'gap_s': round(float(end_s - start_s), 2), 'frames_in_it': kinds}
 
 
-def main():
-    """Run the soak and print the report."""
+def parse_args() -> argparse.Namespace:
+    """Return the soak's command-line settings."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--seconds', type=float, default=600.0)
     parser.add_argument('--rate', type=float, default=30.0)
@@ -154,22 +154,33 @@ def main():
                         help="ONNX model (default the shipped one); 'contract' for the tiny "
                         'stand-in of the tests (test/contract_model.py)')
     parser.add_argument('--out', default='soak_out')
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def soak_model(name: str) -> str:
+    """Return the model file to soak: ``name``, or the tiny stand-in for 'contract'."""
+    if name != 'contract':
+        return name
+    sys.path.insert(0, os.path.join(ROOT, 'test'))
+    from contract_model import build_contract_model
+    model = os.path.join(tempfile.mkdtemp(prefix='vd_ros_soak_'), 'tiny_contract.onnx')
+    build_contract_model(model)
+    return model
+
+
+def main():
+    """Run the soak and print the report."""
+    args = parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 200))
     os.makedirs(args.out, exist_ok=True)
-    model = args.model
-    if model == 'contract':
-        sys.path.insert(0, os.path.join(ROOT, 'test'))
-        from contract_model import build_contract_model
-        model = os.path.join(tempfile.mkdtemp(prefix='vd_ros_soak_'), 'tiny_contract.onnx')
-        build_contract_model(model)
+    model = soak_model(args.model)
     kitchen = os.path.join(SHARED, 'data', '7scenes_redkitchen')
     source = kitchen if os.path.isdir(kitchen) else SAMPLE_DIR
     frames = load_frames(source, count=30 if source == kitchen else None, scale=args.scale)
     goods = [frame_messages(frame, Header(frame_id='camera')) for frame in frames]
     rng = np.random.default_rng(args.seed)
     plan = schedule(int(args.seconds * args.rate), args.bad, rng)
-    for index in range(int(args.rate), int(WARM_UP_S * args.rate),
+    for index in range(int(args.rate), min(int(WARM_UP_S * args.rate), len(plan)),
                        int(WARM_UP_8K_EVERY_S * args.rate)):
         plan[index] = '8k'
     print(f'{len(plan)} frames ({sum(k != "good" for k in plan)} bad) at {args.rate} Hz from '

@@ -29,7 +29,7 @@ FAST = ['--replay', '0', '--holdout-frames', '0', '--val-frames', '4', '--minute
 @pytest.fixture(scope='module')
 def tiny_model(tmp_path_factory, randomise_weights):
     """Export a tiny model with random weights and a random completion head (contract v2)."""
-    from training.completion_checkpoint import CHECKPOINT_FORMAT
+    from training.checkpoint.formats import COMPLETION_FORMAT
     from training.export_onnx import main as export_main
     from training.models import build_model
     from training.models.completion_head import build_completion_head
@@ -44,7 +44,7 @@ def tiny_model(tmp_path_factory, randomise_weights):
                 'config': {'data': {'sources': []}}}, folder / 'pretrain.pt')
     head = build_completion_head(model, {'channels': [8, 8, 8], 'feature_channels': 8})
     randomise_weights(head, 2)
-    torch.save({'format': CHECKPOINT_FORMAT, 'step': 0, 'head': head.state_dict(),
+    torch.save({'format': COMPLETION_FORMAT, 'step': 0, 'head': head.state_dict(),
                 'head_config': dict(head.config), 'val_history': [],
                 'encoder': {'checkpoint': 'pretrain.pt', 'step': 3,
                             'model_config': model.config}}, folder / 'head.pt')
@@ -100,7 +100,7 @@ def adapted(tiny_model, recording, tmp_path_factory):
 
 
 def test_adapted_model_records_its_parent_and_beats_it(adapted, tiny_model):
-    from training.onnx_recover import read_contract
+    from training.export.recover import read_contract
 
     contract = read_contract(adapted)
     report = contract.training['adaptation']
@@ -126,7 +126,7 @@ def test_a_run_that_cannot_improve_writes_nothing(tiny_model, recording, tmp_pat
 
 
 def test_a_stopped_run_resumes_where_it_stopped(tiny_model, recording, tmp_path):
-    from training.engine.checkpoint import load_checkpoint
+    from training.checkpoint.files import load_checkpoint
 
     work = str(tmp_path / 'work')
     for steps in (4, 8):

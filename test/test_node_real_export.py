@@ -25,7 +25,7 @@ TOPICS = {'segmentation': 'Image', 'depth': 'Image', 'features': 'Image'}
 def exported(tmp_path_factory):
     """Export a tiny random-init VD model with a linear YCB-Video head to ONNX."""
     from training.data.label_layouts import get_layout
-    from training.export_onnx import export_onnx
+    from training.export.exporter import export_onnx
     from training.models import build_model
     from training.models.heads import build_seg_head
 

@@ -21,7 +21,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from training.engine.checkpoint import load_checkpoint  # noqa: E402
+from training.checkpoint.formats import COMPLETION, load_checked  # noqa: E402
 from vd_ros.inference import VDModel  # noqa: E402
 import yaml  # noqa: E402
 
@@ -57,7 +57,7 @@ def pretraining_lines(run_dir: str):
 
 def completion_lines(path: str):
     """Describe the head from its checkpoint's validation history."""
-    state = load_checkpoint(path)
+    state = load_checked(path, COMPLETION)
     history = state.get('val_history') or []
     lines = [f'completion head: {state["step"]} steps ({os.path.basename(path)})']
     if history:

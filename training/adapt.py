@@ -14,7 +14,7 @@ recording's own measured depth is the target. Each step hides measured pixels th
 node meets them (100-2000 sparse points, or Perlin-shaped sensor holes over 30-70 % of the
 valid pixels) and trains the completion head to predict them back; the encoder, adapter and
 decoder stay as they are. The weights come from the ONNX file itself
-(``training.onnx_recover``), so no checkpoint is needed.
+(``training.export.recover``), so no checkpoint is needed.
 
 The recording is split in time (``training.data.recording.time_split``): its last
 ``--holdback`` share (default 20 %) is held back, with a gap of ``--gap-frames`` frames (and 5 s
@@ -45,11 +45,12 @@ from omegaconf import OmegaConf
 import torch
 from torch.utils.data import Subset
 
+from training.checkpoint.completion import best_head_state, read_best_head
+from training.checkpoint.files import atomic_save, CheckpointManager
 from training.data.datasets import build_dataset, build_source, MixedDataset
 from training.data.recording import frame_times, recording_source, time_split, TimeSplit
 from training.data.shared_paths import REPO_ROOT, report_path, resolve_data_root
 from training.data.transforms import build_transform
-from training.engine.checkpoint import atomic_save, CheckpointManager, load_checkpoint
 from training.engine.completion_loop import fit_head, HeadRun, resume
 from training.engine.completion_val import build_val_set, validate, ValSet
 from training.engine.config import load_config_with_section, save_config
@@ -59,9 +60,9 @@ from training.engine.sample_stream import stream_loader
 from training.eval.adaptation import (comparison_lines, head_rmse_text, mean_ratio,
                                       worse_patterns)
 from training.eval.frames import evenly_spaced
-from training.export_onnx import export_onnx
+from training.export.exporter import export_onnx
+from training.export.recover import check_outputs, recover
 from training.models.completion_head import build_completion_head
-from training.onnx_recover import check_outputs, recover
 
 _logger = logging.getLogger('training.adapt')
 
@@ -197,7 +198,7 @@ class BestHead:
     def __init__(self, reference: Dict[str, float], path: str, run: HeadRun):
         """Read a best state of an earlier, resumed invocation from ``path``."""
         self.reference, self.path, self.run = reference, path, run
-        self.state = load_checkpoint(path) if os.path.isfile(path) else None
+        self.state = read_best_head(path)
 
     def __call__(self, row: Dict[str, float]) -> None:
         """Consider the head as it is now, validated as ``row``."""
@@ -205,8 +206,7 @@ class BestHead:
         if worse_patterns(row, self.reference) or ratio >= 1.0:
             return
         if self.state is None or ratio < self.state['ratio']:
-            self.state = {'step': self.run.progress.step, 'ratio': ratio, 'row': row,
-                          'head': copy.deepcopy(self.run.head.state_dict())}
+            self.state = best_head_state(self.run.progress.step, ratio, row, self.run.head)
             atomic_save(self.state, self.path)
 
 

@@ -33,8 +33,8 @@ import sys
 
 import torch
 
-from training.checkpoint_match import read_model_checkpoint
-from training.completion_checkpoint import load_completion_head
+from training.checkpoint.completion import load_completion_head
+from training.checkpoint.model import read_model_checkpoint
 from training.data.shared_paths import command_text, report_path, shared_dir, source_text
 from training.engine.config import load_config, to_plain
 from training.eval.completion_protocol import (baseline_methods, complete_frame, InputPattern,

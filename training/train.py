@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from omegaconf import DictConfig
 import torch
@@ -31,13 +31,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from training.checkpoint.files import CheckpointManager
+from training.checkpoint.pretrain import pretrain_state, read_pretrain
 from training.data.datasets import build_dataset, collate_common_keys
 from training.data.masking import NoiseShift
 from training.data.shared_paths import resolve_data_root
 from training.data.transforms import build_transform, TransformConfig
 from training.engine import distributed
 from training.engine.batch import PretrainBatchBuilder, PretrainInputs, step_seed
-from training.engine.checkpoint import CheckpointManager, load_checkpoint
 from training.engine.config import load_config, save_config, to_plain
 from training.engine.divergence import TrainingDiverged
 from training.engine.flops import measure_flops, model_flops_utilization, peak_flops
@@ -51,7 +52,6 @@ from training.models import build_model
 
 _logger = logging.getLogger('training.train')
 
-CHECKPOINT_FORMAT = 'vd_ros.pretrain/1'
 OK, EMPTY, NONFINITE = 0, 1, 2  # micro-step outcomes, max-reduced over ranks
 
 
@@ -379,15 +379,6 @@ def build_training(cfg: DictConfig, device: torch.device) -> TrainingParts:
                          optimizer, scheduler)
 
 
-def _load_training_checkpoint(path: str) -> Dict[str, Any]:
-    """Load a pretraining checkpoint; a file of another kind is a ValueError."""
-    state = load_checkpoint(path)
-    if state.get('format') != CHECKPOINT_FORMAT:
-        raise ValueError(f'{path}: not a {CHECKPOINT_FORMAT} checkpoint '
-                         f'(format {state.get("format")!r})')
-    return state
-
-
 def resume_training(cfg: DictConfig, parts: TrainingParts, path: Optional[str],
                     manager: CheckpointManager, info: distributed.DistInfo) -> Progress:
     """Restore model, optimiser, schedule, scaler, noise shift, counters, sampler and RNG.
@@ -402,11 +393,11 @@ def resume_training(cfg: DictConfig, parts: TrainingParts, path: Optional[str],
     if not path:
         torch.manual_seed(cfg.run.seed + info.rank)
         if cfg.train.init_from:
-            parts.core.load_state_dict(_load_training_checkpoint(cfg.train.init_from)['model'])
+            parts.core.load_state_dict(read_pretrain(cfg.train.init_from)['model'])
             _logger.info('warm start: model weights of %s, fresh optimiser and schedule',
                          cfg.train.init_from)
         return progress
-    state = _load_training_checkpoint(path)
+    state = read_pretrain(path)
     parts.core.load_state_dict(state['model'])
     parts.optimizer.load_state_dict(state['optimizer'])
     parts.scheduler.load_state_dict(state['scheduler'])
@@ -592,24 +583,19 @@ def save_panels(run: RunContext, done: int, last: StepOutcome) -> None:
 
 def _checkpoint_state(run: RunContext, parts: TrainingParts, progress: Progress,
                       val_loss: float) -> Dict[str, object]:
-    """Assemble the checkpoint dict (format documented in training/README.md)."""
+    """Assemble the checkpoint dict (``training.checkpoint.pretrain``)."""
     cfg, scaler = run.cfg, parts.scaler
-    return {
-        'format': CHECKPOINT_FORMAT,
-        'step': progress.step,
-        'model': parts.core.state_dict(),
-        'model_config': parts.core.config,
-        'config': to_plain(cfg),
-        'optimizer': parts.optimizer.state_dict(),
-        'scheduler': parts.scheduler.state_dict(),
-        'scaler': scaler.state_dict() if scaler is not None else None,
-        'noise_shift': parts.noise_shift.state_dict(),
-        'sampler': {'consumed': progress.consumed, 'world_size': run.info.world_size,
-                    'seed': int(cfg.run.seed)},
-        'rng': distributed.all_gather_objects(capture_rng_state(), run.info),
-        'counters': dict(progress.counters),
-        'val_loss': val_loss,
-    }
+    return pretrain_state(
+        parts.core, progress.step, to_plain(cfg),
+        optimizer=parts.optimizer.state_dict(),
+        scheduler=parts.scheduler.state_dict(),
+        scaler=scaler.state_dict() if scaler is not None else None,
+        noise_shift=parts.noise_shift.state_dict(),
+        sampler={'consumed': progress.consumed, 'world_size': run.info.world_size,
+                 'seed': int(cfg.run.seed)},
+        rng=distributed.all_gather_objects(capture_rng_state(), run.info),
+        counters=dict(progress.counters),
+        val_loss=val_loss)
 
 
 def save_checkpoint(run: RunContext, parts: TrainingParts, progress: Progress,

@@ -19,7 +19,7 @@ over resumes). ``completion.val_frames`` frames of the training sources are set 
 drawn for training) and scored every ``val_every_steps`` steps: RMSE (mm, model resolution) of
 the head, of its base (the locally aligned decoder depth), of the push-pull fill and of the
 linear (Delaunay) fill, on fixed inputs. A non-finite loss or gradient skips the step; too many
-in a row stop the run. Checkpoints are atomic (``training.engine.checkpoint``); the last one is
+in a row stop the run. Checkpoints are atomic (``training.checkpoint.files``); the last one is
 the one to export (``training.export_onnx --completion-head``).
 """
 
@@ -32,11 +32,11 @@ from typing import Any, Dict, List, Optional
 from omegaconf import OmegaConf
 import torch
 
-from training.checkpoint_match import build_checked_model
+from training.checkpoint.files import CheckpointManager
+from training.checkpoint.model import build_checked_model
 from training.data.datasets import build_dataset
 from training.data.shared_paths import report_path, resolve_data_root
 from training.data.transforms import build_transform
-from training.engine.checkpoint import CheckpointManager
 from training.engine.completion_loop import fit_head, HeadRun, Progress, resume
 from training.engine.completion_val import build_val_set
 from training.engine.config import load_config_with_section, save_config

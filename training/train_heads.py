@@ -41,7 +41,8 @@ from torch import nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.checkpoint_match import build_checked_model
+from training.checkpoint.heads import save_heads_checkpoint
+from training.checkpoint.model import build_checked_model
 from training.data.datasets import build_source
 from training.data.label_layouts import (class_file_layout, get_layout, IGNORE_LABEL,
                                          LabelLayout, load_label_map, remap_labels,
@@ -51,8 +52,7 @@ from training.data.shared_paths import (command_text, report_path, resolve_data_
 from training.engine.config import load_config_with_section
 from training.eval.segmentation_metrics import (confusion_matrix, mean_iou, per_class_iou,
                                                 pixel_accuracy)
-from training.export_onnx import model_contract, training_provenance
-from training.heads_checkpoint import save_heads_checkpoint
+from training.export.contract import model_contract, training_provenance
 from training.models import VanishingDepth
 from training.models.heads import build_seg_head, upsample_logits
 from vd_ros.core.contract import ModelContract

@@ -7,9 +7,10 @@ One concept per module:
 - ``batch``: a collated batch -> (rgb, masked PDE, target, removed mask) for the loss;
 - ``schedule``: learning-rate schedules (one-cycle as the paper, warm-up + cosine);
 - ``rng_state``: capture and restore python/numpy/torch/cuda RNG states as tensors;
-- ``checkpoint``: atomic writes, keep-last-N + best, ``weights_only`` loading;
 - ``distributed``: torchrun environment, process group, rank helpers;
 - ``flops``: measured FLOPs per training step and MFU against a peak table;
 - ``metrics_log``: CSV + TensorBoard metrics;
 - ``plots``: the RGB / input / prediction / target / error panel and the loss curve.
+
+Checkpoints (atomic writes, keep-last-N + best, every format) live in ``training.checkpoint``.
 """

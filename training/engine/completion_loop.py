@@ -4,7 +4,8 @@ Shared by ``training.train_completion`` (the pretraining data) and ``training.ad
 robot's recording). Only the head trains; the Vanishing Depth model stays frozen. The learning
 rate warms up, then follows a cosine over the wall-time budget (counted over resumes). A
 non-finite loss or gradient skips the step; too many in a row write a checkpoint and raise
-``TrainingDiverged``. Checkpoints are atomic (``training.engine.checkpoint``).
+``TrainingDiverged``. Checkpoints are atomic (``training.checkpoint.files``) and of the
+completion-head format (``training.checkpoint.completion``).
 """
 
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from training.completion_checkpoint import CHECKPOINT_FORMAT
-from training.engine.checkpoint import CheckpointManager, load_checkpoint
+from training.checkpoint.completion import completion_state, read_head_state
+from training.checkpoint.files import CheckpointManager
 from training.engine.completion_batch import (
     build_batch, complete_with_scale, CompletionBatch, draw_pattern, log_l1_loss)
 from training.engine.completion_val import format_val, validate, ValSet
@@ -62,29 +63,10 @@ class Progress:
 
 def checkpoint_state(head: CompletionHead, optimizer: torch.optim.Optimizer, progress: Progress,
                      cfg: Dict[str, Any], encoder: Dict[str, Any]) -> Dict[str, Any]:
-    """Assemble the checkpoint dict (``training.completion_checkpoint`` reads it)."""
-    return {'format': CHECKPOINT_FORMAT, 'step': progress.step, 'head': head.state_dict(),
-            'head_config': dict(head.config), 'optimizer': optimizer.state_dict(),
-            'progress': {k: v for k, v in vars(progress).items() if k != 'val_history'},
-            'val_history': list(progress.val_history), 'encoder': encoder, 'config': cfg}
-
-
-def read_head_state(path: str, encoder: Dict[str, Any],
-                    same_step: bool = True) -> Dict[str, Any]:
-    """Load a completion checkpoint, made on this run's pretraining step if ``same_step``.
-
-    Raises:
-        ValueError: Not a completion checkpoint, or (``same_step``) one trained on another
-            pretraining step.
-    """
-    state = load_checkpoint(path)
-    if state.get('format') != CHECKPOINT_FORMAT:
-        raise ValueError(f'{path}: not a {CHECKPOINT_FORMAT} checkpoint')
-    if same_step and state['encoder']['step'] != encoder['step']:
-        raise ValueError(f'{path} trained the head on pretraining step '
-                         f'{state["encoder"]["step"]}, this run uses step {encoder["step"]}; '
-                         'use a new completion.out_dir')
-    return state
+    """Assemble the checkpoint dict (``training.checkpoint.completion`` reads it)."""
+    return completion_state(
+        head, progress.step, encoder, progress.val_history, optimizer=optimizer.state_dict(),
+        progress={k: v for k, v in vars(progress).items() if k != 'val_history'}, config=cfg)
 
 
 def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Optimizer,

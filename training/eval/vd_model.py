@@ -2,7 +2,7 @@
 
 A model is built from the config and either left at its seeded random initialisation (the RGB
 ViT too: no pretrained weights are downloaded) or loaded from a checkpoint that must match the
-config (``training.checkpoint_match``); ``provenance`` says which,
+config (``training.checkpoint.model``); ``provenance`` says which,
 and every results table repeats it. Frames are letterboxed into the model input with
 ``vd_ros.core.preprocess``. Sparse depth is *splatted* into the model grid (each input pixel
 lands on its nearest model pixel, the nearest depth wins on collisions) rather than resized
@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from training.checkpoint_match import build_checked_model
+from training.checkpoint.model import build_checked_model
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
 from training.models import VanishingDepth
@@ -41,7 +41,7 @@ def load_vd_model(model_cfg: Mapping, checkpoint: str | None, label: str | None 
                   seed: int = 0) -> tuple[VanishingDepth, str]:
     """Build the model and load a checked checkpoint, or keep the seeded random init.
 
-    Loading goes through ``training.checkpoint_match.build_checked_model``: the checkpoint's
+    Loading goes through ``training.checkpoint.model.build_checked_model``: the checkpoint's
     model config, state dict keys and shapes must match ``model_cfg``.
 
     Args:

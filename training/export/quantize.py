@@ -9,7 +9,7 @@ Usage::
         [--threads 2]
 
 Steps: the float16-stored weights are restored to float32 initializers
-(``training.onnx_weight_storage.restore_weights_fp32``, the values exactly as stored), the
+(``training.export.weight_storage.restore_weights_fp32``, the values exactly as stored), the
 graph is shape-inferred and folded (``onnxruntime.quantization.quant_pre_process``), then
 ``quantize_static`` puts QuantizeLinear / DequantizeLinear pairs around every Conv, MatMul and
 Gemm (int8 weights per output channel, uint8 activations per tensor, ranges by min / max over the
@@ -51,7 +51,7 @@ from training.eval.completion_protocol import input_mask, InputPattern, pattern_
 from training.eval.frames import holdout_frames, RGBDFrame
 from training.eval.quantization_gates import (GateReport, MAX_MIOU_DROP, MAX_RMSE_INCREASE,
                                               MIN_COSINE, run_gates)
-from training.onnx_weight_storage import restore_weights_fp32
+from training.export.weight_storage import restore_weights_fp32
 from vd_ros.core.contract import METADATA_KEY
 from vd_ros.core.preprocess import prepare_inputs
 from vd_ros.inference import VDModel

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.checkpoint_match import CheckpointMismatchError
+from training.checkpoint.formats import CheckpointMismatchError
 from training.eval.completion_protocol import input_mask, InputPattern
 from training.eval.frames import ycbv_frame
 from training.eval.vd_model import load_vd_model, splat_depth, VDRunner

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from training.checkpoint_match import CheckpointMismatchError
+from training.checkpoint.formats import CheckpointMismatchError, HeadsMismatchError
+from training.checkpoint.heads import save_heads_checkpoint
 from training.data.label_layouts import YCBV_CLASSES
-from training.export_onnx import export_onnx, main as export_main
-from training.heads_checkpoint import HeadsMismatchError, save_heads_checkpoint
+from training.export.exporter import export_onnx
+from training.export_onnx import main as export_main
 from training.models import build_model
 from training.models.heads import build_seg_head
 from vd_ros.core.depth_codec import read_depth, read_rgb

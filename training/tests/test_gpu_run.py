@@ -14,9 +14,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from training.checkpoint_match import read_model_checkpoint
+from training.checkpoint.files import load_checkpoint
+from training.checkpoint.model import read_model_checkpoint
 from training.data.datasets import build_source
-from training.engine.checkpoint import load_checkpoint
 from training.engine.config import load_config, to_plain
 from vd_ros.core.depth_codec import read_depth
 

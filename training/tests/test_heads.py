@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from training.checkpoint.heads import (HeadsMismatchError, load_heads_checkpoint,
+                                       save_heads_checkpoint)
 from training.data.datasets import build_source
 from training.data.label_layouts import (get_layout, IGNORE_LABEL, NYU40_CLASSES, remap_labels,
                                          SUN37_CLASSES, training_labels, YCBV_CLASSES)
-from training.heads_checkpoint import (HeadsMismatchError, load_heads_checkpoint,
-                                       save_heads_checkpoint)
 from training.models import build_model
 from training.models.heads import build_seg_head
 from training.train_heads import (load_frames, load_heads_config, main as train_heads_main,
@@ -133,7 +133,7 @@ def _frame_names(sources, base_dir):
 
 def test_default_split_trains_on_0000_0001_and_0002_1_to_10_and_scores_0002_11_to_20(
         shared_data):
-    """heads.yaml's split (issue 12): no frame on both sides, 0002 on both sides."""
+    """heads.yaml's split: no frame on both sides, 0002 on both sides."""
     hcfg = load_heads_config([], [])['heads']
     train = _frame_names(hcfg['train'], shared_data)
     scored = _frame_names(hcfg['eval'], shared_data)

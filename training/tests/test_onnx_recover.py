@@ -1,4 +1,4 @@
-"""training.onnx_recover: an exported file back into checkpoints that re-export to the same file.
+"""training.export.recover: an exported file back into checkpoints that re-export to the same file.
 
 A tiny model with an FPN segmentation head (BatchNorm statistics that are not the identity)
 and a completion head is exported with float16 weight storage, as the shipped model is. The
@@ -14,18 +14,18 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from training.checkpoint_match import build_checked_model, read_model_checkpoint
-from training.completion_checkpoint import CHECKPOINT_FORMAT, load_completion_head
+from training.checkpoint.completion import load_completion_head
+from training.checkpoint.files import load_checkpoint
+from training.checkpoint.formats import COMPLETION_FORMAT, PRETRAIN_FORMAT
+from training.checkpoint.heads import load_heads_checkpoint, save_heads_checkpoint
+from training.checkpoint.model import build_checked_model, read_model_checkpoint
 from training.data.label_layouts import YCBV_CLASSES
-from training.engine.checkpoint import load_checkpoint
+from training.export.recover import calibration_inputs, recover, RecoveryError
 from training.export_onnx import main as export_main
-from training.heads_checkpoint import load_heads_checkpoint, save_heads_checkpoint
 from training.models import build_model
 from training.models.completion_head import build_completion_head
 from training.models.heads import build_seg_head
-from training.onnx_recover import (calibration_inputs, main as recover_main, recover,
-                                   RecoveryError)
-from training.train import CHECKPOINT_FORMAT as PRETRAIN_FORMAT
+from training.onnx_recover import main as recover_main
 from vd_ros.core.contract import METADATA_KEY, parse_metadata
 
 SIZE = (42, 56)
@@ -55,7 +55,7 @@ def exported(tmp_path_factory, randomise_weights):
                           metrics={'miou': 0.5})
     completion = build_completion_head(model, {'channels': [8, 8, 8], 'feature_channels': 8})
     randomise_weights(completion, 3)
-    torch.save({'format': CHECKPOINT_FORMAT, 'step': 5, 'head': completion.state_dict(),
+    torch.save({'format': COMPLETION_FORMAT, 'step': 5, 'head': completion.state_dict(),
                 'head_config': dict(completion.config), 'val_history': [{'step': 5}],
                 'encoder': {'checkpoint': 'pretrain.pt', 'step': STEP,
                             'model_config': model.config}}, folder / 'completion.pt')

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.completion_checkpoint import load_completion_head
-from training.engine.checkpoint import load_checkpoint
+from training.checkpoint.completion import load_completion_head
+from training.checkpoint.files import load_checkpoint
 from training.evaluate import main as evaluate_main
 from training.export_onnx import main as export_main
 from training.models import build_model

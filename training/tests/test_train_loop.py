@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from training import train as train_module
-from training.checkpoint_match import read_model_checkpoint, total_pretraining_steps
-from training.engine.checkpoint import load_checkpoint
+from training.checkpoint.files import load_checkpoint
+from training.checkpoint.model import read_model_checkpoint, total_pretraining_steps
 from training.engine.config import load_config
 
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from training.engine.checkpoint import load_checkpoint
+from training.checkpoint.files import load_checkpoint
 from training.engine.config import CONFIG_DIR, load_config
 from training.train import train
 

@@ -13,11 +13,11 @@ import numpy as np
 import onnx
 import pytest
 
+from training.checkpoint.files import load_checkpoint
 from training.data.class_list import parse_class_list, read_class_list
 from training.data.coco_masks import CocoFormatError, read_coco, rle_counts
 from training.data.datasets import build_source
 from training.data.label_layouts import class_file_layout
-from training.engine.checkpoint import load_checkpoint
 from training.export_onnx import main as export_main
 from training.train_heads import (load_frames, load_heads_config, main as train_heads_main,
                                   parse_args, run)

@@ -4,8 +4,8 @@ A checkpoint is written to a temporary file in the target folder, flushed and fs
 moved over the final name with ``os.replace`` (atomic on POSIX), so a crash or a kill leaves
 either the old file or the new one, never half of one. Loading uses
 ``torch.load(weights_only=True)``: checkpoints hold only tensors, python scalars, strings,
-lists, tuples and dicts (see ``rng_state`` for the RNG states). The keys of a pretraining
-checkpoint are documented in ``training/README.md``.
+lists, tuples and dicts (see ``training.engine.rng_state`` for the RNG states). What the files
+hold is each format's business (``training.checkpoint.formats``).
 """
 
 import glob

@@ -1,8 +1,10 @@
-"""Segmentation-head files (``heads.pt``): weights, class names, provenance, encoder fingerprint.
+"""Segmentation heads files (``vd_ros-seg-head-1``): the writer and the checked reader.
 
-A head is only meaningful on the features it was trained on, so the file records a fingerprint
-(SHA-256) of the frozen encoder + adapter weights; :func:`load_heads_checkpoint` refuses to put
-the head on a model whose fingerprint differs (another checkpoint, another random seed).
+A heads file (``<kind>.pt``) holds a head's weights, class names, provenance and encoder
+fingerprint. A head is only meaningful on the features it was trained on, so the file records
+a fingerprint (SHA-256) of the frozen encoder + adapter weights; :func:`load_heads_checkpoint`
+refuses to put the head on a model whose fingerprint differs (another checkpoint, another
+random seed).
 Keys: ``format``, ``head_config`` (``build_seg_head`` arguments), ``head`` (state dict),
 ``class_names``, ``class_colors`` (``[r, g, b]`` per class, empty without colours), ``layout``,
 ``ignore_id``, ``input_size``, ``encoder``,
@@ -17,17 +19,12 @@ from typing import Any, Dict, Tuple
 import torch
 from torch import nn
 
+from training.checkpoint.files import atomic_save
+from training.checkpoint.formats import HEADS, HEADS_FORMAT, HeadsMismatchError, load_checked
 from training.data.shared_paths import report_path
-from training.engine.checkpoint import atomic_save, load_checkpoint
 from training.models.heads import build_seg_head
 
 _logger = logging.getLogger(__name__)
-
-HEADS_FORMAT = 'vd_ros-seg-head-1'
-
-
-class HeadsMismatchError(ValueError):
-    """A heads file does not belong to the model it is put on."""
 
 
 def encoder_fingerprint(model: nn.Module) -> str:
@@ -89,14 +86,11 @@ def load_heads_checkpoint(path: str, model: nn.Module) -> Tuple[nn.Module, Dict[
 
     Raises:
         FileNotFoundError: Missing file.
-        HeadsMismatchError: Not a heads file, or trained on other features (feature width or
-            encoder/adapter weights differ), naming the file and both sides.
+        HeadsMismatchError: Not a heads file (``HeadsFormatError``), or trained on other
+            features (feature width or encoder/adapter weights differ), naming the file and
+            both sides.
     """
-    state = load_checkpoint(path)
-    if not isinstance(state, dict) or state.get('format') != HEADS_FORMAT:
-        found = state.get('format') if isinstance(state, dict) else type(state).__name__
-        raise HeadsMismatchError(f'{path}: not a heads file of format {HEADS_FORMAT} '
-                                 f'(found {found!r}); write it with training/train_heads.py')
+    state = load_checked(path, HEADS)
     config = dict(state['head_config'])
     if config['feature_dim'] != model.feature_dim:
         raise HeadsMismatchError(

@@ -1,8 +1,10 @@
 """Load a Vanishing Depth checkpoint into a model built from a config, refusing any mismatch.
 
 A checkpoint is a ``torch.save`` file holding either a bare state dict or a dict with the state
-dict under ``model`` and the resolved model config under ``model_config`` (``training/train.py``)
-or under ``config['model']``. Before any weight is copied, the checkpoint's model config is
+dict under ``model`` and the resolved model config under ``model_config`` (a pretraining
+checkpoint, ``training.checkpoint.pretrain``) or under ``config['model']``. A file of another
+vd_ros format (a completion head, a heads file) is refused with the format error of
+``training.checkpoint.formats``. Before any weight is copied, the checkpoint's model config is
 compared with the configured one (every key except ``pretrained`` and ``weights_path``, which
 only choose initial weights) and its state dict keys and shapes with the model's; a mismatch
 raises :class:`CheckpointMismatchError` naming the file and the offending keys. A silently
@@ -17,7 +19,9 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from training.engine.checkpoint import load_checkpoint
+from training.checkpoint.files import load_checkpoint
+from training.checkpoint.formats import (check_format, CheckpointMismatchError,
+                                         COMPLETION_FORMAT, HEADS_FORMAT, PRETRAIN)
 from training.engine.config import to_plain
 from training.models import build_model, resolve_model_config
 
@@ -25,10 +29,6 @@ _logger = logging.getLogger(__name__)
 
 INIT_ONLY_KEYS = ('pretrained', 'weights_path', 'rgb_trainable')
 MAX_LISTED = 12
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the model its config builds."""
 
 
 @dataclasses.dataclass
@@ -62,10 +62,13 @@ def read_model_checkpoint(path: str) -> ModelCheckpoint:
     Raises:
         FileNotFoundError: The file does not exist.
         CheckpointMismatchError: The file holds no state dict.
+        CheckpointFormatError: The file is of another vd_ros format.
     """
     state = load_checkpoint(path)
     if not isinstance(state, Mapping):
         raise CheckpointMismatchError(f'{path}: not a checkpoint dict (got {type(state)})')
+    if state.get('format') in (COMPLETION_FORMAT, HEADS_FORMAT):
+        check_format(state, path, PRETRAIN)
     weights = state.get('model', state)
     if not isinstance(weights, Mapping) or not weights:
         raise CheckpointMismatchError(f'{path}: no model state dict found (keys '
