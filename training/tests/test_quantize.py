@@ -12,11 +12,11 @@ import torch
 
 from training.data.label_layouts import YCBV_CLASSES
 from training.eval.quantization_gates import GateReport
-from training.export.quantize import main as quantize_main
 from training.export.exporter import export_onnx
+from training.export.quantize import main as quantize_main
+from training.export.weight_storage import restore_weights_fp32, store_weights_fp16
 from training.models import build_model
 from training.models.heads import build_seg_head
-from training.export.weight_storage import restore_weights_fp32, store_weights_fp16
 from vd_ros.core.depth_codec import read_depth, read_rgb
 from vd_ros.core.preprocess import prepare_inputs
 from vd_ros.inference import VDModel
