@@ -24,7 +24,7 @@ export VD_ROS_SHARED := $(SHARED)
 export PYTHONPATH := $(CURDIR):$(THIRD_PARTY)/launch_pkgs:$(THIRD_PARTY)/shims:$(THIRD_PARTY)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv demo test lint bench soak adapt-bench gpu-pack clean
+.PHONY: venv demo test lint bench int8 soak adapt-bench gpu-pack clean
 
 venv: $(PACKAGE_STAMP)
 
@@ -53,6 +53,11 @@ bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.completion_head_latency
 	$(PY) -m bench.node_latency
 	$(PY) -m bench.dds_matrix
+
+# models/vd_cpu_int8.onnx from models/vd_cpu.onnx: static int8, written only if the held-out
+# accuracy gates pass (docs/results/int8.md); bench.ort_settings then times it against fp32.
+int8: $(PACKAGE_STAMP)
+	$(PY) -m training.export.quantize $(INT8_ARGS)
 
 # 10 minutes of real frames at 30 Hz with ~5 % bad ones (a benchmark, not a CI test).
 soak: $(PACKAGE_STAMP)

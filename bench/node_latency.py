@@ -13,7 +13,9 @@ time, and its CPU time, which leaves out the waits for a core and for the GIL) w
 p50 of every stage (from ``/diagnostics``), and the node's peak resident memory. The same
 figures for the bare ONNX Runtime call on the same frame, with the node's thread settings,
 come first. Latency is measured on the stamps: the replayer stamps every frame with the time
-it publishes it (one clock on one machine). A summary table for the README ends it.
+it publishes it (one clock on one machine). The gap to the camera: frames answered (a
+``~/depth`` received) of frames sent, and the node's output rate over the input rate. A summary
+table for the README ends it.
 
 Usage: python -m bench.node_latency [--model M.onnx ...] [--seconds 20] [--rate 30]
     [--providers cpu] [--points off,on] [--confidence on|off|off,on] [--rounds 1]
@@ -138,7 +140,7 @@ def run_node(model_path: str, providers, args, folder: str, points: bool,
               for key, value in diagnostics.items()
               if key.startswith('stage_') and key.endswith('_p50_ms')}
     return {'points': points, 'confidence': confidence, 'model': model_path,
-            'exit_code': session.exit_code, 'sent': loops * FRAMES,
+            'exit_code': session.exit_code, 'sent': loops * FRAMES, 'answered': len(depth),
             'camera_exit_code': camera.returncode,
             'received': {topic: len(messages)
                          for topic, messages in session.recorder.received.items()},
@@ -216,7 +218,7 @@ def main():
     for run in runs:
         report(run, args)
     if len(models) == 1 and len({r['confidence'] for r in runs}) == 1 and args.rounds == 1:
-        summary(bare[models[0][0]][0][0], runs)
+        summary(bare[models[0][0]][0][0], runs, args.rate)
     else:
         comparison(runs, bare, dict(models), paired)
 
@@ -279,6 +281,9 @@ def report(run: dict, args) -> None:
           f'frames sent at {args.rate:.0f} Hz '
           f'over {args.seconds:.0f} s; received ' + ', '.join(
               f'{topic} {count}' for topic, count in run['received'].items()))
+    print(f'  frames answered {run["answered"]} of {run["sent"]} sent '
+          f'({100 * run["answered"] / run["sent"]:.0f} %); node rate / input rate '
+          f'{run["rate"] / args.rate:.2f}')
     print(f'  output rate {run["rate"]:.2f} Hz; drops by cause: ' + (', '.join(
         f'{cause} {count}' for cause, count in run['drops'].items()) or 'none'))
     if latencies.size:
@@ -305,12 +310,18 @@ def non_model_ms(stages: dict) -> float:
     return stages.get('process', np.nan) - stages.get('model', np.nan)
 
 
-def summary(bare: np.ndarray, runs: list) -> None:
+def summary(bare: np.ndarray, runs: list, input_rate: float) -> None:
     """Print the README table: one column for the bare call, one per node run."""
     names = ['bare ORT call'] + [f'node, {"with" if r["points"] else "no"} points'
                                  for r in runs]
     rows = [('output rate [Hz]', [f'{1e3 / np.median(bare):.1f}'] +
              [f'{r["rate"]:.1f}' for r in runs]),
+            (f'output rate / input rate ({input_rate:.0f} Hz)',
+             [f'{1e3 / np.median(bare) / input_rate:.2f}'] +
+             [f'{r["rate"] / input_rate:.2f}' for r in runs]),
+            ('frames answered of sent', ['-'] + [
+                f'{r["answered"]} of {r["sent"]} ({100 * r["answered"] / r["sent"]:.0f} %)'
+                for r in runs]),
             ('latency p50 / p99 [ms]', [f'{np.median(bare):.0f} / {np.percentile(bare, 99):.0f}']
              + [f'{np.percentile(r["latencies"], 50):.0f} / '
                 f'{np.percentile(r["latencies"], 99):.0f}' if r['latencies'].size else '-'

@@ -45,3 +45,33 @@ def store_weights_fp16(proto: onnx.ModelProto, min_elements: int = 1024) -> int:
     del graph.node[:]
     graph.node.extend(nodes)
     return len(casts)
+
+
+def restore_weights_fp32(proto: onnx.ModelProto) -> int:
+    """Undo :func:`store_weights_fp16` in place: float32 initializers, no casts.
+
+    Tools that read weights as initializers (static quantisation finds a Conv's or MatMul's
+    weight by its initializer) need this; the values are the stored float16 ones, exactly.
+
+    Args:
+        proto: The model; its graph is modified.
+
+    Returns:
+        The number of weights restored.
+    """
+    graph = proto.graph
+    stored = {tensor.name: tensor for tensor in graph.initializer
+              if tensor.data_type == TensorProto.FLOAT16}
+    casts = [node for node in graph.node
+             if node.op_type == 'Cast' and len(node.input) == 1 and node.input[0] in stored
+             and helper.get_attribute_value(node.attribute[0]) == TensorProto.FLOAT]
+    restored = {node.input[0]: numpy_helper.from_array(
+        numpy_helper.to_array(stored[node.input[0]]).astype(np.float32), node.output[0])
+        for node in casts}
+    kept = [tensor for tensor in graph.initializer if tensor.name not in restored]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + list(restored.values()))
+    nodes = [node for node in graph.node if not any(node is cast for cast in casts)]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return len(casts)

@@ -1,0 +1,134 @@
+"""Static int8 quantisation: a tiny exported model quantised, gated, written or refused."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, TensorProto
+import pytest
+import torch
+
+from training.data.label_layouts import YCBV_CLASSES
+from training.eval.quantization_gates import GateReport
+from training.export.exporter import export_onnx
+from training.export.quantize import main as quantize_main
+from training.export.weight_storage import restore_weights_fp32, store_weights_fp16
+from training.models import build_model
+from training.models.heads import build_seg_head
+from vd_ros.core.depth_codec import read_depth, read_rgb
+from vd_ros.core.preprocess import prepare_inputs
+from vd_ros.inference import VDModel
+
+SIZE = (56, 70)
+# Two training frames calibrate; two 7-Scenes and two YCB-Video frames (labelled) are held out.
+SPLIT = ['data.sources=[{type: 7scenes, root: 7scenes_redkitchen, select: [0, 200, 100]}]',
+         'holdout.sources=[{type: 7scenes, root: 7scenes_redkitchen, select: [350, 400, 49]},'
+         ' {type: ycbv, root: ycbv/frames/0002, select: [10, 12]}]']
+
+
+@pytest.fixture(scope='module')
+def tiny_export(tmp_path_factory):
+    """Export a 2-block model with a linear YCB-Video head, weights stored as float16."""
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = build_model({'timm_kwargs': {'depth': 2, 'embed_dim': 64, 'num_heads': 2}}).eval()
+    head = build_seg_head('linear', model.feature_dim, len(YCBV_CLASSES)).eval()
+    path = str(tmp_path_factory.mktemp('quantize') / 'tiny.onnx')
+    export_onnx(model, head, path, SIZE, YCBV_CLASSES, training_info={'data': 'none'},
+                fp16_weights=True)
+    return path
+
+
+def quantize_args(parent: str, out: str, data: str, *extra: str) -> list[str]:
+    """Return the command line of the tool for the tiny split."""
+    return ['--model', parent, '--out', out, '--data', data, '--calibration-frames', '0',
+            '--eval-frames', '0', '--threads', '1', *extra, *SPLIT]
+
+
+def real_frame_inputs(data: str, contract):
+    """Return a 7-Scenes frame outside calibration and gates, prepared as the node does."""
+    stem = os.path.join(data, '7scenes_redkitchen', 'frame-000300')
+    rgb, depth = read_rgb(stem + '.color.jpg'), read_depth(stem + '.depth.png', '7scenes')
+    return prepare_inputs(rgb, depth, contract)[:2]
+
+
+def test_int8_file_is_quantised_keeps_the_contract_and_stays_close(
+        tiny_export, shared_data, tmp_path):
+    """Check: gates pass, QDQ int8 weights, parent metadata + provenance, outputs close."""
+    out = str(tmp_path / 'tiny_int8.onnx')
+    assert quantize_main(quantize_args(tiny_export, out, shared_data)) == 0
+    proto = onnx.load(out)
+    ops = [node.op_type for node in proto.graph.node]
+    assert ops.count('QuantizeLinear') > 0 and ops.count('DequantizeLinear') > 0
+    int8_weights = [tensor for tensor in proto.graph.initializer
+                    if tensor.data_type == TensorProto.INT8 and len(tensor.dims) >= 2]
+    assert int8_weights, 'no int8 weight tensor in the quantised graph'
+    parent, child = VDModel(tiny_export, ['cpu']), VDModel(out, ['cpu'])
+    parent_meta = json.loads(parent.session.get_modelmeta().custom_metadata_map['vd_ros'])
+    child_meta = json.loads(child.session.get_modelmeta().custom_metadata_map['vd_ros'])
+    quantization = child_meta['training'].pop('quantization')
+    assert child_meta == parent_meta
+    with open(tiny_export, 'rb') as stream:
+        assert quantization['parent_sha256'] == hashlib.sha256(stream.read()).hexdigest()
+    assert quantization['precision'] == 'int8' and quantization['format'] == 'QDQ'
+    assert quantization['gates']['passed'] and quantization['gates']['seg_frames'] == 2
+    rgb_in, pde = real_frame_inputs(shared_data, parent.contract)
+    ours, theirs = parent.run(rgb_in, pde), child.run(rgb_in, pde)
+    features, quantised = ours['features'][0], theirs['features'][0]  # (D, h, w)
+    cosine = (features * quantised).sum(0) / (
+        np.linalg.norm(features, axis=0) * np.linalg.norm(quantised, axis=0))  # (h, w)
+    assert cosine.mean() >= 0.98
+    assert np.abs(features - quantised).max() > 0, 'int8 outputs equal the float ones exactly'
+    depth_error = np.abs(ours['depth'] - theirs['depth']).max()
+    assert depth_error <= 0.05 * np.abs(ours['depth']).max()
+
+
+def test_failed_gate_writes_nothing_and_exits_2(tiny_export, shared_data, tmp_path, caplog):
+    """Check: a cosine gate no int8 model meets refuses with status 2 and a clear reason."""
+    out = tmp_path / 'refused.onnx'
+    status = quantize_main(quantize_args(tiny_export, str(out), shared_data,
+                                         '--min-cosine', '1.0'))
+    assert status == 2
+    assert not out.exists()
+    assert os.listdir(tmp_path) == [], 'the refused candidate was left behind'
+    assert 'not written: the int8 model fails feature cosine similarity' in caplog.text
+
+
+def test_unknown_float_group_is_refused(tiny_export, shared_data, tmp_path):
+    """Check: a misspelt --keep-float group is an error naming the known groups."""
+    with pytest.raises(ValueError, match='unknown --keep-float groups'):
+        quantize_main(quantize_args(tiny_export, str(tmp_path / 'x.onnx'), shared_data,
+                                    '--keep-float', 'patch_embeds'))
+
+
+def test_restore_weights_fp32_undoes_fp16_storage():
+    """Check: float16-stored weights come back as float32 initializers, casts gone."""
+    weight = np.random.default_rng(0).normal(size=(64, 32)).astype(np.float32)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node('MatMul', ['x', 'w'], ['y'])], 'g',
+        [onnx.helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 64])],
+        [onnx.helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 32])],
+        [numpy_helper.from_array(weight, 'w')])
+    proto = onnx.helper.make_model(graph)
+    assert store_weights_fp16(proto) == 1
+    assert restore_weights_fp32(proto) == 1
+    assert [node.op_type for node in proto.graph.node] == ['MatMul']
+    (restored,) = proto.graph.initializer
+    assert restored.name == 'w' and restored.data_type == TensorProto.FLOAT
+    np.testing.assert_array_equal(numpy_helper.to_array(restored),
+                                  weight.astype(np.float16).astype(np.float32))
+
+
+def test_gate_report_gates_every_pattern_and_only_the_overall_rmse():
+    """Check: +2.5 % at one pattern fails, +1.9 % passes, a per-dataset row is not gated."""
+    limits = {'rmse': 0.02, 'miou': 1.0, 'cosine': 0.98}
+    rows = {'1500 pts': (100.0, 101.9), 'ycbv / 1500 pts': (10.0, 11.0)}
+    assert GateReport(rows, (60.0, 59.1), (0.99, 0.985), 3, 2, limits).failures() == []
+    rows['150 pts'] = (200.0, 205.0)
+    failed = GateReport(rows, (60.0, 58.9), (0.97, 0.96), 3, 2, limits).failures()
+    assert len(failed) == 3
+    assert failed[0].startswith('completion RMSE at 150 pts (205.0 mm vs 200.0 mm, +2.50 %')
+    assert failed[1].startswith('segmentation mIoU (58.90 % vs 60.00 %')
+    assert failed[2].startswith('feature cosine similarity (0.970000 < 0.98')
