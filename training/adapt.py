@@ -279,7 +279,18 @@ def adapt(args: argparse.Namespace) -> Dict[str, Any]:
             f'model: {head_rmse_text(reference)})')
     head.load_state_dict(best.state['head'])
     head.eval()
-    report = {
+    report = adaptation_report(args, parent_sha, contract, spec, split, progress, best)
+    report['base_holdout'] = ({'input': validate(model, input_head, holdout),
+                               'adapted': validate(model, head, holdout)}
+                              if holdout.batches else None)
+    write_model(graph, head, contract, args.out, report)
+    return report
+
+
+def adaptation_report(args: argparse.Namespace, parent_sha: str, contract, spec: Dict[str, Any],
+                      split: TimeSplit, progress, best: 'BestHead') -> Dict[str, Any]:
+    """Return what the written model records of its adaptation (without the base split)."""
+    return {
         'parent': {'file': report_path(args.model), 'sha256': parent_sha,
                    'adaptation': contract.training.get('adaptation')},
         'recording': {'source': {k: report_path(v) if k == 'root' else v
@@ -289,12 +300,7 @@ def adapt(args: argparse.Namespace) -> Dict[str, Any]:
         'replay': {'share': args.replay, 'config': report_path(args.replay_config)},
         'steps': progress.step, 'chosen_step': best.state['step'],
         'minutes': round(progress.elapsed_s / 60.0, 2),
-        'held_back': {'input': reference, 'adapted': best.state['row']},
-        'base_holdout': ({'input': validate(model, input_head, holdout),
-                          'adapted': validate(model, head, holdout)}
-                         if holdout.batches else None)}
-    write_model(graph, head, contract, args.out, report)
-    return report
+        'held_back': {'input': best.reference, 'adapted': best.state['row']}}
 
 
 def write_model(graph, head, contract, out: str, report: Dict[str, Any]) -> None:

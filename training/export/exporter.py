@@ -130,6 +130,38 @@ def _trace_to_onnx(graph: ExportGraph, example: Tuple[torch.Tensor, torch.Tensor
                               **kwargs)
 
 
+def _checked_opset(exporter: str, opset: Optional[int]) -> int:
+    """Return the opset to export with; raise ValueError for a bad exporter or opset."""
+    if exporter not in EXPORTERS:
+        raise ValueError(f'unknown exporter {exporter!r}, expected one of {sorted(EXPORTERS)}')
+    opset = EXPORTERS[exporter] if opset is None else int(opset)
+    if opset < 17:
+        raise ValueError(f'opset {opset} < 17: LayerNormalization needs opset 17')
+    return opset
+
+
+def _check_classes(seg_head: Optional[nn.Module], class_names: Sequence[str],
+                   class_colors: Sequence[Sequence[int]]) -> None:
+    """Raise ValueError when the class names or colours do not fit the segmentation head."""
+    if (seg_head is None) != (not class_names):
+        raise ValueError('class_names must be given exactly when a segmentation head is '
+                         f'exported (head: {seg_head is not None}, {len(class_names)} names)')
+    if seg_head is not None and len(class_names) != seg_head.num_classes:
+        raise ValueError(f'{len(class_names)} class names for a head with '
+                         f'{seg_head.num_classes} classes')
+    if class_colors and len(class_colors) != len(class_names):
+        raise ValueError(f'{len(class_colors)} class colours for {len(class_names)} classes')
+
+
+def _warn_untrained(output_path: str) -> None:
+    """Log, loudly, that a randomly initialised model is being exported."""
+    _logger.warning('!' * 79)
+    _logger.warning('EXPORTING A RANDOMLY INITIALISED MODEL (trained: false) to %s: its '
+                    'features, depth and segmentation are meaningless; for the node demo '
+                    'and tests only', output_path)
+    _logger.warning('!' * 79)
+
+
 def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_path: str,
                 input_size: Sequence[int] = DEFAULT_INPUT_SIZE, class_names: Sequence[str] = (),
                 trained: bool = False, training_info: Optional[Dict[str, Any]] = None,
@@ -166,19 +198,8 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
         ValueError: Bad size, exporter or opset, class names that do not fit the head, or a
             model without decoder.
     """
-    if exporter not in EXPORTERS:
-        raise ValueError(f'unknown exporter {exporter!r}, expected one of {sorted(EXPORTERS)}')
-    opset = EXPORTERS[exporter] if opset is None else int(opset)
-    if opset < 17:
-        raise ValueError(f'opset {opset} < 17: LayerNormalization needs opset 17')
-    if (seg_head is None) != (not class_names):
-        raise ValueError('class_names must be given exactly when a segmentation head is '
-                         f'exported (head: {seg_head is not None}, {len(class_names)} names)')
-    if seg_head is not None and len(class_names) != seg_head.num_classes:
-        raise ValueError(f'{len(class_names)} class names for a head with '
-                         f'{seg_head.num_classes} classes')
-    if class_colors and len(class_colors) != len(class_names):
-        raise ValueError(f'{len(class_colors)} class colours for {len(class_names)} classes')
+    opset = _checked_opset(exporter, opset)
+    _check_classes(seg_head, class_names, class_colors)
     info = dict(training_info or {})
     info.setdefault('model_config', model.config)
     info.setdefault('export', {})
@@ -191,11 +212,7 @@ def export_onnx(model: VanishingDepth, seg_head: Optional[nn.Module], output_pat
                                                   None) is not None,
                               descriptors=descriptor_head is not None)
     if not trained:
-        _logger.warning('!' * 79)
-        _logger.warning('EXPORTING A RANDOMLY INITIALISED MODEL (trained: false) to %s: its '
-                        'features, depth and segmentation are meaningless; for the node demo '
-                        'and tests only', output_path)
-        _logger.warning('!' * 79)
+        _warn_untrained(output_path)
     dtype = torch.float16 if fp16 else torch.float32
     fixed = fixed_size_copy(model, contract.input_size).to(dtype)
     head = copy.deepcopy(seg_head).eval().to(dtype) if seg_head is not None else None
