@@ -134,7 +134,7 @@ main() {
         "$PY" -m training.train_completion --config "$CPU_CONFIG" --config "$PACK/pack.yaml" \
         --checkpoint "$checkpoint" --out-dir "$RUN/completion" --minutes "$COMPLETION_MINUTES" \
         completion.init_from="$PACK/init/completion_head.pt" completion.device="$DEVICE" \
-        completion.keep_last=2 "${COMPLETION[@]}"
+        completion.head.uncertainty=true completion.keep_last=2 "${COMPLETION[@]}"
     head=$(latest_step_checkpoint "$RUN/completion/checkpoints")
     stage export 240 \
         "$PY" -m training.export_onnx --config "$CPU_CONFIG" --checkpoint "$checkpoint" \

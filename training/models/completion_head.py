@@ -164,6 +164,11 @@ class CompletionHead(nn.Module):
         """
         result = self.load_state_dict(state, strict=False)
         missing = [n for n in result.missing_keys if not n.startswith(UNCERTAINTY_PREFIX)]
+        if result.unexpected_keys and all(n.startswith(UNCERTAINTY_PREFIX)
+                                          for n in result.unexpected_keys):
+            raise RuntimeError('the weights come from a head with an uncertainty branch and '
+                               'this head has none: set completion.head.uncertainty=true to '
+                               'keep it (the shipped model has one)')
         if missing or result.unexpected_keys:
             raise RuntimeError(f'completion head weights do not fit: missing {missing}, '
                                f'unexpected {list(result.unexpected_keys)}')

@@ -171,3 +171,6 @@ def test_uncertainty_branch_starts_at_one_scale_and_leaves_the_depth_alone(tiny)
                                  if k != 'residual.bias'})
     with pytest.raises(ValueError, match='no uncertainty branch'):
         plain.uncertainty_only()
+    # The other way round: a head without a branch refuses to drop one silently.
+    with pytest.raises(RuntimeError, match='set completion.head.uncertainty=true to keep it'):
+        build_completion_head(model).load_depth_weights(head.state_dict())
