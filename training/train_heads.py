@@ -50,6 +50,8 @@ from training.data.label_layouts import (class_file_layout, get_layout, IGNORE_L
 from training.data.shared_paths import (command_text, report_path, resolve_data_root,
                                         source_text)
 from training.engine.config import load_config_with_section
+from training.engine.divergence import NonFiniteGuard
+from training.engine.schedule import cosine_lambda
 from training.eval.segmentation_metrics import (confusion_matrix, mean_iou, per_class_iou,
                                                 pixel_accuracy)
 from training.export.contract import model_contract, training_provenance
@@ -194,12 +196,13 @@ def train_head(head: nn.Module, maps: torch.Tensor, labels: torch.Tensor, steps:
         The loss of every step.
 
     Raises:
-        FloatingPointError: On a non-finite loss.
+        TrainingDiverged: On a non-finite loss (a ``FloatingPointError``, as before).
     """
     head.to(device).train()
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(steps))
     generator = torch.Generator().manual_seed(seed)
+    guard = NonFiniteGuard(1)  # the first non-finite loss stops the run
     offset = loss_stride // 2
     labels = labels[:, offset::loss_stride, offset::loss_stride]  # (N, H / s, W / s)
     order, losses = torch.empty(0, dtype=torch.long), []
@@ -211,8 +214,8 @@ def train_head(head: nn.Module, maps: torch.Tensor, labels: torch.Tensor, steps:
         target = labels[batch].to(device)  # (B, H / s, W / s)
         logits = upsample_logits(head(list(inputs.unbind(1))), target.shape[-2:])  # (B, K, ., .)
         loss = F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f'non-finite segmentation loss {loss.item()} at step {step}')
+        if not guard.record(bool(torch.isfinite(loss)), step, 'segmentation loss'):
+            raise guard.error(step, f': segmentation loss {loss.item()}')
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
