@@ -50,6 +50,7 @@ from training.data.label_layouts import (class_file_layout, get_layout, IGNORE_L
 from training.data.shared_paths import (command_text, report_path, resolve_data_root,
                                         source_text)
 from training.engine.config import load_config_with_section
+from training.engine.distributed import choose_device
 from training.engine.divergence import NonFiniteGuard
 from training.engine.schedule import cosine_lambda
 from training.eval.segmentation_metrics import (confusion_matrix, mean_iou, per_class_iou,
@@ -290,13 +291,6 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_device(name: str) -> torch.device:
-    """Map 'auto' to cuda when available, else cpu."""
-    if name == 'auto':
-        name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return torch.device(name)
-
-
 @dataclass
 class HeadsRun:
     """What ``train_and_score`` produced for one encoder.
@@ -359,7 +353,7 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
     hcfg = cfg['heads']
     layout = heads_layout(hcfg)
     table = load_label_map(hcfg['label_map']) if hcfg['label_map'] else None
-    device = resolve_device(hcfg['device'])
+    device = choose_device(hcfg['device'])
     base_dir = resolve_data_root(cfg['data']['base_dir'])
     model, checkpoint = build_checked_model(cfg['model'], args.checkpoint, hcfg['seed'])
     model.to(device)
@@ -442,7 +436,7 @@ def write_report(args: argparse.Namespace, cfg: Dict[str, Any], layout: LabelLay
         f'Classes in the training labels: {", ".join(train_classes)}; in the evaluation '
         f'labels: {", ".join(eval_classes)}; evaluation classes never seen in training (IoU '
         f'necessarily 0): {", ".join(unseen) or "none"}.',
-        f'Wall time {seconds:.0f} s on this machine ({resolve_device(hcfg["device"])}).',
+        f'Wall time {seconds:.0f} s on this machine ({choose_device(hcfg["device"])}).',
     ]
     command = command_text('python -m training.train_heads', sys.argv[1:]) \
         if sys.argv[0].endswith('train_heads.py') else 'training.train_heads.run(...)'
