@@ -44,6 +44,7 @@ from training.engine.divergence import fresh_counts, NonFiniteGuard, TrainingDiv
 from training.engine.flops import measure_flops, model_flops_utilization, peak_flops
 from training.engine.metrics_log import MetricsLogger
 from training.engine.plots import save_loss_curve, save_panel
+from training.engine.progress import Progress, progress_bar
 from training.engine.rng_state import capture_rng_state, restore_rng_state
 from training.engine.sample_stream import SeededTransformDataset, StreamSampler
 from training.engine.schedule import build_scheduler
@@ -293,21 +294,6 @@ def _fresh_counters() -> Dict[str, int]:
 
 
 @dataclass
-class Progress:
-    """How far a run is: saved in every checkpoint, restored by ``resume_training``.
-
-    Attributes:
-        step: Optimiser steps done.
-        consumed: Samples of this rank's stream drawn so far.
-        counters: Non-finite steps (in total and in a row) and empty micro-steps.
-    """
-
-    step: int = 0
-    consumed: int = 0
-    counters: Dict[str, int] = field(default_factory=_fresh_counters)
-
-
-@dataclass
 class StepOutcome:
     """What one optimiser step (``train_step``) did.
 
@@ -389,7 +375,7 @@ def resume_training(cfg: DictConfig, parts: TrainingParts, path: Optional[str],
     Returns:
         The progress to continue from.
     """
-    progress = Progress()
+    progress = Progress(counters=_fresh_counters())
     if not path:
         torch.manual_seed(cfg.run.seed + info.rank)
         if cfg.train.init_from:
@@ -680,8 +666,8 @@ def train(cfg: DictConfig) -> TrainResult:
         run.metrics = MetricsLogger(run.run_dir, bool(cfg.log.tensorboard),
                                     start_step if resume_path else None)
     result = TrainResult(run.run_dir, start_step, start_step, flops_per_image=run.flops_per_image)
-    bar = tqdm(total=stop_step, initial=start_step, dynamic_ncols=True, unit='step',
-               disable=not (info.is_main and cfg.log.progress))
+    bar = progress_bar(total=stop_step, initial=start_step, unit='step',
+                       enabled=info.is_main and cfg.log.progress)
     step_times, val_loss, last = [], math.nan, None
     generator = torch.Generator(device=info.device)
     guard = NonFiniteGuard(cfg.train.max_consecutive_nonfinite, progress.counters)

@@ -39,6 +39,7 @@ from training.data.correspondences import (correspondences, grid_positions,
 from training.data.shared_paths import command_text, report_path, shared_dir
 from training.engine.config import load_config, to_plain
 from training.engine.divergence import NonFiniteGuard
+from training.engine.progress import finite_mean
 from training.engine.schedule import budget_learning_rate
 from training.eval.vd_model import load_vd_model, VDRunner
 from training.models.descriptor_head import (DescriptorHead, info_nce_loss, match_accuracy,
@@ -268,7 +269,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         done = elapsed >= 60.0 * args.minutes or (args.max_steps and step >= args.max_steps)
         if step % args.val_every == 0 or done:
             row = dict(validate(head, val_set, val_pairs, args.temperature), step=step,
-                       train_loss=float(np.mean(running)) if running else float('nan'),
+                       train_loss=finite_mean(running),
                        minutes=elapsed / 60.0)
             history.append(row)
             running = []

@@ -39,7 +39,6 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from training.checkpoint.heads import save_heads_checkpoint
 from training.checkpoint.model import build_checked_model
@@ -52,6 +51,7 @@ from training.data.shared_paths import (command_text, report_path, resolve_data_
 from training.engine.config import load_config_with_section
 from training.engine.distributed import choose_device
 from training.engine.divergence import NonFiniteGuard
+from training.engine.progress import progress_bar
 from training.engine.schedule import cosine_lambda
 from training.eval.segmentation_metrics import (confusion_matrix, mean_iou, per_class_iou,
                                                 pixel_accuracy)
@@ -162,7 +162,7 @@ def cache_training_features(model: VanishingDepth, samples: List[dict], layout: 
         ``(maps (N, 4, D, h, w), labels (N, H, W) int64)``.
     """
     maps, labels = [], []
-    for sample in tqdm(samples, desc='encoding training frames', leave=False):
+    for sample in progress_bar(samples, desc='encoding training frames', leave=False):
         rgb, depth, label = sample['rgb'], sample['depth'], layout_labels(sample, layout, table)
         views = [(rgb, depth, label)]
         if hflip:
@@ -207,7 +207,8 @@ def train_head(head: nn.Module, maps: torch.Tensor, labels: torch.Tensor, steps:
     offset = loss_stride // 2
     labels = labels[:, offset::loss_stride, offset::loss_stride]  # (N, H / s, W / s)
     order, losses = torch.empty(0, dtype=torch.long), []
-    for step in tqdm(range(steps), desc=f'training {head.config["kind"]} head', leave=False):
+    for step in progress_bar(range(steps), desc=f'training {head.config["kind"]} head',
+                             leave=False):
         if order.numel() < batch_size:
             order = torch.cat([order, torch.randperm(maps.shape[0], generator=generator)])
         batch, order = order[:batch_size], order[batch_size:]
@@ -236,7 +237,7 @@ def evaluate_heads(model: VanishingDepth, heads: Dict[str, nn.Module], samples: 
     """
     num = layout.num_classes
     matrices = {name: np.zeros((num, num), np.int64) for name in [*heads, 'majority']}
-    for sample in tqdm(samples, desc='evaluating', leave=False):
+    for sample in progress_bar(samples, desc='evaluating', leave=False):
         target = layout_labels(sample, layout, table)  # (h, w) camera resolution
         rgb_in, pde, _, letterbox = model_inputs(sample['rgb'], sample['depth'], target,
                                                  contract)

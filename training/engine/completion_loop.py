@@ -1,4 +1,4 @@
-"""The completion-head training loop: progress, resume, one guarded step, the budgeted loop.
+"""The completion-head training loop: resume, one guarded step, the budgeted loop.
 
 Shared by ``training.train_completion`` (the pretraining data) and ``training.adapt`` (a
 robot's recording). Only the head trains; the Vanishing Depth model stays frozen. The learning
@@ -8,53 +8,28 @@ non-finite loss or gradient skips the step; too many in a row write a checkpoint
 completion-head format (``training.checkpoint.completion``).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import logging
 import math
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from training.checkpoint.completion import completion_state, read_head_state
 from training.checkpoint.files import CheckpointManager
 from training.engine.completion_batch import (
     build_batch, complete_with_scale, CompletionBatch, draw_pattern, log_l1_loss)
 from training.engine.completion_val import format_val, validate, ValSet
-from training.engine.divergence import fresh_counts, NonFiniteGuard
+from training.engine.divergence import NonFiniteGuard
+from training.engine.progress import finite_mean, Progress, progress_bar
 from training.engine.schedule import budget_learning_rate
 from training.losses.laplace_nll import laplace_nll
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Progress:
-    """How far a run is (saved in every checkpoint).
-
-    Attributes:
-        step: Optimiser steps done (skipped ones included).
-        consumed: Samples of the stream drawn so far.
-        elapsed_s: Training wall time so far, over resumes.
-        counters: Steps skipped for a non-finite loss or gradient (``nonfinite_total``) and,
-            of those, in a row up to now (``consecutive_nonfinite``): the ``NonFiniteGuard``'s.
-        val_history: Validation rows with their step.
-    """
-
-    step: int = 0
-    consumed: int = 0
-    elapsed_s: float = 0.0
-    counters: Dict[str, int] = field(default_factory=fresh_counts)
-    val_history: List[Dict[str, float]] = field(default_factory=list)
-
-    def state(self) -> Dict[str, Any]:
-        """Return the checkpoint's ``progress`` entry (flat: step, consumed, time, counts)."""
-        return {'step': self.step, 'consumed': self.consumed, 'elapsed_s': self.elapsed_s,
-                **self.counters}
 
 
 def checkpoint_state(head: CompletionHead, optimizer: torch.optim.Optimizer, progress: Progress,
@@ -90,9 +65,7 @@ def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Opt
     state = read_head_state(path, encoder)
     head.load_state_dict(state['head'])
     optimizer.load_state_dict(state['optimizer'])
-    saved = dict(state['progress'])
-    counters = {key: saved.pop(key) for key in fresh_counts()}
-    progress = Progress(**saved, counters=counters, val_history=list(state['val_history']))
+    progress = Progress.from_state(state['progress'], state['val_history'])
     _logger.info('resumed %s at step %d (%.1f min trained)', path, progress.step,
                  progress.elapsed_s / 60.0)
     return progress
@@ -184,8 +157,7 @@ def fit_head(run: HeadRun, batches: Iterable[Dict[str, Any]], val: ValSet, desc:
     """
     ccfg, progress = run.cfg['completion'], run.progress
     budget_s = 60.0 * ccfg['minutes']
-    bar = tqdm(total=int(budget_s), initial=int(progress.elapsed_s), unit='s',
-               dynamic_ncols=True, desc=desc)
+    bar = progress_bar(total=int(budget_s), initial=int(progress.elapsed_s), unit='s', desc=desc)
     inject = set(run.cfg['debug']['inject_nan_steps'])
     guard = NonFiniteGuard(run.cfg['train']['max_consecutive_nonfinite'], progress.counters)
     batches, losses, postfix = iter(batches), [], {}
@@ -207,8 +179,7 @@ def fit_head(run: HeadRun, batches: Iterable[Dict[str, Any]], val: ValSet, desc:
             raise guard.error(progress.step - 1)
         done = progress.elapsed_s >= budget_s or progress.step == ccfg['max_steps']
         if progress.step % ccfg['log_every_steps'] == 0 or done:
-            recent = [v for v in losses[-ccfg['log_every_steps']:] if math.isfinite(v)]
-            mean = float(np.mean(recent)) if recent else math.nan
+            mean = finite_mean(losses[-ccfg['log_every_steps']:])
             _logger.info('step %d: loss %.4f, lr %.2e, %.2f s/step, %.1f/%.1f min',
                          progress.step, mean, run.optimizer.param_groups[0]['lr'], seconds,
                          progress.elapsed_s / 60.0, ccfg['minutes'])
