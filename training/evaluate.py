@@ -40,14 +40,13 @@ import logging
 import os
 import sys
 
-import torch
-
 from training.checkpoint.completion import load_completion_head
 from training.checkpoint.descriptor import load_descriptor_head
 from training.checkpoint.model import read_model_checkpoint
 from training.data.correspondences import POSED_TYPES, split_distance
 from training.data.shared_paths import command_text, report_path, shared_dir, source_text
 from training.engine.config import load_config, to_plain
+from training.engine.distributed import choose_device
 from training.eval.completion_protocol import (baseline_methods, complete_frame, InputPattern,
                                                pattern_seed, run_completion_protocol,
                                                summarize_completion)
@@ -365,8 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     os.makedirs(args.out, exist_ok=True)
-    if args.device == 'auto':
-        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    args.device = choose_device(args.device).type
     command = command_text('python -m training.evaluate', argv)
     runner, provenance, calibration = None, 'none (baselines only)', None
     cfg = to_plain(load_config(args.config, args.overrides))

@@ -40,10 +40,11 @@ from training.data.transforms import build_transform, TransformConfig
 from training.engine import distributed
 from training.engine.batch import PretrainBatchBuilder, PretrainInputs, step_seed
 from training.engine.config import load_config, save_config, to_plain
-from training.engine.divergence import TrainingDiverged
+from training.engine.divergence import fresh_counts, NonFiniteGuard, TrainingDiverged
 from training.engine.flops import measure_flops, model_flops_utilization, peak_flops
 from training.engine.metrics_log import MetricsLogger
 from training.engine.plots import save_loss_curve, save_panel
+from training.engine.progress import Progress, progress_bar
 from training.engine.rng_state import capture_rng_state, restore_rng_state
 from training.engine.sample_stream import SeededTransformDataset, StreamSampler
 from training.engine.schedule import build_scheduler
@@ -288,23 +289,8 @@ class TrainingParts:
 
 
 def _fresh_counters() -> Dict[str, int]:
-    """Return zeroed step counters."""
-    return {'nonfinite_total': 0, 'consecutive_nonfinite': 0, 'empty_micro_steps': 0}
-
-
-@dataclass
-class Progress:
-    """How far a run is: saved in every checkpoint, restored by ``resume_training``.
-
-    Attributes:
-        step: Optimiser steps done.
-        consumed: Samples of this rank's stream drawn so far.
-        counters: Non-finite steps (in total and in a row) and empty micro-steps.
-    """
-
-    step: int = 0
-    consumed: int = 0
-    counters: Dict[str, int] = field(default_factory=_fresh_counters)
+    """Return zeroed step counters (the non-finite guard's and the empty micro-steps)."""
+    return dict(fresh_counts(), empty_micro_steps=0)
 
 
 @dataclass
@@ -389,7 +375,7 @@ def resume_training(cfg: DictConfig, parts: TrainingParts, path: Optional[str],
     Returns:
         The progress to continue from.
     """
-    progress = Progress()
+    progress = Progress(counters=_fresh_counters())
     if not path:
         torch.manual_seed(cfg.run.seed + info.rank)
         if cfg.train.init_from:
@@ -537,19 +523,6 @@ def train_step(parts: TrainingParts, cfg: DictConfig, info: distributed.DistInfo
     return outcome
 
 
-def count_nonfinite(outcome: StepOutcome, step: int, counters: Dict[str, int]) -> None:
-    """Update the step counters; warn about a skipped step."""
-    counters['empty_micro_steps'] += outcome.empty_micro_steps
-    if not outcome.nonfinite:
-        counters['consecutive_nonfinite'] = 0
-        return
-    counters['nonfinite_total'] += 1
-    counters['consecutive_nonfinite'] += 1
-    _logger.warning('step %d skipped: non-finite %s (%d in a row, %d in total)', step,
-                    'gradient' if outcome.backward_passes else 'loss',
-                    counters['consecutive_nonfinite'], counters['nonfinite_total'])
-
-
 def log_metrics(run: RunContext, parts: TrainingParts, bar: tqdm, step: int,
                 outcome: StepOutcome, seconds: float, val_loss: float,
                 counters: Dict[str, int]) -> None:
@@ -631,15 +604,6 @@ def _micro_outcome(status: int, info: distributed.DistInfo) -> int:
     return int(value.item())
 
 
-def _divergence(counters: Dict[str, int], step: int, checkpoint: Optional[str]):
-    """Log and return the error that stops a run after too many non-finite steps in a row."""
-    message = (f'stopping: {counters["consecutive_nonfinite"]} consecutive steps with a '
-               f'non-finite loss or gradient (up to step {step}); the weights were not '
-               f'updated by them; last checkpoint: {checkpoint}')
-    _logger.error(message)
-    return TrainingDiverged(message)
-
-
 def _out_of_time(cfg: DictConfig, started_s: float, info: distributed.DistInfo) -> bool:
     """Tell whether ``train.max_minutes`` have passed since ``started_s`` (rank 0 decides)."""
     if cfg.train.max_minutes is None:
@@ -702,10 +666,11 @@ def train(cfg: DictConfig) -> TrainResult:
         run.metrics = MetricsLogger(run.run_dir, bool(cfg.log.tensorboard),
                                     start_step if resume_path else None)
     result = TrainResult(run.run_dir, start_step, start_step, flops_per_image=run.flops_per_image)
-    bar = tqdm(total=stop_step, initial=start_step, dynamic_ncols=True, unit='step',
-               disable=not (info.is_main and cfg.log.progress))
+    bar = progress_bar(total=stop_step, initial=start_step, unit='step',
+                       enabled=info.is_main and cfg.log.progress)
     step_times, val_loss, last = [], math.nan, None
     generator = torch.Generator(device=info.device)
+    guard = NonFiniteGuard(cfg.train.max_consecutive_nonfinite, progress.counters)
     _logger.info('training steps %d..%d of %d, %d images per step, run folder %s',
                  start_step, stop_step, max_steps, run.images_per_step, run.run_dir)
 
@@ -713,15 +678,16 @@ def train(cfg: DictConfig) -> TrainResult:
         started = time.perf_counter()
         outcome = train_step(parts, cfg, info, batches, step, generator)
         progress.consumed += cfg.train.batch_size * cfg.train.accum_steps
-        count_nonfinite(outcome, step, progress.counters)
+        progress.counters['empty_micro_steps'] += outcome.empty_micro_steps
+        guard.record(not outcome.nonfinite, step,
+                     'gradient' if outcome.backward_passes else 'loss')
         result.losses.append(outcome.loss)
         last = outcome if outcome.inputs is not None else last
         progress.step = result.end_step = done = step + 1
         step_times.append(time.perf_counter() - started)
         bar.update(1)
 
-        diverged = progress.counters['consecutive_nonfinite'] >= \
-            cfg.train.max_consecutive_nonfinite
+        diverged = guard.diverged
         final = done == stop_step or _out_of_time(cfg, started_s, info)
         checkpoint_due = done % cfg.checkpoint.every_steps == 0 or final or diverged
         if checkpoint_due and val_batches and not diverged:
@@ -738,12 +704,13 @@ def train(cfg: DictConfig) -> TrainResult:
             result.last_checkpoint = save_checkpoint(run, parts, progress, val_loss, diverged)
         if diverged:
             bar.close()
-            raise _divergence(progress.counters, step, result.last_checkpoint)
+            raise guard.error(step, '; the weights were not updated by them; last '
+                              f'checkpoint: {result.last_checkpoint}')
         if final:
             break
 
     bar.close()
-    result.skipped_steps, result.model = progress.counters['nonfinite_total'], parts.core
+    result.skipped_steps, result.model = guard.total, parts.core
     finish_run(run, result, step_times)
     distributed.cleanup_distributed(info)
     return result

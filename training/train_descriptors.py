@@ -14,7 +14,7 @@ letterbox and PDE. Each step draws ``--pairs`` frame pairs of one sequence (gap 
 source type's range, direction random), keeps the cells of A's descriptor grid whose
 reprojection into B is visible (``training.data.correspondences``), up to ``--points`` per
 pair, and minimises ``info_nce_loss``. AdamW, warm-up then cosine over the wall-time budget
-(``training.engine.completion_loop.learning_rate``, counted over resumes). Validation (fixed
+(``training.engine.schedule.budget_learning_rate``, counted over resumes). Validation (fixed
 pairs, gaps 5/10/20/40) every ``--val-every`` steps: the share of A's cells whose nearest
 descriptor in B lies within one cell of the truth; checkpoints are atomic
 (``CheckpointManager``: ``step_*.pt`` with the optimiser, ``best.pt`` = best validation).
@@ -37,8 +37,10 @@ from training.checkpoint.heads import encoder_fingerprint
 from training.data.correspondences import (correspondences, grid_positions,
                                            load_posed_frames, POSED_TYPES, PosedFrame)
 from training.data.shared_paths import command_text, report_path, shared_dir
-from training.engine.completion_loop import learning_rate
 from training.engine.config import load_config, to_plain
+from training.engine.divergence import NonFiniteGuard
+from training.engine.progress import finite_mean
+from training.engine.schedule import budget_learning_rate
 from training.eval.vd_model import load_vd_model, VDRunner
 from training.models.descriptor_head import (DescriptorHead, info_nce_loss, match_accuracy,
                                              pixels_to_grid)
@@ -260,13 +262,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                'input_size': list(cfg['model']['img_size'])}
     command = command_text('python -m training.train_descriptors', argv)
     head.train()
+    guard = NonFiniteGuard(None)  # a non-finite step is skipped; the run goes on
     started, running = time.monotonic() - elapsed, []
     while True:
         elapsed = time.monotonic() - started
         done = elapsed >= 60.0 * args.minutes or (args.max_steps and step >= args.max_steps)
         if step % args.val_every == 0 or done:
             row = dict(validate(head, val_set, val_pairs, args.temperature), step=step,
-                       train_loss=float(np.mean(running)) if running else float('nan'),
+                       train_loss=finite_mean(running),
                        minutes=elapsed / 60.0)
             history.append(row)
             running = []
@@ -284,11 +287,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             break
         rng = np.random.default_rng([args.seed, step])
         for group in optimizer.param_groups:
-            group['lr'] = learning_rate(schedule, step, elapsed)
+            group['lr'] = budget_learning_rate(schedule, step, elapsed)
         pairs = draw_pairs(train_set, args.pairs, rng, grid_size)
         loss, _ = pair_loss(head, train_set, pairs, args.points, rng, args.temperature)
         optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
+        if guard.record(bool(torch.isfinite(loss)), step, 'loss'):
             loss.backward()
             optimizer.step()
             running.append(float(loss.detach()))

@@ -39,7 +39,6 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from training.checkpoint.heads import save_heads_checkpoint
 from training.checkpoint.model import build_checked_model
@@ -50,6 +49,10 @@ from training.data.label_layouts import (class_file_layout, get_layout, IGNORE_L
 from training.data.shared_paths import (command_text, report_path, resolve_data_root,
                                         source_text)
 from training.engine.config import load_config_with_section
+from training.engine.distributed import choose_device
+from training.engine.divergence import NonFiniteGuard
+from training.engine.progress import progress_bar
+from training.engine.schedule import cosine_lambda
 from training.eval.segmentation_metrics import (confusion_matrix, mean_iou, per_class_iou,
                                                 pixel_accuracy)
 from training.export.contract import model_contract, training_provenance
@@ -159,7 +162,7 @@ def cache_training_features(model: VanishingDepth, samples: List[dict], layout: 
         ``(maps (N, 4, D, h, w), labels (N, H, W) int64)``.
     """
     maps, labels = [], []
-    for sample in tqdm(samples, desc='encoding training frames', leave=False):
+    for sample in progress_bar(samples, desc='encoding training frames', leave=False):
         rgb, depth, label = sample['rgb'], sample['depth'], layout_labels(sample, layout, table)
         views = [(rgb, depth, label)]
         if hflip:
@@ -194,16 +197,18 @@ def train_head(head: nn.Module, maps: torch.Tensor, labels: torch.Tensor, steps:
         The loss of every step.
 
     Raises:
-        FloatingPointError: On a non-finite loss.
+        TrainingDiverged: On a non-finite loss (a ``FloatingPointError``, as before).
     """
     head.to(device).train()
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(steps))
     generator = torch.Generator().manual_seed(seed)
+    guard = NonFiniteGuard(1)  # the first non-finite loss stops the run
     offset = loss_stride // 2
     labels = labels[:, offset::loss_stride, offset::loss_stride]  # (N, H / s, W / s)
     order, losses = torch.empty(0, dtype=torch.long), []
-    for step in tqdm(range(steps), desc=f'training {head.config["kind"]} head', leave=False):
+    for step in progress_bar(range(steps), desc=f'training {head.config["kind"]} head',
+                             leave=False):
         if order.numel() < batch_size:
             order = torch.cat([order, torch.randperm(maps.shape[0], generator=generator)])
         batch, order = order[:batch_size], order[batch_size:]
@@ -211,8 +216,8 @@ def train_head(head: nn.Module, maps: torch.Tensor, labels: torch.Tensor, steps:
         target = labels[batch].to(device)  # (B, H / s, W / s)
         logits = upsample_logits(head(list(inputs.unbind(1))), target.shape[-2:])  # (B, K, ., .)
         loss = F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f'non-finite segmentation loss {loss.item()} at step {step}')
+        if not guard.record(bool(torch.isfinite(loss)), step, 'segmentation loss'):
+            raise guard.error(step, f': segmentation loss {loss.item()}')
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -232,7 +237,7 @@ def evaluate_heads(model: VanishingDepth, heads: Dict[str, nn.Module], samples: 
     """
     num = layout.num_classes
     matrices = {name: np.zeros((num, num), np.int64) for name in [*heads, 'majority']}
-    for sample in tqdm(samples, desc='evaluating', leave=False):
+    for sample in progress_bar(samples, desc='evaluating', leave=False):
         target = layout_labels(sample, layout, table)  # (h, w) camera resolution
         rgb_in, pde, _, letterbox = model_inputs(sample['rgb'], sample['depth'], target,
                                                  contract)
@@ -285,13 +290,6 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('--report', help='write the results markdown here')
     parser.add_argument('overrides', nargs='*', help='config overrides key=value')
     return parser.parse_args(argv)
-
-
-def resolve_device(name: str) -> torch.device:
-    """Map 'auto' to cuda when available, else cpu."""
-    if name == 'auto':
-        name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return torch.device(name)
 
 
 @dataclass
@@ -356,7 +354,7 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
     hcfg = cfg['heads']
     layout = heads_layout(hcfg)
     table = load_label_map(hcfg['label_map']) if hcfg['label_map'] else None
-    device = resolve_device(hcfg['device'])
+    device = choose_device(hcfg['device'])
     base_dir = resolve_data_root(cfg['data']['base_dir'])
     model, checkpoint = build_checked_model(cfg['model'], args.checkpoint, hcfg['seed'])
     model.to(device)
@@ -439,7 +437,7 @@ def write_report(args: argparse.Namespace, cfg: Dict[str, Any], layout: LabelLay
         f'Classes in the training labels: {", ".join(train_classes)}; in the evaluation '
         f'labels: {", ".join(eval_classes)}; evaluation classes never seen in training (IoU '
         f'necessarily 0): {", ".join(unseen) or "none"}.',
-        f'Wall time {seconds:.0f} s on this machine ({resolve_device(hcfg["device"])}).',
+        f'Wall time {seconds:.0f} s on this machine ({choose_device(hcfg["device"])}).',
     ]
     command = command_text('python -m training.train_heads', sys.argv[1:]) \
         if sys.argv[0].endswith('train_heads.py') else 'training.train_heads.run(...)'

@@ -1,4 +1,4 @@
-"""The completion-head training loop: progress, resume, one guarded step, the budgeted loop.
+"""The completion-head training loop: resume, one guarded step, the budgeted loop.
 
 Shared by ``training.train_completion`` (the pretraining data) and ``training.adapt`` (a
 robot's recording). Only the head trains; the Vanishing Depth model stays frozen. The learning
@@ -8,22 +8,23 @@ non-finite loss or gradient skips the step; too many in a row write a checkpoint
 completion-head format (``training.checkpoint.completion``).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import logging
 import math
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from training.checkpoint.completion import completion_state, read_head_state
 from training.checkpoint.files import CheckpointManager
 from training.engine.completion_batch import (
     build_batch, complete_with_scale, CompletionBatch, draw_pattern, log_l1_loss)
 from training.engine.completion_val import format_val, validate, ValSet
-from training.engine.divergence import TrainingDiverged
+from training.engine.divergence import NonFiniteGuard
+from training.engine.progress import finite_mean, Progress, progress_bar
+from training.engine.schedule import budget_learning_rate
 from training.losses.laplace_nll import laplace_nll
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead
@@ -31,42 +32,12 @@ from training.models.completion_head import CompletionHead
 _logger = logging.getLogger(__name__)
 
 
-def learning_rate(ccfg: Dict[str, Any], step: int, elapsed_s: float) -> float:
-    """Warm-up over steps, then cosine over the time budget down to ``final_lr_fraction``."""
-    warm = min(1.0, (step + 1) / max(1, ccfg['warmup_steps']))
-    progress = min(1.0, elapsed_s / (60.0 * ccfg['minutes']))
-    final = ccfg['final_lr_fraction']
-    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-    return ccfg['lr'] * warm * (final + (1.0 - final) * cosine)
-
-
-@dataclass
-class Progress:
-    """How far a run is (saved in every checkpoint).
-
-    Attributes:
-        step: Optimiser steps done (skipped ones included).
-        consumed: Samples of the stream drawn so far.
-        elapsed_s: Training wall time so far, over resumes.
-        nonfinite_total: Steps skipped for a non-finite loss or gradient.
-        consecutive_nonfinite: Of those, in a row up to now.
-        val_history: Validation rows with their step.
-    """
-
-    step: int = 0
-    consumed: int = 0
-    elapsed_s: float = 0.0
-    nonfinite_total: int = 0
-    consecutive_nonfinite: int = 0
-    val_history: List[Dict[str, float]] = field(default_factory=list)
-
-
 def checkpoint_state(head: CompletionHead, optimizer: torch.optim.Optimizer, progress: Progress,
                      cfg: Dict[str, Any], encoder: Dict[str, Any]) -> Dict[str, Any]:
     """Assemble the checkpoint dict (``training.checkpoint.completion`` reads it)."""
     return completion_state(
         head, progress.step, encoder, progress.val_history, optimizer=optimizer.state_dict(),
-        progress={k: v for k, v in vars(progress).items() if k != 'val_history'}, config=cfg)
+        progress=progress.state(), config=cfg)
 
 
 def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Optimizer,
@@ -94,14 +65,14 @@ def resume(path: Optional[str], head: CompletionHead, optimizer: torch.optim.Opt
     state = read_head_state(path, encoder)
     head.load_state_dict(state['head'])
     optimizer.load_state_dict(state['optimizer'])
-    progress = Progress(**state['progress'], val_history=list(state['val_history']))
+    progress = Progress.from_state(state['progress'], state['val_history'])
     _logger.info('resumed %s at step %d (%.1f min trained)', path, progress.step,
                  progress.elapsed_s / 60.0)
     return progress
 
 
-def train_step(model, head, optimizer, batch: CompletionBatch, ccfg, progress: Progress,
-               inject_nan: bool) -> float:
+def train_step(model, head, optimizer, batch: CompletionBatch, ccfg, guard: NonFiniteGuard,
+               step: int, inject_nan: bool) -> float:
     """One optimiser step; returns the loss (NaN when skipped as non-finite).
 
     The loss is the L1 of log depth, plus ``nll_weight`` times the Laplace NLL of the
@@ -120,15 +91,10 @@ def train_step(model, head, optimizer, batch: CompletionBatch, ccfg, progress: P
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(head.parameters(), ccfg['grad_clip'])
         finite = bool(torch.isfinite(norm))
-    if not finite:
+    if not guard.record(finite, step):
         optimizer.zero_grad(set_to_none=True)
-        progress.nonfinite_total += 1
-        progress.consecutive_nonfinite += 1
-        _logger.warning('step %d skipped: non-finite loss or gradient (%d in a row)',
-                        progress.step, progress.consecutive_nonfinite)
         return math.nan
     optimizer.step()
-    progress.consecutive_nonfinite = 0
     return loss.item()
 
 
@@ -191,30 +157,29 @@ def fit_head(run: HeadRun, batches: Iterable[Dict[str, Any]], val: ValSet, desc:
     """
     ccfg, progress = run.cfg['completion'], run.progress
     budget_s = 60.0 * ccfg['minutes']
-    bar = tqdm(total=int(budget_s), initial=int(progress.elapsed_s), unit='s',
-               dynamic_ncols=True, desc=desc)
+    bar = progress_bar(total=int(budget_s), initial=int(progress.elapsed_s), unit='s', desc=desc)
     inject = set(run.cfg['debug']['inject_nan_steps'])
+    guard = NonFiniteGuard(run.cfg['train']['max_consecutive_nonfinite'], progress.counters)
     batches, losses, postfix = iter(batches), [], {}
     while progress.elapsed_s < budget_s and (
             ccfg['max_steps'] is None or progress.step < ccfg['max_steps']):
         started = time.perf_counter()
         batch = next_batch(run, next(batches))
         for group in run.optimizer.param_groups:
-            group['lr'] = learning_rate(ccfg, progress.step, progress.elapsed_s)
+            group['lr'] = budget_learning_rate(ccfg, progress.step, progress.elapsed_s)
         losses.append(math.nan if batch is None else train_step(
-            run.model, run.head, run.optimizer, batch, ccfg, progress, progress.step in inject))
+            run.model, run.head, run.optimizer, batch, ccfg, guard, progress.step,
+            progress.step in inject))
         progress.step += 1
         seconds = time.perf_counter() - started
         progress.elapsed_s += seconds
         started = time.perf_counter()
-        if progress.consecutive_nonfinite >= run.cfg['train']['max_consecutive_nonfinite']:
+        if guard.diverged:
             run.save()
-            raise TrainingDiverged(f'stopping: {progress.consecutive_nonfinite} non-finite steps '
-                                   f'in a row up to step {progress.step}')
+            raise guard.error(progress.step - 1)
         done = progress.elapsed_s >= budget_s or progress.step == ccfg['max_steps']
         if progress.step % ccfg['log_every_steps'] == 0 or done:
-            recent = [v for v in losses[-ccfg['log_every_steps']:] if math.isfinite(v)]
-            mean = float(np.mean(recent)) if recent else math.nan
+            mean = finite_mean(losses[-ccfg['log_every_steps']:])
             _logger.info('step %d: loss %.4f, lr %.2e, %.2f s/step, %.1f/%.1f min',
                          progress.step, mean, run.optimizer.param_groups[0]['lr'], seconds,
                          progress.elapsed_s / 60.0, ccfg['minutes'])

@@ -7,14 +7,25 @@
 ``lr / div_factor`` to ``lr``, then a cosine decay to the same final value. ``constant`` keeps
 ``lr``. AdamW's betas stay constant (``cycle_momentum`` off by default: the paper does not say
 whether its one-cycle cycled beta1, which is PyTorch's default).
+
+The warm-up + cosine family has one cosine (``cosine_factor``) and two faces: step-based
+(``warmup_cosine_factor``: the pretraining ``warmup_cosine`` kind, and ``cosine_lambda`` for a
+plain decay over a fixed number of steps) and time-budgeted (``budget_learning_rate``: warm-up
+over steps, cosine over a wall-time budget counted over resumes, for the head trainers).
 """
 
 import math
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 
 SCHEDULES = ('onecycle', 'warmup_cosine', 'constant')
+
+
+def cosine_factor(progress: float, final: float) -> float:
+    """Return the cosine multiplier ``1 -> final`` at ``progress`` in [0, 1] (clamped above)."""
+    progress = min(1.0, progress)
+    return final + 0.5 * (1.0 - final) * (1.0 + math.cos(math.pi * progress))
 
 
 def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int, start: float,
@@ -31,8 +42,29 @@ def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int, start: 
     if step < warmup_steps:
         return start + (1.0 - start) * step / warmup_steps
     decay = max(1, total_steps - 1 - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / decay)
-    return final + 0.5 * (1.0 - final) * (1.0 + math.cos(math.pi * progress))
+    return cosine_factor((step - warmup_steps) / decay, final)
+
+
+def cosine_lambda(total_steps: int) -> Callable[[int], float]:
+    """Return a ``LambdaLR`` multiplier: cosine ``1 -> 0`` over ``total_steps`` (no warm-up).
+
+    The closed form of ``torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total_steps)``.
+    """
+    return lambda step: cosine_factor(step / max(1, total_steps), 0.0)
+
+
+def budget_learning_rate(sched: Mapping, step: int, elapsed_s: float) -> float:
+    """Return the time-budgeted rate: warm-up over steps, then cosine over the wall-time budget.
+
+    Args:
+        sched: ``lr`` (peak), ``warmup_steps``, ``minutes`` (the budget) and
+            ``final_lr_fraction`` (the multiplier the cosine ends at).
+        step: Optimiser step, 0-based.
+        elapsed_s: Training wall time so far (over resumes).
+    """
+    warm = min(1.0, (step + 1) / max(1, sched['warmup_steps']))
+    cosine = cosine_factor(elapsed_s / (60.0 * sched['minutes']), sched['final_lr_fraction'])
+    return sched['lr'] * warm * cosine
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Mapping,

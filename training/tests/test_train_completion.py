@@ -111,7 +111,7 @@ def test_non_finite_loss_skips_the_step(trained, shared_data):
     folder, checkpoint, _, _, _ = trained
     progress = run(_args(shared_data, checkpoint, str(folder / 'nan'), 'completion.max_steps=3',
                          'debug.inject_nan_steps=[1]'))
-    assert progress.step == 3 and progress.nonfinite_total == 1
+    assert progress.step == 3 and progress.counters['nonfinite_total'] == 1
     state = load_checkpoint(str(folder / 'nan' / 'checkpoints' / 'step_00000003.pt'))
     assert all(torch.isfinite(value).all() for value in state['head'].values())
 

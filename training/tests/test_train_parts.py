@@ -1,4 +1,4 @@
-"""Training-loop parts: sample stream, batch building, schedules, FLOP counting."""
+"""Training-loop parts: sample stream, batch building, schedules, guard, FLOP counting."""
 
 import math
 
@@ -10,9 +10,11 @@ from training.data.masking import NoiseShift
 from training.data.transforms import build_transform
 from training.engine.batch import PretrainBatchBuilder, step_seed
 from training.engine.config import load_config, to_plain
+from training.engine.divergence import NonFiniteGuard, TrainingDiverged
 from training.engine.flops import measure_flops, model_flops_utilization, peak_flops
 from training.engine.sample_stream import SeededTransformDataset, StreamSampler
-from training.engine.schedule import build_scheduler, warmup_cosine_factor
+from training.engine.schedule import (budget_learning_rate, build_scheduler, cosine_lambda,
+                                      warmup_cosine_factor)
 from training.models import positional_depth_encoding
 from vd_ros.core.pde import PDEConfig
 
@@ -124,6 +126,48 @@ def test_onecycle_and_warmup_cosine_reach_the_documented_levels():
     with pytest.raises(ValueError, match='kind'):
         build_scheduler(torch.optim.AdamW([param]), {'kind': 'step', 'warmup_fraction': 0.1},
                         10)
+
+
+def test_time_budgeted_face_warms_up_over_steps_and_decays_over_time():
+    """The head trainers' rate: linear warm-up over steps times a cosine over the budget."""
+    sched = {'lr': 1e-3, 'warmup_steps': 10, 'minutes': 1.0, 'final_lr_fraction': 0.02}
+    assert budget_learning_rate(sched, 4, 0.0) == pytest.approx(0.5e-3)
+    assert budget_learning_rate(sched, 50, 30.0) == pytest.approx(1e-3 * 0.51)
+    assert budget_learning_rate(sched, 50, 90.0) == pytest.approx(2e-5)  # past the budget
+
+
+def test_cosine_lambda_is_cosine_annealing_in_closed_form():
+    """The segmentation heads' decay matches ``CosineAnnealingLR`` step by step."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    ours, torchs = torch.optim.SGD([param], lr=1e-3), torch.optim.SGD([param], lr=1e-3)
+    schedules = (torch.optim.lr_scheduler.LambdaLR(ours, cosine_lambda(40)),
+                 torch.optim.lr_scheduler.CosineAnnealingLR(torchs, 40))
+    for _ in range(40):
+        assert ours.param_groups[0]['lr'] == pytest.approx(torchs.param_groups[0]['lr'],
+                                                           rel=1e-12, abs=1e-18)
+        for schedule in schedules:
+            schedule.optimizer.step()
+            schedule.step()
+
+
+def test_nonfinite_guard_counts_resets_and_stops_after_the_limit():
+    """Skipped steps count in total and in a row; a finite step resets the run of them."""
+    counts = {'nonfinite_total': 4, 'consecutive_nonfinite': 0, 'other': 7}
+    guard = NonFiniteGuard(2, counts)  # counts of a resumed run, updated in place
+    assert not guard.record(False, 10) and not guard.diverged
+    assert guard.record(True, 11) and guard.in_a_row == 0
+    guard.record(False, 12)
+    guard.record(False, 13)
+    assert guard.diverged and counts == {'nonfinite_total': 7, 'consecutive_nonfinite': 2,
+                                         'other': 7}
+    error = guard.error(13, '; last checkpoint: x')
+    assert isinstance(error, TrainingDiverged) and isinstance(error, FloatingPointError)
+    assert str(error) == ('stopping: 2 consecutive steps with a non-finite loss or gradient '
+                          '(up to step 13); last checkpoint: x')
+    never = NonFiniteGuard(None)
+    for step in range(5):
+        never.record(False, step)
+    assert never.total == 5 and not never.diverged
 
 
 @pytest.mark.parametrize('total_steps', [2, 3, 5])
