@@ -71,6 +71,11 @@ KEEP_FLOAT_GROUPS = {
     'attention': 'the attention products q.k and attn.v (activation x activation)',
     'se_gates': 'the squeeze-excitation fusion gates',
 }
+# The completion head's modules (``training.models.completion_head.CompletionHead``): an export
+# that traces the head on its own names its nodes '/stem/...', '/uncertainty/...', not
+# '/completion_head/...'.
+COMPLETION_HEAD_MODULES = ('project', 'stem', 'down1', 'down2', 'bottom', 'up1', 'up0',
+                           'residual', 'uncertainty')
 QUANTIZED_OPS = ('Conv', 'MatMul', 'Gemm')  # quant_pre_process fuses MatMul + Add to Gemm
 # What measurement kept float (docs/results/int8.md): quantised, the completion head cost up to
 # 17 % RMSE on YCB-Video and the segmentation head 2.4 mIoU points.
@@ -98,6 +103,8 @@ def group_of(node: onnx.NodeProto, weights: set[str]) -> str | None:
     for group in ('completion_head', 'decoder', 'seg_head'):
         if f'/{group}/' in f'/{name}':
             return group
+    if name.lstrip('/').split('/')[0] in COMPLETION_HEAD_MODULES:
+        return 'completion_head'
     if '_se/' in name:
         return 'se_gates'
     if node.op_type in ('MatMul', 'Gemm') and not any(value in weights for value in node.input):
