@@ -25,7 +25,9 @@ measured depth and with one sparse pattern (1500 / 500 / 150 points or Perlin ho
 The accuracy gates compare the int8 file with its float parent on the config's held-out test
 split (``holdout.sources``) with identical inputs (``training.eval.quantization_gates``):
 completed-depth RMSE within 2 % at every pattern, segmentation mIoU within 1 point, feature
-cosine similarity at least 0.98. When a gate fails nothing is written and the exit status is
+cosine similarity at least 0.98, and for a model with ``depth_uncertainty`` the sparsification
+ratio at most 0.02 higher and mean |error| / mean u within 0.05 of the parent's (every
+pattern). When a gate fails nothing is written and the exit status is
 2. The file written keeps the parent's metadata and adds ``training.quantization``
 (precision int8, format, the parent's file name and SHA-256, calibration, float groups, the
 gate figures).
@@ -49,8 +51,9 @@ from training.data.shared_paths import command_text, report_path, shared_dir
 from training.engine.config import load_config, to_plain
 from training.eval.completion_protocol import input_mask, InputPattern, pattern_seed
 from training.eval.frames import holdout_frames, RGBDFrame
-from training.eval.quantization_gates import (GateReport, MAX_MIOU_DROP, MAX_RMSE_INCREASE,
-                                              MIN_COSINE, run_gates)
+from training.eval.quantization_gates import (GateReport, MAX_HALF_RATIO_INCREASE,
+                                              MAX_MIOU_DROP, MAX_RMSE_INCREASE,
+                                              MAX_SCALE_CHANGE, MIN_COSINE, run_gates)
 from training.export.weight_storage import restore_weights_fp32
 from vd_ros.core.contract import METADATA_KEY
 from vd_ros.core.preprocess import prepare_inputs
@@ -220,6 +223,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help='segmentation mIoU drop allowed (points)')
     parser.add_argument('--min-cosine', type=float, default=MIN_COSINE,
                         help='lowest mean feature cosine similarity to the parent')
+    parser.add_argument('--max-half-ratio-increase', type=float,
+                        default=MAX_HALF_RATIO_INCREASE,
+                        help='growth allowed of the sparsification ratio (RMSE of the most '
+                        'confident half / all filled; depth_uncertainty models)')
+    parser.add_argument('--max-scale-change', type=float, default=MAX_SCALE_CHANGE,
+                        help='change allowed of mean |error| / mean uncertainty')
     parser.add_argument('overrides', nargs='*', help='config overrides key=value')
     return parser.parse_args(argv)
 
@@ -250,7 +259,10 @@ def quantize_and_gate(args: argparse.Namespace, cfg: dict, command: str) -> Gate
         report = run_gates(args.model, candidate, test_frames, args.threads, args.seed,
                            holdout, args.data, limits={'rmse': args.max_rmse_increase,
                                                        'miou': args.max_miou_drop,
-                                                       'cosine': args.min_cosine})
+                                                       'cosine': args.min_cosine,
+                                                       'half_ratio':
+                                                           args.max_half_ratio_increase,
+                                                       'scale': args.max_scale_change})
         _logger.info('gates:\n%s', report.text())
         if not report.passed:
             raise RefusedError(f'{args.out} not written: the int8 model fails '
