@@ -33,7 +33,7 @@ class OnnxRunner:
         return {name: value[0] for name, value in outputs.items()}, letterbox
 
     def maps(self) -> 'OnnxMapRunner':
-        """Return this runner with single-channel outputs as (h, w) maps (VDRunner's layout)."""
+        """Return this runner, its one-channel outputs given as (h, w) like VDRunner's."""
         return OnnxMapRunner(self)
 
     def completion_method(self) -> CompletionMethod:
