@@ -13,6 +13,7 @@ import torch
 from training.data.label_layouts import YCBV_CLASSES
 from training.eval.quantization_gates import GateReport
 from training.export.exporter import export_onnx
+from training.export.quantize import COMPLETION_HEAD_MODULES, group_of
 from training.export.quantize import main as quantize_main
 from training.export.weight_storage import restore_weights_fp32, store_weights_fp16
 from training.models import build_model
@@ -177,3 +178,16 @@ def test_gate_report_gates_the_confidence_ratios():
     failed = GateReport({}, None, (0.99, 0.99), 3, 0, limits, confidence).failures()
     assert failed == ['sparsification ratio at 150 pts (0.530 vs 0.500, more than +0.02)',
                       'calibration ratio at 150 pts (0.940 vs 1.000, more than 0.05 apart)']
+
+
+def test_completion_head_nodes_are_found_by_their_module_names():
+    """Check: every CompletionHead module is listed; '/stem/...' nodes are the head's."""
+    model = build_model({'timm_kwargs': {'depth': 2, 'embed_dim': 64, 'num_heads': 2}})
+    head = build_completion_head(model, {'uncertainty': True})
+    assert {name for name, _ in head.named_children()} <= set(COMPLETION_HEAD_MODULES)
+    for name in ('/stem/stem.0/stem.0.0/Conv', '/uncertainty/uncertainty.1/Conv',
+                 '/completion_head/residual/Conv'):
+        assert group_of(onnx.helper.make_node('Conv', ['x', 'w'], ['y'], name=name),
+                        {'w'}) == 'completion_head'
+    assert group_of(onnx.helper.make_node('MatMul', ['x', 'w'], ['y'],
+                                          name='/blocks.0/mlp/fc1/MatMul'), {'w'}) is None
