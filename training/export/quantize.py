@@ -26,7 +26,7 @@ The accuracy gates compare the int8 file with its float parent on the config's h
 split (``holdout.sources``) with identical inputs (``training.eval.quantization_gates``):
 completed-depth RMSE within 2 % at every pattern, segmentation mIoU within 1 point, feature
 cosine similarity at least 0.98, and for a model with ``depth_uncertainty`` the sparsification
-ratio at most 0.02 higher and mean |error| / mean u within 0.05 of the parent's (every
+ratio at most 0.02 higher and mean |error| / mean u within 5 % of the parent's (every
 pattern). When a gate fails nothing is written and the exit status is
 2. The file written keeps the parent's metadata and adds ``training.quantization``
 (precision int8, format, the parent's file name and SHA-256, calibration, float groups, the
@@ -228,7 +228,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help='growth allowed of the sparsification ratio (RMSE of the most '
                         'confident half / all filled; depth_uncertainty models)')
     parser.add_argument('--max-scale-change', type=float, default=MAX_SCALE_CHANGE,
-                        help='change allowed of mean |error| / mean uncertainty')
+                        help='relative change allowed of mean |error| / mean uncertainty')
     parser.add_argument('overrides', nargs='*', help='config overrides key=value')
     return parser.parse_args(argv)
 

@@ -168,16 +168,19 @@ def test_uncertainty_model_is_gated_on_its_confidence(tiny_uncertain_export, sha
 
 
 def test_gate_report_gates_the_confidence_ratios():
-    """Check: sparsification ratio +0.03 fails, +0.01 or lower passes; scale is two-sided."""
+    """Check: sparsification ratio +0.03 fails, +0.01 passes; scale: relative, two-sided."""
     limits = {'rmse': 0.02, 'miou': 1.0, 'cosine': 0.98, 'half_ratio': 0.02, 'scale': 0.05}
     confidence = {'150 pts': {'half_ratio': (0.50, 0.51), 'scale': (1.00, 0.96)},
                   '1500 pts': {'half_ratio': (0.60, 0.55), 'scale': (1.00, 1.04)}}
     report = GateReport({}, None, (0.99, 0.99), 3, 0, limits, confidence)
     assert report.passed and 'sparsification ratio 150 pts | 0.500 | 0.510' in report.text()
-    confidence['150 pts'] = {'half_ratio': (0.50, 0.53), 'scale': (1.00, 0.94)}
+    confidence['500 pts'] = {'half_ratio': (0.48, 0.47), 'scale': (2.925, 2.823)}  # -3.5 %
+    assert GateReport({}, None, (0.99, 0.99), 3, 0, limits, confidence).passed
+    confidence['150 pts'] = {'half_ratio': (0.50, 0.53), 'scale': (2.00, 1.88)}
     failed = GateReport({}, None, (0.99, 0.99), 3, 0, limits, confidence).failures()
     assert failed == ['sparsification ratio at 150 pts (0.530 vs 0.500, more than +0.02)',
-                      'calibration ratio at 150 pts (0.940 vs 1.000, more than 0.05 apart)']
+                      'calibration ratio at 150 pts (1.880 vs 2.000, -6.00 %, more than 5 % '
+                      'apart)']
 
 
 def test_completion_head_nodes_are_found_by_their_module_names():
