@@ -32,6 +32,10 @@ class OnnxRunner:
         outputs = self.model.run(rgb_in, pde)
         return {name: value[0] for name, value in outputs.items()}, letterbox
 
+    def maps(self) -> 'OnnxMapRunner':
+        """Return this runner, its one-channel outputs given as (h, w) like VDRunner's."""
+        return OnnxMapRunner(self)
+
     def completion_method(self) -> CompletionMethod:
         """Return the node's published depth as a completion method (module docstring)."""
         name = 'completed_depth' if 'completed_depth' in self.model.output_names else 'depth'
@@ -53,3 +57,21 @@ class OnnxRunner:
             raise ValueError(f'{self.model.path}: no seg_logits output to label frames with')
         outputs, letterbox = self.run(rgb, depth_m)
         return labels_from_logits(outputs['seg_logits'], letterbox, np.int64)
+
+
+class OnnxMapRunner:
+    """An ``OnnxRunner`` whose ``run`` also drops the channel of one-channel outputs.
+
+    ``training.eval.confidence_protocol`` takes a runner of this layout (as ``VDRunner``
+    returns it): ``completed_depth`` and ``depth_uncertainty`` as (h, w).
+    """
+
+    def __init__(self, runner: OnnxRunner):
+        """Wrap ``runner``."""
+        self.runner = runner
+
+    def run(self, rgb: np.ndarray, depth_m: np.ndarray) -> tuple[dict, Letterbox]:
+        """Return every output (batch and a single channel dropped) and the letterbox."""
+        outputs, letterbox = self.runner.run(rgb, depth_m)
+        return {name: value[0] if value.ndim == 3 and value.shape[0] == 1 else value
+                for name, value in outputs.items()}, letterbox

@@ -10,7 +10,14 @@ as the node runs them):
 * segmentation: mIoU (``training.eval.segmentation_metrics``) on the held-out frames with
   labels in the model's class layout may drop by at most ``max_miou_drop`` points;
 * features: cosine similarity of every patch's feature vector to the parent's (whole measured
-  depth as input), averaged over patches and frames, at least ``min_cosine``.
+  depth as input), averaged over patches and frames, at least ``min_cosine``;
+* uncertainty (files with ``depth_uncertainty``): the confidence protocol
+  (``training.eval.confidence_protocol``, the completion protocol's inputs) over all frames per
+  pattern; the sparsification ratio (RMSE of the most confident half of the filled pixels / all
+  filled, lower is better) may grow by at most ``max_half_ratio_increase`` (absolute) and the
+  calibration ratio (mean |error| / mean u, 1 when calibrated) may move by at most
+  ``max_scale_change`` (relative, either way: fp32's is far from 1 at sparse inputs, 2.9 at
+  150 points for the shipped model).
 """
 
 import dataclasses
@@ -22,6 +29,8 @@ from training.data.datasets import build_source
 from training.data.label_layouts import IGNORE_LABEL, LABEL_LAYOUTS, training_labels
 from training.eval.completion_protocol import (DEFAULT_PATTERNS, InputPattern,
                                                run_completion_protocol)
+from training.eval.confidence_protocol import (ALL_SOURCES, run_confidence_protocol,
+                                               summarize_confidence)
 from training.eval.frames import RGBDFrame
 from training.eval.onnx_runner import OnnxRunner
 from training.eval.segmentation_metrics import confusion_matrix, mean_iou
@@ -31,6 +40,8 @@ _logger = logging.getLogger(__name__)
 MAX_RMSE_INCREASE = 0.02
 MAX_MIOU_DROP = 1.0
 MIN_COSINE = 0.98
+MAX_HALF_RATIO_INCREASE = 0.02
+MAX_SCALE_CHANGE = 0.05
 
 
 @dataclasses.dataclass
@@ -44,6 +55,8 @@ class GateReport:
         cosine: (mean over frames, lowest frame mean) feature cosine similarity.
         frames: Completion frames; seg_frames: labelled frames.
         limits: The gate limits used.
+        confidence: pattern -> {'half_ratio': (parent, candidate), 'scale': (parent,
+            candidate)} over all frames, or None without ``depth_uncertainty``.
     """
 
     rmse_mm: dict
@@ -52,6 +65,22 @@ class GateReport:
     frames: int
     seg_frames: int
     limits: dict
+    confidence: dict | None = None
+
+    def confidence_failures(self) -> list[str]:
+        """Return one phrase per failed uncertainty gate (empty without the output)."""
+        failed = []
+        for pattern, figures in (self.confidence or {}).items():
+            parent, candidate = figures['half_ratio']
+            if candidate > parent + self.limits['half_ratio']:
+                failed.append(f'sparsification ratio at {pattern} ({candidate:.3f} vs '
+                              f'{parent:.3f}, more than +{self.limits["half_ratio"]:g})')
+            parent, candidate = figures['scale']
+            if abs(candidate / parent - 1) > self.limits['scale']:
+                failed.append(f'calibration ratio at {pattern} ({candidate:.3f} vs '
+                              f'{parent:.3f}, {100 * (candidate / parent - 1):+.2f} %, more '
+                              f'than {100 * self.limits["scale"]:g} % apart)')
+        return failed
 
     def failures(self) -> list[str]:
         """Return one phrase per failed gate (empty when every gate passes)."""
@@ -67,7 +96,7 @@ class GateReport:
         if self.cosine[0] < self.limits['cosine']:
             failed.append(f'feature cosine similarity ({self.cosine[0]:.6f} < '
                           f'{self.limits["cosine"]:g})')
-        return failed
+        return failed + self.confidence_failures()
 
     @property
     def passed(self) -> bool:
@@ -87,6 +116,15 @@ class GateReport:
                          f'-{self.limits["miou"]:g} pt |')
         lines.append(f'| feature cosine, mean (lowest frame) | 1 | {self.cosine[0]:.5f} '
                      f'({self.cosine[1]:.5f}) | - | >= {self.limits["cosine"]:g} |')
+        for pattern, figures in (self.confidence or {}).items():
+            for key, name, limit in (
+                    ('half_ratio', 'sparsification ratio', f'+{self.limits["half_ratio"]:g}'),
+                    ('scale', 'calibration ratio', f'+-{100 * self.limits["scale"]:g} %')):
+                parent, candidate = figures[key]
+                change = (f'{100 * (candidate / parent - 1):+.2f} %' if key == 'scale'
+                          else f'{candidate - parent:+.3f}')
+                lines.append(f'| {name} {pattern} | {parent:.3f} | {candidate:.3f} | '
+                             f'{change} | {limit} |')
         return '\n'.join(lines)
 
     def to_dict(self) -> dict:
@@ -95,6 +133,9 @@ class GateReport:
                             for key, value in self.rmse_mm.items()},
                 'miou': None if self.miou is None else [round(v, 3) for v in self.miou],
                 'cosine_mean': round(self.cosine[0], 6), 'cosine_lowest': round(self.cosine[1], 6),
+                'confidence': None if self.confidence is None else {
+                    pattern: {key: [round(v, 4) for v in value] for key, value in figures.items()}
+                    for pattern, figures in self.confidence.items()},
                 'frames': self.frames, 'seg_frames': self.seg_frames, 'limits': self.limits,
                 'passed': self.passed}
 
@@ -165,6 +206,18 @@ def feature_cosine(frames: list[RGBDFrame], parent: OnnxRunner,
     return float(np.mean(means)), float(np.min(means))
 
 
+def confidence_ratios(frames: list[RGBDFrame], parent: OnnxRunner, candidate: OnnxRunner,
+                      patterns: tuple[InputPattern, ...], seed: int) -> dict:
+    """Return pattern -> {'half_ratio' | 'scale': (parent, candidate)} over all frames."""
+    rows = [{row['pattern']: row for row in summarize_confidence(
+        run_confidence_protocol(frames, runner.maps(), patterns, seed))
+        if row['dataset'] == ALL_SOURCES}
+        for runner in (parent, candidate)]
+    return {pattern: {key: (float(row[key]), float(rows[1][pattern][key]))
+                      for key in ('half_ratio', 'scale')}
+            for pattern, row in rows[0].items()}
+
+
 def run_gates(parent_path: str, candidate_path: str, frames: list[RGBDFrame],
               threads: int = 0, seed: int = 0, holdout_sources: list[dict] | None = None,
               data_root: str | None = None, patterns: tuple = DEFAULT_PATTERNS,
@@ -181,7 +234,8 @@ def run_gates(parent_path: str, candidate_path: str, frames: list[RGBDFrame],
             None skips that gate.
         data_root: Folder the sources' roots resolve against.
         patterns: Completion input patterns.
-        limits: Overrides of {'rmse': relative, 'miou': points, 'cosine': minimum}.
+        limits: Overrides of {'rmse': relative, 'miou': points, 'cosine': minimum,
+            'half_ratio': increase, 'scale': change}.
 
     Raises:
         ValueError: No frames, or the files' outputs differ.
@@ -193,6 +247,7 @@ def run_gates(parent_path: str, candidate_path: str, frames: list[RGBDFrame],
         raise ValueError(f'{candidate_path} has outputs {candidate.model.output_names}, its '
                          f'parent {parent.model.output_names}')
     limits = {'rmse': MAX_RMSE_INCREASE, 'miou': MAX_MIOU_DROP, 'cosine': MIN_COSINE,
+              'half_ratio': MAX_HALF_RATIO_INCREASE, 'scale': MAX_SCALE_CHANGE,
               **(limits or {})}
     rmse = completion_rmse(frames, parent, candidate, patterns, seed)
     miou, samples = None, []
@@ -201,4 +256,7 @@ def run_gates(parent_path: str, candidate_path: str, frames: list[RGBDFrame],
         if samples:
             miou = segmentation_miou(samples, parent, candidate)
     cosine = feature_cosine(frames, parent, candidate)
-    return GateReport(rmse, miou, cosine, len(frames), len(samples), limits)
+    confidence = None
+    if 'depth_uncertainty' in parent.model.output_names:
+        confidence = confidence_ratios(frames, parent, candidate, patterns, seed)
+    return GateReport(rmse, miou, cosine, len(frames), len(samples), limits, confidence)

@@ -25,7 +25,9 @@ measured depth and with one sparse pattern (1500 / 500 / 150 points or Perlin ho
 The accuracy gates compare the int8 file with its float parent on the config's held-out test
 split (``holdout.sources``) with identical inputs (``training.eval.quantization_gates``):
 completed-depth RMSE within 2 % at every pattern, segmentation mIoU within 1 point, feature
-cosine similarity at least 0.98. When a gate fails nothing is written and the exit status is
+cosine similarity at least 0.98, and for a model with ``depth_uncertainty`` the sparsification
+ratio at most 0.02 higher and mean |error| / mean u within 5 % of the parent's (every
+pattern). When a gate fails nothing is written and the exit status is
 2. The file written keeps the parent's metadata and adds ``training.quantization``
 (precision int8, format, the parent's file name and SHA-256, calibration, float groups, the
 gate figures).
@@ -49,8 +51,9 @@ from training.data.shared_paths import command_text, report_path, shared_dir
 from training.engine.config import load_config, to_plain
 from training.eval.completion_protocol import input_mask, InputPattern, pattern_seed
 from training.eval.frames import holdout_frames, RGBDFrame
-from training.eval.quantization_gates import (GateReport, MAX_MIOU_DROP, MAX_RMSE_INCREASE,
-                                              MIN_COSINE, run_gates)
+from training.eval.quantization_gates import (GateReport, MAX_HALF_RATIO_INCREASE,
+                                              MAX_MIOU_DROP, MAX_RMSE_INCREASE,
+                                              MAX_SCALE_CHANGE, MIN_COSINE, run_gates)
 from training.export.weight_storage import restore_weights_fp32
 from vd_ros.core.contract import METADATA_KEY
 from vd_ros.core.preprocess import prepare_inputs
@@ -71,6 +74,11 @@ KEEP_FLOAT_GROUPS = {
     'attention': 'the attention products q.k and attn.v (activation x activation)',
     'se_gates': 'the squeeze-excitation fusion gates',
 }
+# The completion head's modules (``training.models.completion_head.CompletionHead``): an export
+# that traces the head on its own names its nodes '/stem/...', '/uncertainty/...', not
+# '/completion_head/...'.
+COMPLETION_HEAD_MODULES = ('project', 'stem', 'down1', 'down2', 'bottom', 'up1', 'up0',
+                           'residual', 'uncertainty')
 QUANTIZED_OPS = ('Conv', 'MatMul', 'Gemm')  # quant_pre_process fuses MatMul + Add to Gemm
 # What measurement kept float (docs/results/int8.md): quantised, the completion head cost up to
 # 17 % RMSE on YCB-Video and the segmentation head 2.4 mIoU points.
@@ -98,6 +106,8 @@ def group_of(node: onnx.NodeProto, weights: set[str]) -> str | None:
     for group in ('completion_head', 'decoder', 'seg_head'):
         if f'/{group}/' in f'/{name}':
             return group
+    if name.lstrip('/').split('/')[0] in COMPLETION_HEAD_MODULES:
+        return 'completion_head'
     if '_se/' in name:
         return 'se_gates'
     if node.op_type in ('MatMul', 'Gemm') and not any(value in weights for value in node.input):
@@ -213,6 +223,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help='segmentation mIoU drop allowed (points)')
     parser.add_argument('--min-cosine', type=float, default=MIN_COSINE,
                         help='lowest mean feature cosine similarity to the parent')
+    parser.add_argument('--max-half-ratio-increase', type=float,
+                        default=MAX_HALF_RATIO_INCREASE,
+                        help='growth allowed of the sparsification ratio (RMSE of the most '
+                        'confident half / all filled; depth_uncertainty models)')
+    parser.add_argument('--max-scale-change', type=float, default=MAX_SCALE_CHANGE,
+                        help='relative change allowed of mean |error| / mean uncertainty')
     parser.add_argument('overrides', nargs='*', help='config overrides key=value')
     return parser.parse_args(argv)
 
@@ -243,7 +259,10 @@ def quantize_and_gate(args: argparse.Namespace, cfg: dict, command: str) -> Gate
         report = run_gates(args.model, candidate, test_frames, args.threads, args.seed,
                            holdout, args.data, limits={'rmse': args.max_rmse_increase,
                                                        'miou': args.max_miou_drop,
-                                                       'cosine': args.min_cosine})
+                                                       'cosine': args.min_cosine,
+                                                       'half_ratio':
+                                                           args.max_half_ratio_increase,
+                                                       'scale': args.max_scale_change})
         _logger.info('gates:\n%s', report.text())
         if not report.passed:
             raise RefusedError(f'{args.out} not written: the int8 model fails '

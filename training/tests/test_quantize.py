@@ -13,9 +13,11 @@ import torch
 from training.data.label_layouts import YCBV_CLASSES
 from training.eval.quantization_gates import GateReport
 from training.export.exporter import export_onnx
+from training.export.quantize import COMPLETION_HEAD_MODULES, group_of
 from training.export.quantize import main as quantize_main
 from training.export.weight_storage import restore_weights_fp32, store_weights_fp16
 from training.models import build_model
+from training.models.completion_head import build_completion_head
 from training.models.heads import build_seg_head
 from vd_ros.core.depth_codec import read_depth, read_rgb
 from vd_ros.core.preprocess import prepare_inputs
@@ -38,6 +40,19 @@ def tiny_export(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('quantize') / 'tiny.onnx')
     export_onnx(model, head, path, SIZE, YCBV_CLASSES, training_info={'data': 'none'},
                 fp16_weights=True)
+    return path
+
+
+@pytest.fixture(scope='module')
+def tiny_uncertain_export(tmp_path_factory):
+    """Export a 2-block model with a completion head that has an uncertainty branch."""
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = build_model({'timm_kwargs': {'depth': 2, 'embed_dim': 64, 'num_heads': 2}}).eval()
+    head = build_completion_head(model, {'uncertainty': True, 'channels': [8, 8, 8],
+                                         'feature_channels': 4}).eval()
+    path = str(tmp_path_factory.mktemp('quantize_unc') / 'tiny_unc.onnx')
+    export_onnx(model, None, path, SIZE, training_info={'data': 'none'}, completion_head=head)
     return path
 
 
@@ -132,3 +147,50 @@ def test_gate_report_gates_every_pattern_and_only_the_overall_rmse():
     assert failed[0].startswith('completion RMSE at 150 pts (205.0 mm vs 200.0 mm, +2.50 %')
     assert failed[1].startswith('segmentation mIoU (58.90 % vs 60.00 %')
     assert failed[2].startswith('feature cosine similarity (0.970000 < 0.98')
+
+
+def test_uncertainty_model_is_gated_on_its_confidence(tiny_uncertain_export, shared_data,
+                                                      tmp_path, caplog):
+    """Check: depth_uncertainty gets the sparsification / calibration gates; impossible refuses."""
+    out = str(tmp_path / 'unc_int8.onnx')
+    assert quantize_main(quantize_args(tiny_uncertain_export, out, shared_data)) == 0
+    meta = json.loads(VDModel(out, ['cpu']).session.get_modelmeta().custom_metadata_map['vd_ros'])
+    gates = meta['training']['quantization']['gates']
+    assert gates['passed'] and len(gates['confidence']) == 4  # every completion pattern
+    for figures in gates['confidence'].values():
+        assert set(figures) == {'half_ratio', 'scale'} and all(
+            np.isfinite(value).all() for value in figures.values())
+    refused = tmp_path / 'refused.onnx'
+    assert quantize_main(quantize_args(tiny_uncertain_export, str(refused), shared_data,
+                                       '--max-scale-change', '-1')) == 2
+    assert not refused.exists()
+    assert 'fails calibration ratio at' in caplog.text
+
+
+def test_gate_report_gates_the_confidence_ratios():
+    """Check: sparsification ratio +0.03 fails, +0.01 passes; scale: relative, two-sided."""
+    limits = {'rmse': 0.02, 'miou': 1.0, 'cosine': 0.98, 'half_ratio': 0.02, 'scale': 0.05}
+    confidence = {'150 pts': {'half_ratio': (0.50, 0.51), 'scale': (1.00, 0.96)},
+                  '1500 pts': {'half_ratio': (0.60, 0.55), 'scale': (1.00, 1.04)}}
+    report = GateReport({}, None, (0.99, 0.99), 3, 0, limits, confidence)
+    assert report.passed and 'sparsification ratio 150 pts | 0.500 | 0.510' in report.text()
+    confidence['500 pts'] = {'half_ratio': (0.48, 0.47), 'scale': (2.925, 2.823)}  # -3.5 %
+    assert GateReport({}, None, (0.99, 0.99), 3, 0, limits, confidence).passed
+    confidence['150 pts'] = {'half_ratio': (0.50, 0.53), 'scale': (2.00, 1.88)}
+    failed = GateReport({}, None, (0.99, 0.99), 3, 0, limits, confidence).failures()
+    assert failed == ['sparsification ratio at 150 pts (0.530 vs 0.500, more than +0.02)',
+                      'calibration ratio at 150 pts (1.880 vs 2.000, -6.00 %, more than 5 % '
+                      'apart)']
+
+
+def test_completion_head_nodes_are_found_by_their_module_names():
+    """Check: every CompletionHead module is listed; '/stem/...' nodes are the head's."""
+    model = build_model({'timm_kwargs': {'depth': 2, 'embed_dim': 64, 'num_heads': 2}})
+    head = build_completion_head(model, {'uncertainty': True})
+    assert {name for name, _ in head.named_children()} <= set(COMPLETION_HEAD_MODULES)
+    for name in ('/stem/stem.0/stem.0.0/Conv', '/uncertainty/uncertainty.1/Conv',
+                 '/completion_head/residual/Conv'):
+        assert group_of(onnx.helper.make_node('Conv', ['x', 'w'], ['y'], name=name),
+                        {'w'}) == 'completion_head'
+    assert group_of(onnx.helper.make_node('MatMul', ['x', 'w'], ['y'],
+                                          name='/blocks.0/mlp/fc1/MatMul'), {'w'}) is None
