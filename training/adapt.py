@@ -34,7 +34,6 @@ Exit codes: 0 written, 1 bad input, 2 refused (no better than the input model), 
 
 import argparse
 import copy
-import hashlib
 import logging
 import os
 import sys
@@ -60,6 +59,7 @@ from training.engine.sample_stream import stream_loader
 from training.eval.adaptation import (comparison_lines, head_rmse_text, mean_ratio,
                                       worse_patterns)
 from training.eval.frames import evenly_spaced
+from training.export.contract import file_sha256
 from training.export.exporter import export_onnx
 from training.export.recover import check_outputs, recover
 from training.models.completion_head import build_completion_head
@@ -75,15 +75,6 @@ EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_DIVERGED = 1, 2, 3
 
 class AdaptationRefused(RuntimeError):
     """No checkpoint of the run beats the input model on the held-back part."""
-
-
-def file_sha256(path: str) -> str:
-    """Return the SHA-256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def replay_sources(config_path: str, share: float,

@@ -7,6 +7,7 @@ revision). ``training/train_heads.py`` uses the contract to prepare frames as th
 """
 
 import datetime
+import hashlib
 import os
 import subprocess
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -39,6 +40,15 @@ def check_input_size(input_size: Sequence[int], patch_size: int) -> Tuple[int, i
     if min(size) < 16:
         raise ValueError(f'input size {list(size)} is below the decoder minimum of 16 pixels')
     return size
+
+
+def file_sha256(path: str) -> str:
+    """Return the SHA-256 hex digest of a file (a model's parent, in its provenance)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for block in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def git_revision(root: str = ROOT) -> str:

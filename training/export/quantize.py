@@ -34,7 +34,6 @@ gate figures).
 """
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -54,6 +53,7 @@ from training.eval.frames import holdout_frames, RGBDFrame
 from training.eval.quantization_gates import (GateReport, MAX_HALF_RATIO_INCREASE,
                                               MAX_MIOU_DROP, MAX_RMSE_INCREASE,
                                               MAX_SCALE_CHANGE, MIN_COSINE, run_gates)
+from training.export.contract import file_sha256
 from training.export.weight_storage import restore_weights_fp32
 from vd_ros.core.contract import METADATA_KEY
 from vd_ros.core.preprocess import prepare_inputs
@@ -87,15 +87,6 @@ DEFAULT_KEEP_FLOAT = ('patch_embed', 'completion_head', 'seg_head')
 
 class RefusedError(RuntimeError):
     """The int8 model failed an accuracy gate; no file was written."""
-
-
-def sha256_of(path: str) -> str:
-    """Return the SHA-256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def group_of(node: onnx.NodeProto, weights: set[str]) -> str | None:
@@ -271,7 +262,7 @@ def quantize_and_gate(args: argparse.Namespace, cfg: dict, command: str) -> Gate
             'precision': 'int8', 'format': 'QDQ',
             'weights': 'int8 symmetric, per output channel',
             'activations': 'uint8 per tensor, min/max calibration',
-            'parent': report_path(args.model), 'parent_sha256': sha256_of(args.model),
+            'parent': report_path(args.model), 'parent_sha256': file_sha256(args.model),
             'calibration': f'{len(calibration.feeds)} inputs of {len(frames)} training frames '
                            f'(data.sources, {args.calibration_frames} per source)',
             'kept_float_groups': list(args.keep_float), 'kept_float_nodes': len(excluded),
