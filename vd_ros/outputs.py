@@ -111,6 +111,17 @@ def create_output_publishers(node, output_names, values: dict) -> dict:
             for name, msg_type in topics}
 
 
+def grid_info(frame: ModelFrame, grid, scale_x: float, scale_y: float) -> CameraInfo:
+    """Return the camera_info of a (h', w') grid over the letterboxed model input.
+
+    ``scale_x`` / ``scale_y``: grid cells per model-input pixel; a cell centre then
+    back-projects like a pixel of that small camera (features, descriptors).
+    """
+    grid_camera = scale_intrinsics(letterbox_intrinsics(frame.info.k, frame.letterbox),
+                                   scale_x, scale_y)
+    return camera_info_with(frame.info, frame.header, grid_camera, grid)
+
+
 class OutputPublisher:
     """Turns the model outputs of a frame into messages on the publishers that have readers.
 
@@ -219,7 +230,7 @@ class OutputPublisher:
                 self._outputs['points'].publish(point_cloud_xyzrgb(points, colours, header))
 
     def _publish_features(self, frame: 'ModelFrame', features) -> None:
-        letterbox, header, info = frame.letterbox, frame.header, frame.info
+        letterbox, header = frame.letterbox, frame.header
         grid = features.shape[1:]
         if self._wanted('features', 'features/camera_info'):
             with self.stages.stage('features'):
@@ -227,10 +238,8 @@ class OutputPublisher:
                 self._outputs['features'].publish(
                     array_to_image(hwc, f'32FC{hwc.shape[2]}', header))
                 patch = 1.0 / self.contract.patch_size
-                grid_camera = scale_intrinsics(letterbox_intrinsics(info.k, letterbox), patch,
-                                               patch)
                 self._outputs['features/camera_info'].publish(
-                    camera_info_with(info, header, grid_camera, grid))
+                    grid_info(frame, grid, patch, patch))
         if self._wanted('features/pca'):
             with self.stages.stage('features_pca'):
                 # The basis comes from the first frame and is kept: stable colours over time.
@@ -249,7 +258,5 @@ class OutputPublisher:
                 array_to_image(hwc, f'32FC{hwc.shape[2]}', frame.header))
             height, width = self.contract.input_size
             grid = descriptors.shape[1:]
-            grid_camera = scale_intrinsics(letterbox_intrinsics(frame.info.k, frame.letterbox),
-                                           grid[1] / width, grid[0] / height)
             self._outputs['descriptors/camera_info'].publish(
-                camera_info_with(frame.info, frame.header, grid_camera, grid))
+                grid_info(frame, grid, grid[1] / width, grid[0] / height))
