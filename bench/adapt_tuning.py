@@ -36,7 +36,7 @@ from training.data.datasets import build_source
 from training.data.recording import recording_source, time_split
 from training.data.shared_paths import command_text, report_path, resolve_data_root
 from training.data.transforms import build_transform
-from training.engine.completion_batch import build_batch, draw_pattern, log_l1_loss
+from training.engine.completion_batch import log_l1_loss, stream_batch
 from training.engine.completion_val import build_val_set, validate
 from training.engine.config import load_config_with_section
 from training.engine.sample_stream import stream_loader
@@ -76,12 +76,8 @@ def train_variant(variant: str, graph, loader, ccfg, steps: int, device) -> tupl
     for sample in loader:
         if done == steps:
             break
-        rngs = [np.random.default_rng([ccfg['seed'], 11, consumed + i])
-                for i in range(ccfg['batch_size'])]
+        batch = stream_batch(sample, ccfg, consumed, model, device)
         consumed += ccfg['batch_size']
-        batch = build_batch(sample['rgb'], sample['depth'] * sample['valid'],
-                            [draw_pattern(rng, ccfg) for rng in rngs],
-                            [int(rng.integers(2 ** 31)) for rng in rngs], model, device)
         if batch is None:
             continue
         for group in optimizer.param_groups:  # the adaptation's schedule, over steps here

@@ -98,6 +98,24 @@ def build_batch(rgb: torch.Tensor, depth: torch.Tensor, patterns: List[InputPatt
                            sparse)
 
 
+def stream_batch(sample: Dict[str, Any], ccfg: Dict[str, Any], first: int,
+                 model: VanishingDepth, device: torch.device) -> Optional[CompletionBatch]:
+    """Build the batch of a stream's samples ``first ..``: patterns and masks seeded by position.
+
+    Args:
+        sample: A collated batch (``rgb``, ``depth``, ``valid``).
+        ccfg: The ``completion`` section (``seed``, ``batch_size``, the pattern ranges).
+        first: Stream position of the batch's first sample.
+        model: Supplies the PDE parameters.
+        device: Where the tensors go.
+    """
+    rngs = [np.random.default_rng([ccfg['seed'], 11, first + i])
+            for i in range(ccfg['batch_size'])]
+    return build_batch(sample['rgb'], sample['depth'] * sample['valid'],
+                       [draw_pattern(rng, ccfg) for rng in rngs],
+                       [int(rng.integers(2 ** 31)) for rng in rngs], model, device)
+
+
 def complete(model: VanishingDepth, head: CompletionHead, batch: CompletionBatch):
     """Run the frozen model (no gradient) and the head; return (completed, decoder depth)."""
     completed, depth, _ = complete_with_scale(model, head, batch)

@@ -20,7 +20,7 @@ import torch
 from training.checkpoint.completion import completion_state, read_head_state
 from training.checkpoint.files import CheckpointManager
 from training.engine.completion_batch import (
-    build_batch, complete_with_scale, CompletionBatch, draw_pattern, log_l1_loss)
+    complete_with_scale, CompletionBatch, log_l1_loss, stream_batch)
 from training.engine.completion_val import format_val, validate, ValSet
 from training.engine.divergence import NonFiniteGuard
 from training.engine.progress import finite_mean, Progress, progress_bar
@@ -134,11 +134,7 @@ def next_batch(run: HeadRun, sample: Dict[str, Any]) -> Optional[CompletionBatch
     ccfg = run.cfg['completion']
     first = run.progress.consumed
     run.progress.consumed += ccfg['batch_size']
-    rngs = [np.random.default_rng([ccfg['seed'], 11, first + i])
-            for i in range(ccfg['batch_size'])]
-    return build_batch(sample['rgb'], sample['depth'] * sample['valid'],
-                       [draw_pattern(rng, ccfg) for rng in rngs],
-                       [int(rng.integers(2 ** 31)) for rng in rngs], run.model, run.device)
+    return stream_batch(sample, ccfg, first, run.model, run.device)
 
 
 def fit_head(run: HeadRun, batches: Iterable[Dict[str, Any]], val: ValSet, desc: str,
