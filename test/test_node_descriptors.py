@@ -17,7 +17,7 @@ from vd_ros.replay import frame_messages, load_frames
 
 FRAME_ID = 'kitchen_rgb_optical_frame'
 TOPICS = {'descriptors': 'Image', 'descriptors/camera_info': 'CameraInfo',
-          'features': 'Image'}
+          'descriptors/pca': 'Image', 'features': 'Image'}
 
 
 @pytest.fixture(scope='module')
@@ -53,6 +53,10 @@ def test_descriptors_are_unit_vectors_on_the_4x_grid_with_its_intrinsics(
     k = np.array(info_msg.k).reshape(3, 3)
     np.testing.assert_allclose(info.k[0], k[0, 0] * scale, rtol=1e-6)
     np.testing.assert_allclose(info.k[2], (k[0, 2] + 0.5) * scale - 0.5, rtol=1e-6)
+    pca = harness.received['descriptors/pca'][0]
+    assert pca.encoding == 'rgb8' and pca.header.stamp == rgb_msg.header.stamp
+    colours = image_to_array(pca)  # at the model input's resolution, one colour per cell
+    assert colours.shape == (42, 56, 3) and len(np.unique(colours.reshape(-1, 3), axis=0)) > 1
 
 
 @pytest.mark.ros

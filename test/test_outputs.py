@@ -28,7 +28,8 @@ SETTINGS = {'depth.alignment': 'global', 'depth.fit_shift': False, 'depth.min_m'
             'depth.max_m': 10.0, 'depth.min_confidence': 0.0, 'points.stride': 1,
             'segmentation.alpha': 0.5}
 ALL_TOPICS = ('segmentation', 'segmentation/color', 'depth', 'depth/camera_info',
-              'depth/confidence', 'features', 'features/camera_info', 'features/pca', 'points')
+              'depth/confidence', 'features', 'features/camera_info', 'features/pca', 'points',
+              'descriptors', 'descriptors/camera_info', 'descriptors/pca')
 
 
 class Publisher:
@@ -85,8 +86,8 @@ def test_topics_follow_the_parameters_and_what_the_model_can_feed():
     topics, notes = output_topics(outputs, {**VALUES, 'outputs.points': True})
     names = [name for name, _ in topics]
     assert names[2:5] == ['depth', 'depth/camera_info', 'depth/confidence'] and not notes
-    assert names[5:10] == ['features', 'features/camera_info', 'features/pca', 'descriptors',
-                           'descriptors/camera_info']
+    assert names[5:11] == ['features', 'features/camera_info', 'features/pca', 'descriptors',
+                           'descriptors/camera_info', 'descriptors/pca']
     assert topics[-1] == ('points', PointCloud2)
     no_segmentation = ('features', 'depth')
     topics, notes = output_topics(no_segmentation, {**VALUES, 'outputs.depth': False})
@@ -203,3 +204,25 @@ def test_features_grid_camera_and_a_pca_basis_kept_until_the_model_changes():
     out.publish(frame(np.ones((H, W))), {'features': second})
     np.testing.assert_allclose(sent[1][1].k[0], 50.0 / 7)
     np.testing.assert_array_equal(image_to_array(sent[2][1]), own)  # a basis of its own
+
+
+def test_descriptor_pca_alone_computes_descriptors_with_a_basis_of_its_own():
+    described = model(descriptors=True)
+    assert publisher(('descriptors/pca',)).computed(described, 0.0) == ['descriptors']
+    assert publisher(('descriptors/pca',)).computed(model(), 0.0) == []
+    sent = []
+    out = publisher(('features/pca', 'descriptors/pca'), sent)
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(1, 6, H // PATCH, W // PATCH)).astype(np.float32)
+    descriptors = rng.normal(size=(1, 8, 4 * H // PATCH, 4 * W // PATCH)).astype(np.float32)
+    out.publish(frame(np.ones((H, W))), {'features': features, 'descriptors': descriptors})
+    assert [topic for topic, _ in sent] == ['features/pca', 'descriptors/pca']
+    colours = image_to_array(sent[1][1])
+    assert sent[1][1].encoding == 'rgb8' and colours.shape == (H, W, 3)
+    # Each of the 16 x 20 cells is one colour, 3.5 camera pixels wide.
+    assert len(np.unique(colours.reshape(-1, 3), axis=0)) > 100
+    alone = []
+    publisher(('descriptors/pca',), alone).publish(frame(np.ones((H, W))),
+                                                   {'descriptors': descriptors})
+    assert [topic for topic, _ in alone] == ['descriptors/pca']
+    np.testing.assert_array_equal(image_to_array(alone[0][1]), colours)  # not the features'

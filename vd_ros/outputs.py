@@ -86,7 +86,8 @@ def output_topics(output_names, values: dict) -> tuple:
         topics.pop('outputs.segmentation')
     if 'descriptors' in output_names:
         topics['outputs.features'] += [('descriptors', Image),
-                                       ('descriptors/camera_info', CameraInfo)]
+                                       ('descriptors/camera_info', CameraInfo),
+                                       ('descriptors/pca', Image)]
     elif values['outputs.features']:
         notes.append(('info', 'the model has no descriptors output (contract v4): no '
                       '~/descriptors, ~/features carries the patch tokens only'))
@@ -140,11 +141,11 @@ class OutputPublisher:
             contract: The model's ``ModelContract``.
         """
         self._outputs, self.stages, self._palette = publishers, stages, palette
-        self.contract, self._pca_basis = contract, None
+        self.contract, self._pca_bases = contract, {}
 
     def use_model(self, model) -> None:
-        """Serve the frames of a swapped-in model: its contract, a new PCA basis."""
-        self.contract, self._pca_basis = model.contract, None
+        """Serve the frames of a swapped-in model: its contract, new PCA bases."""
+        self.contract, self._pca_bases = model.contract, {}
 
     def _wanted(self, *names) -> bool:
         """Return True when one of the named outputs exists and has a subscriber."""
@@ -162,7 +163,7 @@ class OutputPublisher:
                     'features': self._wanted('features', 'features/camera_info',
                                              'features/pca'),
                     'descriptors': 'descriptors' in model.output_names and self._wanted(
-                        'descriptors', 'descriptors/camera_info')}
+                        'descriptors', 'descriptors/camera_info', 'descriptors/pca')}
         return [name for name, wanted in computed.items() if wanted]
 
     def publish(self, frame: ModelFrame, result: dict) -> None:
@@ -240,18 +241,27 @@ class OutputPublisher:
                 patch = 1.0 / self.contract.patch_size
                 self._outputs['features/camera_info'].publish(
                     grid_info(frame, grid, patch, patch))
-        if self._wanted('features/pca'):
-            with self.stages.stage('features_pca'):
-                # The basis comes from the first frame and is kept: stable colours over time.
-                pca, self._pca_basis = feature_pca_rgb(features, self._pca_basis)  # (h, w, 3)
-                # One colour per patch: at the model input's resolution nothing is lost, and a
-                # camera-sized copy would only cost time (README "Outputs").
-                target = letterbox.content if letterbox.scale < 1.0 else letterbox
-                self._outputs['features/pca'].publish(
-                    array_to_image(target.restore(pca, 'nearest'), 'rgb8', header))
+        self._publish_pca(frame, 'features/pca', features)
+
+    def _publish_pca(self, frame: 'ModelFrame', topic: str, grid) -> None:
+        """Publish a (D, h', w') grid's 3-component PCA as rgb8 on ``topic``, if subscribed."""
+        if not self._wanted(topic):
+            return
+        with self.stages.stage(topic.replace('/', '_')):
+            # The basis comes from the first frame and is kept: stable colours over time.
+            pca, self._pca_bases[topic] = feature_pca_rgb(grid, self._pca_bases.get(topic))
+            # One colour per cell: at the model input's resolution nothing is lost, and a
+            # camera-sized copy would only cost time (README "Outputs").
+            letterbox = frame.letterbox
+            target = letterbox.content if letterbox.scale < 1.0 else letterbox
+            self._outputs[topic].publish(
+                array_to_image(target.restore(pca, 'nearest'), 'rgb8', frame.header))
 
     def _publish_descriptors(self, frame: 'ModelFrame', descriptors) -> None:
         """Publish the dense descriptors (dim, h', w') with the intrinsics of their grid."""
+        self._publish_pca(frame, 'descriptors/pca', descriptors)
+        if not self._wanted('descriptors', 'descriptors/camera_info'):
+            return
         with self.stages.stage('descriptors'):
             hwc = np.ascontiguousarray(descriptors.transpose(1, 2, 0))  # (h', w', dim)
             self._outputs['descriptors'].publish(
