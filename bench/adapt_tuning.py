@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument('--sequence', default='tum_fr1_rpy', help='folder under ../shared/data')
     parser.add_argument('--steps', type=int, default=150)
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument('--lrs', type=float, nargs='+',
+                        help='peak learning rates to try per variant (default: adapt.yaml)')
     parser.add_argument('--test-share', type=float, default=0.2)
     parser.add_argument('--gap-frames', type=int, default=50)
     parser.add_argument('--frames', type=int, default=24, help='scored frames per part')
@@ -166,23 +168,27 @@ def main() -> None:
     weights = torch.ones(len(train))
     results = {name: {'unadapted': validate(graph.model, graph.completion_head, val)}
                for name, val in sets.items()}
-    for variant in args.variants:
+    lrs = args.lrs or [ccfg['lr']]
+    for variant, lr in [(v, lr) for v in args.variants for lr in lrs]:
+        label = variant if len(lrs) == 1 else f'{variant}, lr {lr:g}'
         loader = stream_loader(train, weights, transform, ccfg['batch_size'], ccfg['seed'],
                                cfg['data']['samples_per_epoch'], 1)
-        model, head, per_step = train_variant(variant, graph, loader, ccfg, args.steps, device)
+        model, head, per_step = train_variant(variant, graph, loader, {**ccfg, 'lr': lr},
+                                              args.steps, device)
         for name, val in sets.items():
             row = validate(model, head, val)
             row['s_per_step'] = per_step
             row['cos'] = feature_cosine(model, graph.model, sets['test part'])
-            results[name][variant] = row
-        print(f'{variant}: {per_step:.2f} s CPU per step', flush=True)
+            results[name][label] = row
+        print(f'{label}: {per_step:.2f} s CPU per step', flush=True)
     patterns = pattern_names(results['test part']['unadapted'])
     lines = [f'Command: `{command_text("python -m bench.adapt_tuning", sys.argv[1:])}`', '',
              f'Model `{report_path(args.model)}`, recording `{report_path(recording)}` '
              f'({len(dataset)} frames): trained on frames 0-{inner.train_stop - 1}, held-back '
              f'part {inner.val_start}-{outer.train_stop - 1}, test part '
              f'{outer.val_start}-{outer.count - 1}; {args.steps} steps of '
-             f'{ccfg["batch_size"]} frames per variant, lr {ccfg["lr"]}, {args.threads} '
+             f'{ccfg["batch_size"]} frames per variant, lr {" / ".join(f"{v:g}" for v in lrs)}, '
+             f'{args.threads} '
              f'thread(s); {args.frames} frames scored per part. RMSE mm (vs linear fill).', '']
     for name in parts:
         lines += table(results[name], patterns, name)
