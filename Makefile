@@ -51,6 +51,7 @@ bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.alignment_latency
 	$(PY) -m bench.ort_settings
 	$(PY) -m bench.completion_head_latency
+	$(PY) -m bench.output_subgraphs
 	$(PY) -m bench.node_latency
 	$(PY) -m bench.dds_matrix
 

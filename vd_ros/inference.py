@@ -3,17 +3,24 @@
 :class:`VDModel` opens an exported ONNX file, validates its ``vd_ros`` metadata with
 :func:`vd_ros.core.contract.parse_metadata` and its input/output names and shapes against that
 contract (``shared/docs/model-contract.md``), picks execution providers and reports which one
-is really active. :meth:`VDModel.run` computes only the outputs asked for.
+is really active. :meth:`VDModel.run` computes only the outputs asked for: on the CPU provider
+through a session over the sub-graph that feeds them (``vd_ros.graph_prune``), built in the
+background the first time a set of outputs is asked for (the full graph answers until then).
 """
 
+from concurrent.futures import ThreadPoolExecutor, wait
 import logging
 import os
+import threading
+import time
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from vd_ros.core.contract import (
     ContractError, INPUT_NAMES, METADATA_KEY, ModelContract, parse_metadata)
+from vd_ros.graph_prune import prune_outputs
 
 _logger = logging.getLogger(__name__)
 
@@ -22,6 +29,7 @@ CUDA = 'CUDAExecutionProvider'
 CPU = 'CPUExecutionProvider'
 DEFAULT_PROVIDERS = (CUDA, CPU)
 PROVIDER_ALIASES = {'tensorrt': TENSORRT, 'trt': TENSORRT, 'cuda': CUDA, 'cpu': CPU}
+MAX_SUB_SESSIONS = 8  # output sets with a session of their own; further sets run the full graph
 
 
 def auto_intra_op_threads() -> int:
@@ -96,10 +104,12 @@ class VDModel:
         active_providers: Providers ONNX Runtime really uses (``session.get_providers()``).
         output_names: Outputs present in the graph.
         intra_op_threads: ORT intra-op threads in use.
+        prunes: Whether :meth:`run` uses sub-graph sessions (CPU provider only: a TensorRT or
+            CUDA session per output set would build its engines again).
     """
 
     def __init__(self, path: str, providers=DEFAULT_PROVIDERS, tensorrt_cache_path: str = '',
-                 tensorrt_fp16: bool = True, intra_op_threads: int = 0):
+                 tensorrt_fp16: bool = True, intra_op_threads: int = 0, prune: bool = True):
         """Open and validate a model file.
 
         Args:
@@ -108,6 +118,7 @@ class VDModel:
             tensorrt_cache_path: TensorRT engine cache folder ('' = no cache).
             tensorrt_fp16: Allow fp16 TensorRT engines.
             intra_op_threads: ORT intra-op threads; 0 = :func:`auto_intra_op_threads`.
+            prune: Run a call that asks for some outputs on the sub-graph that feeds them.
 
         Raises:
             ModelLoadError: The file is missing or not a loadable ONNX model.
@@ -128,11 +139,14 @@ class VDModel:
         # executor and the post-processing need.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        self._options = options
+        self._providers = [(name, provider_options(name, tensorrt_cache_path, tensorrt_fp16))
+                           for name in self.requested_providers]
+        with open(self.path, 'rb') as stream:
+            self._file = stream.read()  # the bytes the sub-graphs come from, whatever the disk
         try:
-            self.session = ort.InferenceSession(
-                self.path, sess_options=options,
-                providers=[(name, provider_options(name, tensorrt_cache_path, tensorrt_fp16))
-                           for name in self.requested_providers])
+            self.session = ort.InferenceSession(self._file, sess_options=options,
+                                                providers=self._providers)
         except Exception as error:  # ORT raises pybind classes that share no base but Exception
             raise ModelLoadError(
                 f'{self.path}: ONNX Runtime cannot load the model: {error}') from error
@@ -141,6 +155,10 @@ class VDModel:
         self.output_names = tuple(out.name for out in self.session.get_outputs())
         self._check_graph()
         self._log_providers()
+        self.prunes = prune and self.active_provider == CPU
+        self._sub_sessions = {}  # frozenset of output names -> Future of a session
+        self._lock = threading.Lock()
+        self._builder = None
 
     @property
     def active_provider(self) -> str:
@@ -233,7 +251,53 @@ class VDModel:
                     f'float32{expected[name]}')
         if not names:
             return {}
-        return dict(zip(names, self.session.run(names, feeds)))
+        return dict(zip(names, self.session_for(names).run(names, feeds)))
+
+    def session_for(self, names) -> ort.InferenceSession:
+        """Return the session to compute ``names`` with: their sub-graph's once it is built.
+
+        The first call for a set of outputs starts building that sub-graph's session in a
+        background thread and returns the full session; so does every call until it is ready,
+        every call after a build failed (logged once), and every call for a set beyond the
+        first ``MAX_SUB_SESSIONS``.
+        """
+        wanted = frozenset(names)
+        if not self.prunes or wanted == frozenset(self.output_names):
+            return self.session
+        with self._lock:
+            future = self._sub_sessions.get(wanted)
+            if future is None and len(self._sub_sessions) >= MAX_SUB_SESSIONS:
+                return self.session
+            if future is None:
+                if self._builder is None:
+                    self._builder = ThreadPoolExecutor(1, thread_name_prefix='vd_subgraph')
+                future = self._sub_sessions[wanted] = self._builder.submit(
+                    self._build_sub_session, sorted(wanted))
+        if not future.done() or future.exception() is not None:
+            return self.session
+        return future.result()
+
+    def _build_sub_session(self, names) -> ort.InferenceSession:
+        started = time.perf_counter()
+        try:
+            model = onnx.load_from_string(self._file)
+            pruned = prune_outputs(model, names)
+            session = ort.InferenceSession(pruned.SerializeToString(),
+                                           sess_options=self._options, providers=self._providers)
+        except Exception as error:  # as in __init__; the full session keeps answering
+            _logger.warning('%s: no sub-graph session for outputs %s (%s); the full graph '
+                            'computes them', self.path, names, error)
+            raise
+        _logger.info('%s: outputs %s now computed by their sub-graph (%d of %d nodes), built '
+                     'in %.2f s', self.path, names, len(pruned.graph.node),
+                     len(model.graph.node), time.perf_counter() - started)
+        return session
+
+    def wait_for_sub_sessions(self, timeout: float = None) -> None:
+        """Block until every sub-graph session asked for so far is built (or failed)."""
+        with self._lock:
+            futures = list(self._sub_sessions.values())
+        wait(futures, timeout)
 
 
 def _shape_matches(actual, expected) -> bool:

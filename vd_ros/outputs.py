@@ -231,7 +231,7 @@ class OutputPublisher:
                 self._outputs['points'].publish(point_cloud_xyzrgb(points, colours, header))
 
     def _publish_features(self, frame: 'ModelFrame', features) -> None:
-        letterbox, header = frame.letterbox, frame.header
+        header = frame.header
         grid = features.shape[1:]
         if self._wanted('features', 'features/camera_info'):
             with self.stages.stage('features'):

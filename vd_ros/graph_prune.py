@@ -1,0 +1,59 @@
+"""The sub-graph of a contract model that computes only some of its outputs.
+
+ONNX Runtime runs every node of a session's graph whatever outputs a call asks for: the shipped
+model costs the same CPU for ``features`` alone as for all five outputs. A session over the
+sub-graph that feeds the wanted outputs skips the rest (the segmentation head when nobody reads
+the segmentation, the uncertainty branch when nobody reads the confidence). The sub-graph keeps
+the nodes in their order (ONNX graphs are topologically sorted), both graph inputs, the
+metadata and only the initializers its nodes read; its outputs equal the full graph's.
+"""
+
+from typing import Iterable, Set
+
+import onnx
+
+
+def node_reads(node: onnx.NodeProto) -> Set[str]:
+    """Return the value names a node reads, those of its sub-graphs (If, Loop, Scan) included."""
+    names = {name for name in node.input if name}
+    for attribute in node.attribute:
+        graphs = list(attribute.graphs) + ([attribute.g] if attribute.HasField('g') else [])
+        for graph in graphs:
+            for inner in graph.node:
+                names |= node_reads(inner)
+    return names
+
+
+def prune_outputs(model: onnx.ModelProto, outputs: Iterable[str]) -> onnx.ModelProto:
+    """Return a copy of ``model`` whose graph computes only ``outputs``.
+
+    Args:
+        model: A loaded ONNX model.
+        outputs: Names of graph outputs to keep.
+
+    Raises:
+        ValueError: A name that is not an output of the graph.
+    """
+    wanted = list(outputs)
+    graph = model.graph
+    unknown = sorted(set(wanted) - {value.name for value in graph.output})
+    if unknown:
+        raise ValueError(f'{unknown} are not outputs of the graph '
+                         f'({[value.name for value in graph.output]})')
+    needed, kept = set(wanted), []
+    for node in reversed(graph.node):  # consumers come after producers
+        if needed.intersection(node.output):
+            kept.append(node)
+            needed |= node_reads(node)
+    pruned = onnx.ModelProto()
+    pruned.CopyFrom(model)
+    del pruned.graph.node[:]
+    pruned.graph.node.extend(reversed(kept))
+    del pruned.graph.output[:]
+    pruned.graph.output.extend(value for value in graph.output if value.name in wanted)
+    del pruned.graph.initializer[:]
+    pruned.graph.initializer.extend(value for value in graph.initializer if value.name in needed)
+    produced = {name for node in kept for name in node.output}
+    del pruned.graph.value_info[:]
+    pruned.graph.value_info.extend(value for value in graph.value_info if value.name in produced)
+    return pruned
