@@ -45,6 +45,7 @@ from training.engine.flops import measure_flops, model_flops_utilization, peak_f
 from training.engine.metrics_log import MetricsLogger
 from training.engine.plots import save_loss_curve, save_panel
 from training.engine.progress import Progress, progress_bar
+from training.engine.resume import resume_path
 from training.engine.rng_state import capture_rng_state, restore_rng_state
 from training.engine.sample_stream import SeededTransformDataset, StreamSampler
 from training.engine.schedule import build_scheduler
@@ -585,16 +586,6 @@ def save_checkpoint(run: RunContext, parts: TrainingParts, progress: Progress,
     return path
 
 
-def _find_resume(cfg: DictConfig, manager: CheckpointManager) -> Optional[str]:
-    """Return the checkpoint to resume from, or None for a fresh run."""
-    choice = cfg.train.resume
-    if choice in (None, 'none', False):
-        return None
-    if choice == 'auto':
-        return manager.latest()
-    return str(choice)
-
-
 def _micro_outcome(status: int, info: distributed.DistInfo) -> int:
     """Return the worst micro-step outcome over all ranks (the same decision everywhere)."""
     if not info.enabled:
@@ -653,8 +644,8 @@ def train(cfg: DictConfig) -> TrainResult:
         torch.set_num_threads(int(cfg.train.threads))
     run = start_run(cfg, info)
     parts = build_training(cfg, info.device)
-    resume_path = _find_resume(cfg, run.manager)
-    progress = resume_training(cfg, parts, resume_path, run.manager, info)
+    resume_from = resume_path(cfg.train.resume, run.manager)
+    progress = resume_training(cfg, parts, resume_from, run.manager, info)
     start_step, max_steps = progress.step, int(cfg.train.max_steps)
     stop_step = min(max_steps, int(cfg.train.stop_at_step or max_steps))
     run.flops_per_image = measure_flops_per_image(cfg, parts, info.device)
@@ -664,7 +655,7 @@ def train(cfg: DictConfig) -> TrainResult:
     val_batches = load_val_batches(cfg) if cfg.val.enabled and info.is_main else []
     if info.is_main:
         run.metrics = MetricsLogger(run.run_dir, bool(cfg.log.tensorboard),
-                                    start_step if resume_path else None)
+                                    start_step if resume_from else None)
     result = TrainResult(run.run_dir, start_step, start_step, flops_per_image=run.flops_per_image)
     bar = progress_bar(total=stop_step, initial=start_step, unit='step',
                        enabled=info.is_main and cfg.log.progress)

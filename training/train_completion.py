@@ -42,6 +42,7 @@ from training.engine.completion_val import build_val_set
 from training.engine.config import load_config_with_section, save_config
 from training.engine.distributed import choose_device
 from training.engine.divergence import TrainingDiverged
+from training.engine.resume import resume_path
 from training.engine.sample_stream import stream_loader
 from training.models.completion_head import build_completion_head
 
@@ -99,9 +100,8 @@ def run(args: argparse.Namespace) -> Progress:
                                   weight_decay=ccfg['weight_decay'])
     manager = CheckpointManager(os.path.join(ccfg['out_dir'], 'checkpoints'), ccfg['keep_last'])
     save_config(OmegaConf.create(cfg), os.path.join(ccfg['out_dir'], 'config.yaml'))
-    resume_path = None if ccfg['resume'] in (None, 'none', False) else (
-        manager.latest() if ccfg['resume'] == 'auto' else ccfg['resume'])
-    progress = resume(resume_path, head, optimizer, encoder, ccfg['init_from'])
+    progress = resume(resume_path(ccfg['resume'], manager), head, optimizer, encoder,
+                      ccfg['init_from'])
 
     base_dir = resolve_data_root(cfg['data']['base_dir'])
     mixed = build_dataset({'sources': cfg['data']['sources']}, None, base_dir=base_dir)

@@ -40,6 +40,7 @@ from training.data.shared_paths import command_text, report_path, shared_dir
 from training.engine.config import load_config, to_plain
 from training.engine.divergence import NonFiniteGuard
 from training.engine.progress import finite_mean
+from training.engine.resume import resume_path
 from training.engine.schedule import budget_learning_rate
 from training.eval.vd_model import load_vd_model, VDRunner
 from training.models.descriptor_head import (DescriptorHead, info_nce_loss, match_accuracy,
@@ -248,13 +249,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                  len(val_pairs), sum(p.numel() for p in head.parameters()) / 1e6)
     manager = CheckpointManager(os.path.join(args.out_dir, 'checkpoints'), keep_last=2)
     step, elapsed, history = 0, 0.0, []
-    if args.resume and manager.latest():
-        state = load_checkpoint(manager.latest())
+    resume_from = resume_path('auto' if args.resume else 'none', manager)
+    if resume_from:
+        state = load_checkpoint(resume_from)
         head.load_state_dict(state['head'])
         optimizer.load_state_dict(state['optimizer'])
         step, elapsed, history = state['step'], state['elapsed_s'], list(state['val_history'])
         manager.best_metric = state['best_metric']
-        _logger.info('resumed %s at step %d', manager.latest(), step)
+        _logger.info('resumed %s at step %d', resume_from, step)
     schedule = {'lr': args.lr, 'warmup_steps': 100, 'minutes': args.minutes,
                 'final_lr_fraction': 0.02}
     encoder = {'checkpoint': report_path(os.path.abspath(args.checkpoint)),

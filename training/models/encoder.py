@@ -7,7 +7,7 @@ calls ``.train()``, so dropout, drop-path and any norm statistics behave as at i
 ``trainable=True`` (config ``model.rgb_trainable``) is the one exception, for encoders without
 pretrained weights: a frozen random ViT only passes random projections of the RGB patches to
 the fusion, so the CPU preset trains it together with the adapter (measured in
-training/README.md, "CPU preset"). Never use it with pretrained weights: that is not the paper.
+docs/pretraining/cpu_preset.md). Never use it with pretrained weights: that is not the paper.
 """
 
 import logging
