@@ -46,6 +46,7 @@ def shipped_int8():
 
 
 def test_contract_says_trained_with_every_output(shipped):
+    """Check: the contract of the float file and its provenance as the model card says."""
     contract, outputs = shipped
     assert contract.trained and contract.training['steps'] == 3250  # 1050 + 1000 + 1200
     assert contract.contract_version == 3
@@ -72,6 +73,7 @@ def test_contract_says_trained_with_every_output(shipped):
 
 
 def test_known_outputs_on_the_sample_frame(shipped):
+    """Check: outputs on the sample frame equal those recorded at export."""
     _, outputs = shipped
     # Recorded from the file at export (fp16-stored weights, float32 compute).
     np.testing.assert_allclose(outputs['features'][0, :4, 4, 6],
@@ -94,6 +96,7 @@ def test_known_outputs_on_the_sample_frame(shipped):
 
 
 def test_completed_depth_is_metric_and_finite(shipped):
+    """Check: completed depth and its uncertainty are finite, metric and plausible."""
     _, outputs = shipped
     completed = outputs['completed_depth'][0, 0]
     assert np.isfinite(completed).all()
@@ -108,6 +111,7 @@ def test_completed_depth_is_metric_and_finite(shipped):
 
 
 def test_int8_file_is_the_committed_float_file_quantised(shipped, shipped_int8):
+    """Check: the int8 file names the committed float file by SHA-256; same contract."""
     contract, _ = shipped
     quantised, _ = shipped_int8
     training = dict(quantised.training)
@@ -132,6 +136,7 @@ def test_int8_file_is_the_committed_float_file_quantised(shipped, shipped_int8):
 
 
 def test_int8_outputs_follow_the_float_file(shipped, shipped_int8):
+    """Check: on the sample frame the int8 outputs stay close to the float file's."""
     _, ours = shipped
     _, theirs = shipped_int8
     assert set(theirs) == set(ours)

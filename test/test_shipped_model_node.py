@@ -64,6 +64,7 @@ def shipped_node(request, tmp_path):
 @pytest.mark.slow
 def test_shipped_model_answers_a_real_frame_on_every_output(ros_context, shipped_node,
                                                             shared_data):
+    """Check: one real frame in, every output back with sane content (module docstring)."""
     from rclpy.executors import SingleThreadedExecutor
 
     process, log, model = shipped_node
