@@ -2,7 +2,7 @@ r"""Launch the vd_ros perception node (managed by default, autostarted), optiona
 
 Example::
 
-    ros2 launch vd_ros vd_ros.launch.py model:=models/vd.onnx namespace:=camera \\
+    ros2 launch vd_ros vd_ros.launch.py model:=models/vd_cpu_int8.onnx namespace:=camera \\
         rgb_topic:=/camera/color/image_raw depth_topic:=/camera/aligned_depth_to_color/image_raw \\
         camera_info_topic:=/camera/color/camera_info providers:="['cuda', 'cpu']" rviz:=true
 
@@ -54,7 +54,8 @@ def generate_launch_description():
     """Return the launch description (arguments, node, its autostart, optional rviz)."""
     share = get_package_share_directory('vd_ros')
     arguments = [
-        DeclareLaunchArgument('model', description='exported ONNX model (model_path)'),
+        DeclareLaunchArgument('model', description='exported ONNX model (model_path), e.g. the '
+                              'shipped models/vd_cpu_int8.onnx'),
         DeclareLaunchArgument('config', default_value=os.path.join(share, 'config',
                                                                    'vd_ros.yaml'),
                               description='parameter file of the node'),

@@ -1,11 +1,13 @@
-"""The node as a robot runs it: started as the README says, on the shipped model, real frames.
+"""The node as a robot runs it: started as the README says, on the shipped models, real frames.
 
-``perception_node --ros-args --params-file config/vd_ros.yaml -p model_path:=models/vd_cpu.onnx``
-(``~/points`` enabled too) in its own process; a real 7-Scenes frame goes in over DDS and
-every output must come back with sane content: the completed depth equals the measured depth
-on every valid pixel and is finite and metric elsewhere, its confidence is 1 there and in
-[0, 1) on the filled pixels (the file has depth_uncertainty), the segmentation ids are classes of
-the model's head, the features are finite, the point cloud's points finite and in range.
+``perception_node --ros-args --params-file config/vd_ros.yaml -p
+model_path:=models/vd_cpu_int8.onnx`` (the default; and the float fallback
+``models/vd_cpu.onnx``), ``~/points`` enabled too, in its own process; a real 7-Scenes frame
+goes in over DDS and every output must come back with sane content: the completed depth equals
+the measured depth on every valid pixel and is finite and metric elsewhere, its confidence is 1
+there and in [0, 1) on the filled pixels (the files have depth_uncertainty), the segmentation
+ids are classes of the model's head, the features are finite, the point cloud's points finite
+and in range.
 """
 
 import os
@@ -24,7 +26,8 @@ from vd_ros.image_codec import decode_depth, image_to_array
 from vd_ros.inference import VDModel
 from vd_ros.replay import frame_messages, load_frames
 
-MODEL = os.path.join('models', 'vd_cpu.onnx')
+MODELS = {'int8': os.path.join('models', 'vd_cpu_int8.onnx'),  # the default
+          'fp32': os.path.join('models', 'vd_cpu.onnx')}  # the documented fallback
 NODE = 'vd_perception'
 TOPICS = {**OUTPUT_TOPICS, 'depth/confidence': 'Image'}
 
@@ -37,16 +40,17 @@ def cloud_xyz(msg) -> np.ndarray:
                      for axis in 'xyz'], axis=1)
 
 
-@pytest.fixture
-def shipped_node(tmp_path):
+@pytest.fixture(params=sorted(MODELS))
+def shipped_node(request, tmp_path):
     """Start the node from the virtual environment's console script; stop it after the test."""
+    model = MODELS[request.param]
     executable = os.path.join(os.path.dirname(sys.executable), 'perception_node')
     log = open(tmp_path / 'node.log', 'w')
     process = subprocess.Popen(
         [executable, '--ros-args', '--params-file', 'config/vd_ros.yaml', '-p',
-         f'model_path:={MODEL}', '-p', 'outputs.points:=true'],
+         f'model_path:={model}', '-p', 'outputs.points:=true'],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    yield process, tmp_path / 'node.log'
+    yield process, tmp_path / 'node.log', model
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as a user stops it
     try:
         assert process.wait(timeout=20) == 0, (tmp_path / 'node.log').read_text()[-3000:]
@@ -60,9 +64,10 @@ def shipped_node(tmp_path):
 @pytest.mark.slow
 def test_shipped_model_answers_a_real_frame_on_every_output(ros_context, shipped_node,
                                                             shared_data):
+    """Check: one real frame in, every output back with sane content (module docstring)."""
     from rclpy.executors import SingleThreadedExecutor
 
-    process, log = shipped_node
+    process, log, model = shipped_node
     frame, = load_frames(os.path.join(shared_data, '7scenes_redkitchen'), start=250, count=1)
     harness = Harness(ros_context, NODE, TOPICS)
     executor = SingleThreadedExecutor(context=ros_context)
@@ -89,7 +94,7 @@ def test_shipped_model_answers_a_real_frame_on_every_output(ros_context, shipped
         match = [m for m in messages if m.header.stamp == stamp]
         assert match, f'{topic}: no output with the frame stamp'
         outputs[topic] = match[0]
-    contract = VDModel(os.path.join(ROOT, MODEL), ['cpu']).contract
+    contract = VDModel(os.path.join(ROOT, model), ['cpu']).contract
     height, width = frame.rgb.shape[:2]
 
     measured = decode_depth(depth_msg)

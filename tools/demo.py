@@ -1,10 +1,10 @@
 """``make demo``: a model, the node, real frames over DDS, PNG panels and a latency summary.
 
-Steps: obtain a model (``--model``, else the shipped trained model ``models/vd_cpu.onnx``, see
-``models/MODEL_CARD.md``, else a random-init export by ``python -m training.export_onnx``, see
-``bench/vd_export.py``), start the perception node as a subprocess, replay held-out 7-Scenes
-frames (350-399, the test split: never trained on) from ../shared/data (or the in-repo sample)
-one at a time over real DDS, and write
+Steps: obtain a model (``--model``, else the shipped trained model the README starts the node
+with, ``models/vd_cpu_int8.onnx``, see ``models/MODEL_CARD.md``, else a random-init export by
+``python -m training.export_onnx``, see ``bench/vd_export.py``), start the perception node as a
+subprocess, replay held-out 7-Scenes frames (350-399, the test split: never trained on) from
+../shared/data (or the in-repo sample) one at a time over real DDS, and write
 ``panel_NNN.png`` (RGB | input depth | completed depth | segmentation | feature PCA, and
 ``~/depth/confidence`` for a model with ``depth_uncertainty``) plus
 ``summary.json`` / ``summary.md`` to ``--out``. The output says which model ran and whether it
@@ -22,7 +22,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-SHIPPED_MODEL = os.path.join(ROOT, 'models', 'vd_cpu.onnx')
+SHIPPED_MODEL = os.path.join(ROOT, 'models', 'vd_cpu_int8.onnx')
 HELD_OUT_7SCENES = 350  # the test split of training/configs/cpu.yaml: 7-Scenes 350-399
 OUTPUTS = ('depth', 'segmentation/color', 'features/pca')
 CONFIDENCE = 'depth/confidence'  # published for models with depth_uncertainty only
@@ -112,8 +112,8 @@ def main():
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', default='demo_out')
-    parser.add_argument('--model', help='ONNX model (default: the shipped models/vd_cpu.onnx, '
-                        'else a random-init VD export)')
+    parser.add_argument('--model', help='ONNX model (default: the shipped '
+                        'models/vd_cpu_int8.onnx, else a random-init VD export)')
     parser.add_argument('--frames', type=int, default=8)
     args = parser.parse_args()
     from vd_ros.dds_transport import use_large_image_transport

@@ -1,17 +1,21 @@
-"""Run an exported model file (ONNX Runtime, CPU) on evaluation frames the way the node does.
+"""Run an exported model file (ONNX Runtime, CPU) on evaluation frames.
 
-The frame is prepared with ``vd_ros.core.preprocess.prepare_inputs``; the published depth is
-``completed_depth`` (or ``depth`` without a completion head) mapped back to the camera and
-locally aligned to the input (``vd_ros.core.depth_alignment.align_depth``, the node's default
-``depth.alignment: local``); labels come from ``labels_from_logits``. Lets two files (e.g. a
-float and an int8 model) be scored on identical inputs with the protocols of
-``training.eval``.
+A frame with its measured depth is prepared as the node does
+(``vd_ros.core.preprocess.prepare_inputs``); a sparse input (the completion and confidence
+protocols) is splatted into the model grid as ``training.evaluate`` feeds its torch model
+(``training.eval.model_inputs``), so that a file's figures are those of ``completion.md`` and
+``confidence.md``. The completed depth is ``completed_depth`` (or ``depth`` without a
+completion head) mapped back to the camera and locally aligned to the input
+(``vd_ros.core.depth_alignment.align_depth``, the node's default ``depth.alignment: local``);
+labels come from ``labels_from_logits``. Lets two files (e.g. a float and an int8 model) be
+scored on identical inputs with the protocols of ``training.eval``.
 """
 
 import numpy as np
 
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
+from training.eval.model_inputs import splatted_inputs
 from vd_ros.core.depth_alignment import align_depth
 from vd_ros.core.postprocess import labels_from_logits
 from vd_ros.core.preprocess import Letterbox, prepare_inputs
@@ -26,22 +30,31 @@ class OnnxRunner:
         self.model = VDModel(path, providers=['cpu'], intra_op_threads=threads)
         self.contract = self.model.contract
 
-    def run(self, rgb: np.ndarray, depth_m: np.ndarray) -> tuple[dict, Letterbox]:
-        """Return every output (batch dimension dropped) and the frame's letterbox."""
-        rgb_in, pde, letterbox = prepare_inputs(rgb, depth_m, self.contract)
+    def run(self, rgb: np.ndarray, depth_m: np.ndarray,
+            sparse: bool = False) -> tuple[dict, Letterbox]:
+        """Return every output (batch dimension dropped) and the frame's letterbox.
+
+        ``sparse``: splat ``depth_m`` into the model grid (module docstring) instead of the
+        node's nearest-neighbour resize.
+        """
+        if sparse:
+            rgb_in, pde, letterbox = splatted_inputs(rgb, depth_m, self.contract.input_size,
+                                                     self.contract.pde)
+        else:
+            rgb_in, pde, letterbox = prepare_inputs(rgb, depth_m, self.contract)
         outputs = self.model.run(rgb_in, pde)
         return {name: value[0] for name, value in outputs.items()}, letterbox
 
     def maps(self) -> 'OnnxMapRunner':
-        """Return this runner, its one-channel outputs given as (h, w) like VDRunner's."""
+        """Return this runner for sparse inputs, one-channel outputs as (h, w) like VDRunner."""
         return OnnxMapRunner(self)
 
     def completion_method(self) -> CompletionMethod:
-        """Return the node's published depth as a completion method (module docstring)."""
+        """Return the locally aligned completed depth of a sparse input (module docstring)."""
         name = 'completed_depth' if 'completed_depth' in self.model.output_names else 'depth'
 
         def complete(frame: RGBDFrame, sparse_m: np.ndarray) -> np.ndarray:
-            outputs, letterbox = self.run(frame.rgb, sparse_m)
+            outputs, letterbox = self.run(frame.rgb, sparse_m, sparse=True)
             restored = letterbox.restore(outputs[name][0], 'linear')  # (h, w) metres
             aligned, _, _ = align_depth(restored, sparse_m, False, 'local')
             return np.nan_to_num(aligned, nan=0.0)
@@ -60,10 +73,11 @@ class OnnxRunner:
 
 
 class OnnxMapRunner:
-    """An ``OnnxRunner`` whose ``run`` also drops the channel of one-channel outputs.
+    """An ``OnnxRunner`` for sparse inputs whose ``run`` drops the channel of 1-channel maps.
 
     ``training.eval.confidence_protocol`` takes a runner of this layout (as ``VDRunner``
-    returns it): ``completed_depth`` and ``depth_uncertainty`` as (h, w).
+    returns it): the depth splatted as ``VDRunner`` does, ``completed_depth`` and
+    ``depth_uncertainty`` as (h, w).
     """
 
     def __init__(self, runner: OnnxRunner):
@@ -72,6 +86,6 @@ class OnnxMapRunner:
 
     def run(self, rgb: np.ndarray, depth_m: np.ndarray) -> tuple[dict, Letterbox]:
         """Return every output (batch and a single channel dropped) and the letterbox."""
-        outputs, letterbox = self.runner.run(rgb, depth_m)
+        outputs, letterbox = self.runner.run(rgb, depth_m, sparse=True)
         return {name: value[0] if value.ndim == 3 and value.shape[0] == 1 else value
                 for name, value in outputs.items()}, letterbox

@@ -1,23 +1,24 @@
 """Accuracy gates of a reduced-precision model file against its float parent.
 
-Both files run on the same held-out frames with the same inputs (``training.eval.onnx_runner``,
-as the node runs them):
+Both files run on the same held-out frames with the same inputs (``training.eval.onnx_runner``:
+sparse inputs splatted into the model grid as ``training.evaluate`` feeds its torch model, so
+the parent's figures are those of ``completion.md`` and ``confidence.md`` for the same model;
+dense inputs prepared as the node prepares them):
 
 * completion: the completion protocol (``training.eval.completion_protocol``; same frames,
-  points and Perlin holes, seeded alike) on the node's published depth; the RMSE of each
-  pattern (per-frame RMSE averaged over all frames) may grow by at most ``max_rmse_increase``
-  (relative);
+  points and Perlin holes, seeded alike) on the completed depth, locally aligned as the node
+  publishes it; the RMSE of each pattern (per-frame RMSE averaged over all frames) may grow by
+  at most ``max_rmse_increase`` (relative);
 * segmentation: mIoU (``training.eval.segmentation_metrics``) on the held-out frames with
   labels in the model's class layout may drop by at most ``max_miou_drop`` points;
 * features: cosine similarity of every patch's feature vector to the parent's (whole measured
   depth as input), averaged over patches and frames, at least ``min_cosine``;
-* uncertainty (files with ``depth_uncertainty``): the confidence protocol
-  (``training.eval.confidence_protocol``, the completion protocol's inputs) over all frames per
-  pattern; the sparsification ratio (RMSE of the most confident half of the filled pixels / all
-  filled, lower is better) may grow by at most ``max_half_ratio_increase`` (absolute) and the
-  calibration ratio (mean |error| / mean u, 1 when calibrated) may move by at most
-  ``max_scale_change`` (relative, either way: fp32's is far from 1 at sparse inputs, 2.9 at
-  150 points for the shipped model).
+* uncertainty (files with ``depth_uncertainty``): the confidence protocol of
+  ``training.evaluate --task confidence`` (``training.eval.confidence_protocol``, the
+  completion protocol's inputs) over all frames per pattern; the sparsification ratio (RMSE of
+  the most confident half of the filled pixels / all filled, lower is better) may grow by at
+  most ``max_half_ratio_increase`` (absolute) and the calibration ratio (mean |error| / mean u,
+  1 when calibrated) may move by at most ``max_scale_change`` (relative, either way).
 """
 
 import dataclasses

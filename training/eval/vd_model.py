@@ -4,9 +4,9 @@ A model is built from the config and either left at its seeded random initialisa
 ViT too: no pretrained weights are downloaded) or loaded from a checkpoint that must match the
 config (``training.checkpoint.model``); ``provenance`` says which,
 and every results table repeats it. Frames are letterboxed into the model input with
-``vd_ros.core.preprocess``. Sparse depth is *splatted* into the model grid (each input pixel
-lands on its nearest model pixel, the nearest depth wins on collisions) rather than resized
-with nearest neighbour, which would drop most of the 150-1500 input points when downscaling.
+``vd_ros.core.preprocess`` and their depth is *splatted* into the model grid
+(``training.eval.model_inputs``), not resized with nearest neighbour, which would drop most of
+the 150-1500 input points when downscaling.
 """
 
 import logging
@@ -19,13 +19,13 @@ import torch
 from training.checkpoint.model import build_checked_model
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
+from training.eval.model_inputs import splatted_inputs
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead, depth_uncertainty
 from training.models.descriptor_head import DescriptorHead
 from training.models.pde import decode_depth
 from vd_ros.core.depth_alignment import align_depth, ALIGNMENTS
-from vd_ros.core.pde import positional_depth_encoding
-from vd_ros.core.preprocess import Letterbox, letterbox_params
+from vd_ros.core.preprocess import Letterbox
 
 _logger = logging.getLogger(__name__)
 
@@ -69,30 +69,6 @@ def load_vd_model(model_cfg: Mapping, checkpoint: str | None, label: str | None 
     return model, f'checkpoint {os.path.basename(checkpoint)} ({details})'
 
 
-def splat_depth(depth_m: np.ndarray, letterbox: Letterbox) -> np.ndarray:
-    """Move every valid depth pixel to its nearest pixel of the model input grid.
-
-    Args:
-        depth_m: (h, w) depth in metres at camera resolution, 0 = invalid.
-        letterbox: Camera -> model letterbox.
-
-    Returns:
-        float32 (H, W) depth in the model grid; 0 where no input pixel landed; on collisions
-        the nearest depth wins (it occludes the others).
-    """
-    rows, cols = np.nonzero(depth_m > 0.0)
-    # Pixel centres: camera u -> model x = (u + 0.5) * scale - 0.5 + pad.
-    model_rows = np.rint((rows + 0.5) * letterbox.scale - 0.5 + letterbox.pad_top).astype(int)
-    model_cols = np.rint((cols + 0.5) * letterbox.scale - 0.5 + letterbox.pad_left).astype(int)
-    out_h, out_w = letterbox.out_size
-    model_rows = np.clip(model_rows, 0, out_h - 1)
-    model_cols = np.clip(model_cols, 0, out_w - 1)
-    splat = np.full((out_h, out_w), np.inf, np.float32)
-    np.minimum.at(splat, (model_rows, model_cols), depth_m[rows, cols].astype(np.float32))
-    splat[~np.isfinite(splat)] = 0.0
-    return splat
-
-
 class VDRunner:
     """Runs a ``VanishingDepth`` model on camera frames.
 
@@ -130,12 +106,9 @@ class VDRunner:
     def model_inputs(self, rgb: np.ndarray,
                      depth_m: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
         """Letterbox and encode a frame: (rgb (1, 3, H, W) in [0, 1], pde, letterbox)."""
-        letterbox = letterbox_params(rgb.shape[:2], self.input_size)
-        rgb_model = letterbox.apply(rgb, 'cubic')  # as the node and training resize it
-        rgb_in = torch.from_numpy(rgb_model.transpose(2, 0, 1)[None] / np.float32(255.0))
-        pde = positional_depth_encoding(splat_depth(depth_m, letterbox),
-                                        self.model.pde_config)[None]  # (1, C, H, W)
-        return (rgb_in.to(self.device, torch.float32), torch.from_numpy(pde).to(self.device),
+        rgb_in, pde, letterbox = splatted_inputs(rgb, depth_m, self.input_size,
+                                                 self.model.pde_config)
+        return (torch.from_numpy(rgb_in).to(self.device), torch.from_numpy(pde).to(self.device),
                 letterbox)
 
     @torch.inference_mode()
