@@ -1,4 +1,4 @@
-"""Letterbox geometry, exact inverses, depth never interpolated, model inputs."""
+"""Letterbox geometry, exact inverses, depth never interpolated (sparse depth splatted)."""
 
 import os
 
@@ -9,7 +9,7 @@ import pytest
 from vd_ros.core.contract import ModelContract
 from vd_ros.core.pde import PDEConfig, positional_depth_encoding
 from vd_ros.core.preprocess import (check_frame, EmptyDepthError, letterbox_params,
-                                    prepare_inputs)
+                                    prepare_inputs, splat_depth)
 
 
 def contract(input_size, channels=8):
@@ -167,3 +167,33 @@ def test_prepare_inputs_rejects_bad_frames():
     with pytest.raises(ValueError, match='float32'):
         check_frame(rgb.astype(np.float32), np.ones((48, 64), np.float32))
     check_frame(rgb, np.where(np.eye(48, 64) > 0, 1.5, np.nan).astype(np.float32))
+
+
+def test_sparse_depth_is_splatted_so_every_point_reaches_the_model():
+    rng = np.random.default_rng(4)
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    sparse = np.full((480, 640), np.nan, np.float32)
+    sparse.flat[rng.choice(480 * 640, 150, replace=False)] = rng.uniform(0.5, 4.0, 150)
+    model = contract((126, 168))
+    letterbox = letterbox_params((480, 640), (126, 168))
+    splat = splat_depth(sparse, letterbox)
+    assert np.count_nonzero(splat) >= 145  # 150 points, a few share a model pixel
+    assert np.count_nonzero(letterbox.apply(sparse, 'nearest') > 0) < 30  # what sampling keeps
+    _, pde, _ = prepare_inputs(rgb, sparse, model)
+    np.testing.assert_array_equal(pde[0], positional_depth_encoding(splat, model.pde))
+    # Two points on one model pixel: the nearer occludes the farther.
+    pair = np.zeros((480, 640), np.float32)
+    pair[240, 320], pair[240, 321] = 3.0, 1.0
+    assert splat_depth(pair, letterbox)[np.nonzero(splat_depth(pair, letterbox))].tolist() == [1.0]
+
+
+def test_dense_depth_is_resampled_by_nearest_neighbour():
+    rng = np.random.default_rng(5)
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    dense = rng.uniform(0.5, 4.0, (480, 640)).astype(np.float32)
+    dense[:100] = 0.0  # 79 % valid: dense
+    model = contract((126, 168))
+    letterbox = letterbox_params((480, 640), (126, 168))
+    _, pde, _ = prepare_inputs(rgb, dense, model)
+    np.testing.assert_array_equal(
+        pde[0], positional_depth_encoding(letterbox.apply(dense, 'nearest'), model.pde))

@@ -2,8 +2,8 @@
 
 A frame with its measured depth is prepared as the node does
 (``vd_ros.core.preprocess.prepare_inputs``); a sparse input (the completion and confidence
-protocols) is splatted into the model grid as ``training.evaluate`` feeds its torch model
-(``training.eval.model_inputs``), so that a file's figures are those of ``completion.md`` and
+protocols) is always splatted into the model grid (``splat=True``), as ``training.evaluate``
+feeds its torch model, so that a file's figures are those of ``completion.md`` and
 ``confidence.md``. The completed depth is ``completed_depth`` (or ``depth`` without a
 completion head) mapped back to the camera and locally aligned to the input
 (``vd_ros.core.depth_alignment.align_depth``, the node's default ``depth.alignment: local``);
@@ -15,7 +15,6 @@ import numpy as np
 
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
-from training.eval.model_inputs import splatted_inputs
 from vd_ros.core.depth_alignment import align_depth
 from vd_ros.core.postprocess import labels_from_logits
 from vd_ros.core.preprocess import Letterbox, prepare_inputs
@@ -37,11 +36,8 @@ class OnnxRunner:
         ``sparse``: splat ``depth_m`` into the model grid (module docstring) instead of the
         node's nearest-neighbour resize.
         """
-        if sparse:
-            rgb_in, pde, letterbox = splatted_inputs(rgb, depth_m, self.contract.input_size,
-                                                     self.contract.pde)
-        else:
-            rgb_in, pde, letterbox = prepare_inputs(rgb, depth_m, self.contract)
+        rgb_in, pde, letterbox = prepare_inputs(rgb, depth_m, self.contract,
+                                                splat=True if sparse else None)
         outputs = self.model.run(rgb_in, pde)
         return {name: value[0] for name, value in outputs.items()}, letterbox
 

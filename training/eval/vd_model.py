@@ -5,7 +5,7 @@ ViT too: no pretrained weights are downloaded) or loaded from a checkpoint that 
 config (``training.checkpoint.model``); ``provenance`` says which,
 and every results table repeats it. Frames are letterboxed into the model input with
 ``vd_ros.core.preprocess`` and their depth is *splatted* into the model grid
-(``training.eval.model_inputs``), not resized with nearest neighbour, which would drop most of
+(``encode_frame(splat=True)``), not resized with nearest neighbour, which would drop most of
 the 150-1500 input points when downscaling.
 """
 
@@ -19,13 +19,12 @@ import torch
 from training.checkpoint.model import build_checked_model
 from training.eval.completion_protocol import CompletionMethod
 from training.eval.frames import RGBDFrame
-from training.eval.model_inputs import splatted_inputs
 from training.models import VanishingDepth
 from training.models.completion_head import CompletionHead, depth_uncertainty
 from training.models.descriptor_head import DescriptorHead
 from training.models.pde import decode_depth
 from vd_ros.core.depth_alignment import align_depth, ALIGNMENTS
-from vd_ros.core.preprocess import Letterbox
+from vd_ros.core.preprocess import encode_frame, Letterbox
 
 _logger = logging.getLogger(__name__)
 
@@ -106,8 +105,8 @@ class VDRunner:
     def model_inputs(self, rgb: np.ndarray,
                      depth_m: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Letterbox]:
         """Letterbox and encode a frame: (rgb (1, 3, H, W) in [0, 1], pde, letterbox)."""
-        rgb_in, pde, letterbox = splatted_inputs(rgb, depth_m, self.input_size,
-                                                 self.model.pde_config)
+        rgb_in, pde, letterbox = encode_frame(rgb, depth_m, self.input_size,
+                                              self.model.pde_config, splat=True)
         return (torch.from_numpy(rgb_in).to(self.device), torch.from_numpy(pde).to(self.device),
                 letterbox)
 

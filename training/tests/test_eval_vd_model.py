@@ -7,9 +7,8 @@ import torch
 from training.checkpoint.formats import CheckpointMismatchError
 from training.eval.completion_protocol import input_mask, InputPattern
 from training.eval.frames import ycbv_frame
-from training.eval.model_inputs import splat_depth
 from training.eval.vd_model import load_vd_model, VDRunner
-from vd_ros.core.preprocess import letterbox_params
+from vd_ros.core.preprocess import letterbox_params, splat_depth
 
 TINY = {'timm_kwargs': {'depth': 2, 'embed_dim': 64, 'num_heads': 2}, 'img_size': [56, 56]}
 

@@ -2,18 +2,21 @@
 
 Pixel convention: pixel ``i`` covers ``[i, i + 1)`` and its centre is ``i + 0.5`` (OpenCV's
 ``resize``), so a camera pixel ``u`` lands at ``(u + 0.5) * s - 0.5 + pad_left`` in the model
-input. Depth is only ever resampled with nearest neighbour (``INTER_NEAREST_EXACT``): averaging
-depth across an edge invents surfaces that do not exist, and averaging with a missing (0) pixel
-invents near depth. The padding of the RGB and depth inputs is 0 (black, no measurement).
+input. Depth is never averaged: averaging depth across an edge invents surfaces that do not
+exist, and averaging with a missing (0) pixel invents near depth. Dense depth is resampled with
+nearest neighbour (``INTER_NEAREST_EXACT``); sparse depth (fewer valid pixels than
+``SPARSE_SHARE`` of the image: LiDAR points projected into the camera, a SLAM map's points) is
+splatted (:func:`splat_depth`), so that no point is lost on the way down. The padding of the RGB and depth inputs is 0 (black, no measurement).
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
 
 from vd_ros.core.contract import ModelContract
-from vd_ros.core.pde import positional_depth_encoding
+from vd_ros.core.pde import PDEConfig, positional_depth_encoding
 
 _RESIZE_FLAGS = {
     'nearest': cv2.INTER_NEAREST_EXACT,
@@ -21,6 +24,10 @@ _RESIZE_FLAGS = {
     'cubic': cv2.INTER_CUBIC,
 }
 _WARP_FLAGS = {'nearest': cv2.INTER_NEAREST, 'linear': cv2.INTER_LINEAR}
+# Depth with fewer valid pixels than this share of the image is splatted, not resampled: the
+# splat keeps every point (0.6 ms for 1500 points at VGA, 4 ms for 100 k), nearest sampling keeps
+# about 1 in 14 when VGA goes to 168 x 126.
+SPARSE_SHARE = 0.25
 CV_MAX_CHANNELS = 128  # OpenCV 5.0: warpAffine rejects more channels, split/Mat read them as 3-D
 
 
@@ -194,7 +201,7 @@ def letterbox_params(in_size: tuple, out_size: tuple) -> Letterbox:
                      in_size=(in_h, in_w), out_size=(out_h, out_w))
 
 
-def check_frame(rgb: np.ndarray, depth_m: np.ndarray) -> None:
+def check_frame(rgb: np.ndarray, depth_m: np.ndarray) -> int:
     """Check that an RGB image and a registered depth image form one usable frame.
 
     Depth must be registered to the colour camera (same size, same pixel grid), as
@@ -203,6 +210,9 @@ def check_frame(rgb: np.ndarray, depth_m: np.ndarray) -> None:
     Args:
         rgb: (H, W, 3) uint8 RGB.
         depth_m: (H, W) depth in metres, 0 / NaN where invalid.
+
+    Returns:
+        The number of valid (finite, positive) depth pixels.
 
     Raises:
         ValueError: Wrong shapes or dtype, or RGB and depth of different sizes.
@@ -221,15 +231,62 @@ def check_frame(rgb: np.ndarray, depth_m: np.ndarray) -> None:
         valid = np.count_nonzero(np.isfinite(depth_m) & (depth_m > 0))
     if valid == 0:
         raise EmptyDepthError(f'depth image {depth_m.shape} has no valid (finite, > 0) pixel')
+    return valid
 
 
-def prepare_inputs(rgb: np.ndarray, depth_m: np.ndarray, contract: ModelContract) -> tuple:
-    """Turn a camera frame into the model's ``rgb`` and ``pde`` inputs.
+def splat_depth(depth_m: np.ndarray, letterbox: Letterbox) -> np.ndarray:
+    """Move every valid depth pixel to its nearest pixel of the model input grid.
+
+    A nearest-neighbour resize samples one camera pixel per model pixel, right for dense depth
+    but, downscaling VGA to 168 x 126, it drops about 13 of 14 points of a sparse input; the
+    splat keeps them all (as many as there are model pixels).
+
+    Args:
+        depth_m: (h, w) depth in metres at camera resolution; 0, NaN, Inf = invalid.
+        letterbox: Camera -> model letterbox.
+
+    Returns:
+        float32 (H, W) depth in the model grid; 0 where no input pixel landed; on collisions
+        the nearest depth wins (it occludes the others).
+    """
+    with np.errstate(invalid='ignore'):
+        rows, cols = np.nonzero(np.isfinite(depth_m) & (depth_m > 0.0))
+    # Pixel centres: camera u -> model x = (u + 0.5) * scale - 0.5 + pad.
+    out_h, out_w = letterbox.out_size
+    model_rows = np.clip(np.rint((rows + 0.5) * letterbox.scale - 0.5 + letterbox.pad_top)
+                         .astype(np.intp), 0, out_h - 1)
+    model_cols = np.clip(np.rint((cols + 0.5) * letterbox.scale - 0.5 + letterbox.pad_left)
+                         .astype(np.intp), 0, out_w - 1)
+    splat = np.full((out_h, out_w), np.inf, np.float32)
+    np.minimum.at(splat, (model_rows, model_cols), depth_m[rows, cols].astype(np.float32))
+    splat[np.isinf(splat)] = 0.0
+    return splat
+
+
+def prepare_inputs(rgb: np.ndarray, depth_m: np.ndarray, contract: ModelContract,
+                   splat: Optional[bool] = None) -> tuple:
+    """Turn a camera frame into the model's ``rgb`` and ``pde`` inputs (:func:`encode_frame`).
 
     Args:
         rgb: (h, w, 3) uint8 RGB.
         depth_m: (h, w) depth in metres registered to ``rgb``; 0 / NaN / Inf are invalid.
         contract: The model contract (input size and PDE parameters).
+        splat: See :func:`encode_frame`.
+    """
+    return encode_frame(rgb, depth_m, contract.input_size, contract.pde, splat)
+
+
+def encode_frame(rgb: np.ndarray, depth_m: np.ndarray, input_size: tuple, pde_config: PDEConfig,
+                 splat: Optional[bool] = None) -> tuple:
+    """Letterbox a camera frame into a model input of ``input_size`` and encode its depth.
+
+    Args:
+        rgb: (h, w, 3) uint8 RGB.
+        depth_m: (h, w) depth in metres registered to ``rgb``; 0 / NaN / Inf are invalid.
+        input_size: (H, W) of the model input.
+        pde_config: Parameters of the positional depth encoding.
+        splat: Splat the depth (True) or resample it by nearest neighbour (False); None
+            decides by its density (``SPARSE_SHARE``, module docstring).
 
     Returns:
         ``(rgb_in, pde, letterbox)``: rgb_in float32 (1, 3, H, W) in [0, 1], pde float32
@@ -238,12 +295,18 @@ def prepare_inputs(rgb: np.ndarray, depth_m: np.ndarray, contract: ModelContract
     Raises:
         ValueError, EmptyDepthError: See :func:`check_frame`.
     """
-    check_frame(rgb, depth_m)
-    letterbox = letterbox_params(rgb.shape[:2], contract.input_size)
+    valid = check_frame(rgb, depth_m)
+    letterbox = letterbox_params(rgb.shape[:2], input_size)
     # Bicubic, as training resized every image the model saw (training/data/transforms.py).
     rgb_model = letterbox.apply(rgb, 'cubic')  # (H, W, 3)
-    depth_model = letterbox.apply(np.asarray(depth_m, dtype=np.float32), 'nearest')  # (H, W)
-    rgb_in = np.empty((1, 3) + tuple(contract.input_size), dtype=np.float32)  # (1, 3, H, W)
+    depth = np.asarray(depth_m, dtype=np.float32)
+    if splat is None:
+        splat = valid < SPARSE_SHARE * depth.size
+    if splat:  # sparse: every point reaches the model
+        depth_model = splat_depth(depth, letterbox)  # (H, W)
+    else:  # dense: one sample per model pixel, as training resized depth
+        depth_model = letterbox.apply(depth, 'nearest')  # (H, W)
+    rgb_in = np.empty((1, 3) + tuple(input_size), dtype=np.float32)  # (1, 3, H, W)
     np.divide(rgb_model.transpose(2, 0, 1), np.float32(255.0), out=rgb_in[0])
-    pde = positional_depth_encoding(depth_model, contract.pde)[None]  # (1, C, H, W)
+    pde = positional_depth_encoding(depth_model, pde_config)[None]  # (1, C, H, W)
     return rgb_in, pde, letterbox
