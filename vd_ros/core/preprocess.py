@@ -6,7 +6,8 @@ input. Depth is never averaged: averaging depth across an edge invents surfaces 
 exist, and averaging with a missing (0) pixel invents near depth. Dense depth is resampled with
 nearest neighbour (``INTER_NEAREST_EXACT``); sparse depth (fewer valid pixels than
 ``SPARSE_SHARE`` of the image: LiDAR points projected into the camera, a SLAM map's points) is
-splatted (:func:`splat_depth`), so that no point is lost on the way down. The padding of the RGB and depth inputs is 0 (black, no measurement).
+splatted (:func:`splat_depth`), so that no point is lost on the way down. The padding of the
+RGB and depth inputs is 0 (black, no measurement).
 """
 
 from dataclasses import dataclass
