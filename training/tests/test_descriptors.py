@@ -136,7 +136,8 @@ def test_train_descriptors_writes_atomic_checkpoints_and_resumes(shared_data, tm
                 'model_config': model.config}, checkpoint)
     args = ['--checkpoint', checkpoint, '--config', 'training/configs/cpu.yaml',
             '--data', shared_data, '--out-dir', str(tmp_path / 'run'), '--val-every', '2',
-            '--pairs', '2', '--points', '32', '--dim', '16',
+            '--pairs', '2', '--points', '32', '--dim', '16', '--channels', '8',
+            '--stem-channels', '4',
             'model.timm_kwargs={depth: 2, embed_dim: 64, num_heads: 2}',
             'model.img_size=[42,56]',
             'data.sources=[{type: 7scenes, root: 7scenes_redkitchen, select: [0, 12]}, '
@@ -152,4 +153,5 @@ def test_train_descriptors_writes_atomic_checkpoints_and_resumes(shared_data, tm
     assert state['grid_size'] == [12, 16]
     model.load_state_dict(torch.load(checkpoint, weights_only=True)['model'])
     head, _ = load_descriptor_head(str(folder / 'best.pt'), model.eval())
-    assert head.dim == 16
+    assert head.dim == 16 and head.config['channels'] == 8 and head.config['stem_channels'] == 4
+    assert head.stem[0][0].out_channels == 4 and head.project.in_channels == 16
