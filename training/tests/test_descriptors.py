@@ -110,7 +110,7 @@ def test_head_gives_unit_descriptors_at_four_times_the_patch_grid():
 
 
 def test_info_nce_prefers_the_true_cell_and_trains():
-    """InfoNCE is lower for the true cells and gives finite gradients."""
+    """The InfoNCE loss is lower for the true cells and gives finite gradients."""
     torch.manual_seed(0)
     descriptors_b = torch.nn.functional.normalize(torch.randn(8, 5, 6), dim=0)
     grid = torch.tensor([[1.0, 2.0], [4.0, 0.0], [2.0, 3.0]])  # (x, y) cell positions
