@@ -309,7 +309,9 @@ def evaluate_pose(args: argparse.Namespace, cfg: dict, runner: VDRunner | None,
              'median over half a cell.')
     pipeline = ('Pipeline: descriptors -> mutual nearest neighbours (Hamming for ORB, L2 for '
                 'SIFT, cosine for dense vd features at cell centres) -> back-projection with '
-                'the measured depth and the camera intrinsics (no lens undistortion) -> '
+                'the measured depth (read at the matched pixel) and the camera intrinsics, the '
+                'pixel undistorted first where the images are not rectified (TUM freiburg1: '
+                'k1..k3, p1, p2, OpenCV model; 7-Scenes: none), for every method alike -> '
                 'RANSAC (1000 x 3 points, 5 cm) + Kabsch.')
     metrics = ('5 cm/5° acc.: share of pairs with rotation error < 5 deg and translation '
                'error < 5 cm. AUC of max(rotation error, translation angle) up to '

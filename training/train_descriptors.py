@@ -4,7 +4,7 @@ Usage::
 
     python -m training.train_descriptors --checkpoint runs/recovered/pretrain.pt \
         --config training/configs/cpu.yaml --out-dir runs/descriptors --minutes 22 \
-        [--resume] [--threads 1] [--dim 128] [--no-rgb]
+        [--resume] [--threads 1] [--dim 128] [--channels 64] [--stem-channels 32] [--no-rgb]
 
 Frames: the sources of ``data.sources`` that have ground-truth poses (7-Scenes, TUM), with
 their ``select`` ranges (the training split of the config); validation pairs from the posed
@@ -211,7 +211,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('--points', type=int, default=256, help='anchors per pair')
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--temperature', type=float, default=0.07)
-    parser.add_argument('--dim', type=int, default=128)
+    parser.add_argument('--dim', type=int, default=128, help='descriptor width')
+    parser.add_argument('--channels', type=int, default=64,
+                        help='width of the token pyramid and of the stem output')
+    parser.add_argument('--stem-channels', type=int, default=32,
+                        help="width of the stem's first convolution")
     parser.add_argument('--no-rgb', action='store_true', help='token pyramid only, no stem')
     parser.add_argument('--val-every', type=int, default=200)
     parser.add_argument('--threads', type=int, default=1)
@@ -242,7 +246,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     val_set = [encode_sequence(runner, spec, args.data) for spec in val_specs]
     patch_grid = train_set[0].maps.shape[-2:]
     grid_size = (4 * patch_grid[0], 4 * patch_grid[1])
-    head = DescriptorHead(model.feature_dim, dim=args.dim, use_rgb=not args.no_rgb)
+    head = DescriptorHead(model.feature_dim, dim=args.dim, channels=args.channels,
+                          stem_channels=args.stem_channels, use_rgb=not args.no_rgb)
     optimizer = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=1e-4)
     val_pairs = validation_pairs(val_set, grid_size)
     _logger.info('descriptor grid %s, %d validation pairs, %.2f M head parameters', grid_size,

@@ -24,6 +24,8 @@ Intrinsics = Tuple[float, float, float, float]  # fx, fy, cx, cy
 
 # TUM freiburg1 colour camera (TUM's published calibration; the depth is registered to it).
 TUM_FR1_INTRINSICS = (517.3, 516.5, 318.6, 255.3)
+# Its lens distortion (k1, k2, p1, p2, k3; TUM's images are not rectified).
+TUM_FR1_DISTORTION = (0.2624, -0.9531, -0.0054, 0.0026, 1.1633)
 POSED_TYPES = ('7scenes', 'tum')
 
 
@@ -218,6 +220,17 @@ def posed_source_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
     if spec['type'] == 'tum' and 'intrinsics' not in spec:
         spec['intrinsics'] = list(TUM_FR1_INTRINSICS)
     return spec
+
+
+def lens_distortion(spec: Dict[str, Any]) -> Tuple[float, ...]:
+    """Return the OpenCV distortion coefficients of a posed source's camera.
+
+    TUM freiburg1's for a TUM source with the default intrinsics; none for 7-Scenes and for a
+    source that names its own intrinsics (taken as rectified).
+    """
+    if spec['type'] == 'tum' and 'intrinsics' not in spec:
+        return TUM_FR1_DISTORTION
+    return ()
 
 
 def source_indices(spec: Dict[str, Any], total: int) -> List[int]:

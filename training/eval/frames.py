@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from training.data.correspondences import load_posed_frames, POSED_TYPES
+from training.data.correspondences import lens_distortion, load_posed_frames, POSED_TYPES
 from training.data.datasets import build_source
 from training.data.shared_paths import report_path
 from training.eval.pose_estimation import Intrinsics, SEVEN_SCENES_INTRINSICS
@@ -177,7 +177,9 @@ def posed_holdout_sequences(sources: list[dict], data_root: str
     Returns:
         (name -> frames in order, name -> frame rate of the list in Hz: 30 for 7-Scenes, the
         median spacing of the depth time stamps for TUM). ``name`` is the source's ``name``
-        (default ``type``); ``RGBDFrame.name`` the depth file relative to ../shared.
+        (default ``type``); ``RGBDFrame.name`` the depth file relative to ../shared;
+        ``RGBDFrame.intrinsics`` carry the lens distortion of the source's camera
+        (``lens_distortion``: TUM freiburg1's images are not rectified).
     """
     sequences, rates = {}, {}
     for spec in sources:
@@ -185,10 +187,11 @@ def posed_holdout_sequences(sources: list[dict], data_root: str
             continue
         name = spec.get('name', spec['type'])
         posed = load_posed_frames(spec, data_root)
+        distortion = lens_distortion(spec)
         sequences[name] = [RGBDFrame(
             name=report_path(frame.name), dataset=name, rgb=frame.rgb, depth_m=frame.depth_m,
-            intrinsics=Intrinsics(*frame.intrinsics), cam_to_world=frame.cam_to_world)
-            for frame in posed]
+            intrinsics=Intrinsics(*frame.intrinsics, distortion=distortion),
+            cam_to_world=frame.cam_to_world) for frame in posed]
         if spec['type'] == 'tum':
             stamps = [float(os.path.splitext(os.path.basename(f.name))[0]) for f in posed]
             rates[name] = float(1.0 / np.median(np.diff(stamps)))

@@ -23,6 +23,7 @@ def translation(x: float) -> np.ndarray:
 
 
 def test_sideways_move_shifts_pixels_by_f_times_baseline_over_depth():
+    """A sideways camera move shifts pixels by f * baseline / depth."""
     # Flat wall 2 m away; B is 0.2 m to the right: u_b = u - 50 * 0.2 / 2 = u - 5, v unchanged.
     depth = np.full((40, 60), 2.0, np.float32)
     xy = np.array([[10.0, 5.0], [30.0, 20.0], [59.0, 39.0], [2.0, 7.0]])
@@ -36,6 +37,7 @@ def test_sideways_move_shifts_pixels_by_f_times_baseline_over_depth():
 
 
 def test_occluded_and_unmeasured_points_are_not_visible():
+    """Points hidden in B or without depth in B are not visible correspondences."""
     depth_a = np.full((40, 60), 2.0, np.float32)
     depth_b = depth_a.copy()
     depth_b[:, 20:30] = 1.0  # an occluder in front of the wall in B
@@ -52,6 +54,7 @@ def test_occluded_and_unmeasured_points_are_not_visible():
 
 
 def test_yaw_moves_the_principal_point_by_f_tan_angle():
+    """A yaw of the camera moves the principal point by f * tan(angle)."""
     # B turned by atan(0.1) about its y axis: A's optical axis lands at cx - fx * 0.1.
     angle = math.atan(0.1)
     pose_b = np.eye(4)
@@ -64,6 +67,7 @@ def test_yaw_moves_the_principal_point_by_f_tan_angle():
 
 
 def test_grid_positions_are_cell_centres():
+    """Grid positions are the camera pixels of the cell centres."""
     xy = grid_positions((2, 3), (4, 6))
     np.testing.assert_allclose(xy, [[0.5, 0.5], [2.5, 0.5], [4.5, 0.5],
                                     [0.5, 2.5], [2.5, 2.5], [4.5, 2.5]])
@@ -72,6 +76,7 @@ def test_grid_positions_are_cell_centres():
 
 
 def test_tum_pose_interpolates_translation_and_rotation():
+    """TUM poses interpolate translation and rotation between stamps."""
     half = math.sqrt(0.5)
     trajectory = np.array([[10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
                            [10.02, 0.2, 0.0, 0.0, 0.0, 0.0, half, half]])  # 90 deg about z
@@ -84,6 +89,7 @@ def test_tum_pose_interpolates_translation_and_rotation():
 
 
 def test_split_distance_of_the_cpu_preset_ranges():
+    """The CPU preset's test ranges lie 151 (7-Scenes) and 51 (TUM) frames from training."""
     train = [{'type': '7scenes', 'root': 's', 'select': [0, 200]},
              {'type': 'tum', 'root': 't', 'select': [0, 100]}]
     test = [{'type': '7scenes', 'root': 's', 'select': [350, 400]},
@@ -92,6 +98,7 @@ def test_split_distance_of_the_cpu_preset_ranges():
 
 
 def test_head_gives_unit_descriptors_at_four_times_the_patch_grid():
+    """The head gives unit descriptors on a grid 4x finer than the patches."""
     torch.manual_seed(0)
     head = DescriptorHead(16, dim=24, channels=8, stem_channels=4).eval()
     maps = [torch.randn(2, 16, 3, 4) for _ in range(4)]
@@ -103,6 +110,7 @@ def test_head_gives_unit_descriptors_at_four_times_the_patch_grid():
 
 
 def test_info_nce_prefers_the_true_cell_and_trains():
+    """The InfoNCE loss is lower for the true cells and gives finite gradients."""
     torch.manual_seed(0)
     descriptors_b = torch.nn.functional.normalize(torch.randn(8, 5, 6), dim=0)
     grid = torch.tensor([[1.0, 2.0], [4.0, 0.0], [2.0, 3.0]])  # (x, y) cell positions
@@ -136,7 +144,8 @@ def test_train_descriptors_writes_atomic_checkpoints_and_resumes(shared_data, tm
                 'model_config': model.config}, checkpoint)
     args = ['--checkpoint', checkpoint, '--config', 'training/configs/cpu.yaml',
             '--data', shared_data, '--out-dir', str(tmp_path / 'run'), '--val-every', '2',
-            '--pairs', '2', '--points', '32', '--dim', '16',
+            '--pairs', '2', '--points', '32', '--dim', '16', '--channels', '8',
+            '--stem-channels', '4',
             'model.timm_kwargs={depth: 2, embed_dim: 64, num_heads: 2}',
             'model.img_size=[42,56]',
             'data.sources=[{type: 7scenes, root: 7scenes_redkitchen, select: [0, 12]}, '
@@ -152,4 +161,5 @@ def test_train_descriptors_writes_atomic_checkpoints_and_resumes(shared_data, tm
     assert state['grid_size'] == [12, 16]
     model.load_state_dict(torch.load(checkpoint, weights_only=True)['model'])
     head, _ = load_descriptor_head(str(folder / 'best.pt'), model.eval())
-    assert head.dim == 16
+    assert head.dim == 16 and head.config['channels'] == 8 and head.config['stem_channels'] == 4
+    assert head.stem[0][0].out_channels == 4 and head.project.in_channels == 16

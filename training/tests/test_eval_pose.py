@@ -1,11 +1,16 @@
 """Feature matching and the relative-pose pipeline on synthetic and real 7-Scenes data."""
 
+import dataclasses
+
+import cv2
 import numpy as np
 import pytest
 
+from training.data.correspondences import lens_distortion, TUM_FR1_DISTORTION
 from training.eval.feature_matching import dense_feature_points, mutual_nearest_neighbours
 from training.eval.frames import seven_scenes_frame
-from training.eval.pose_estimation import backproject, Intrinsics, lookup_depth
+from training.eval.pose_estimation import (backproject, estimate_relative_pose, Intrinsics,
+                                           lookup_depth)
 from training.eval.pose_protocol import (evaluate_pair, frame_pairs, keypoint_extractor,
                                          sequence_gap)
 from training.evaluate import check_pose_split
@@ -42,6 +47,56 @@ def test_backproject_and_depth_lookup():
     np.testing.assert_allclose(lookup_depth(depth, np.array([[3.2, 1.9], [2.0, 2.0]])),
                                [1.5, 0.0])
     assert lookup_depth(depth, np.array([[2.0, 2.0]]), radius=1)[0] == 1.5
+
+
+TUM_CAMERA = Intrinsics(517.3, 516.5, 318.6, 255.3, TUM_FR1_DISTORTION)
+
+
+def _project(points: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+    """Project camera points (N, 3) to pixels (N, 2) with OpenCV's distortion model."""
+    matrix = np.array([[intrinsics.fx, 0.0, intrinsics.cx], [0.0, intrinsics.fy, intrinsics.cy],
+                       [0.0, 0.0, 1.0]])
+    pixels, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), matrix,
+                                  np.array(intrinsics.distortion))
+    return pixels.reshape(-1, 2)
+
+
+def test_backproject_undistorts_what_opencv_distorted():
+    """Back-projection inverts OpenCV's distorted projection; the pinhole model misses by cm."""
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(1.0, 4.0, 200)
+    points = np.stack([rng.uniform(-0.6, 0.6, 200) * depth,
+                       rng.uniform(-0.4, 0.4, 200) * depth, depth], axis=1)  # (N, 3)
+    pixels = _project(points, TUM_CAMERA)
+    assert pixels.min() > 0.0 and pixels[:, 0].max() < 640.0 and pixels[:, 1].max() < 480.0
+    np.testing.assert_allclose(backproject(pixels, depth, TUM_CAMERA), points, atol=1e-9)
+    pinhole = dataclasses.replace(TUM_CAMERA, distortion=())
+    assert np.abs(backproject(pixels, depth, pinhole) - points).max() > 0.03
+    assert lens_distortion({'type': 'tum', 'root': 'tum'}) == TUM_FR1_DISTORTION
+    assert lens_distortion({'type': '7scenes', 'root': '7scenes'}) == ()
+
+
+def test_relative_pose_of_a_distorted_camera_is_exact():
+    """Depth read at the distorted pixel + undistorted back-projection give the true motion."""
+    height, width = 480, 640
+    rows, cols = np.mgrid[40:height - 40:20, 40:width - 40:20]
+    xy_a = np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float64)  # (N, 2)
+    z_a = 2.0 + 0.5 * np.sin(xy_a[:, 0] / 97.0)
+    points_a = backproject(xy_a, z_a, TUM_CAMERA)
+    angle = np.deg2rad(3.0)
+    rotation = np.array([[np.cos(angle), 0.0, np.sin(angle)], [0.0, 1.0, 0.0],
+                         [-np.sin(angle), 0.0, np.cos(angle)]])
+    translation = np.array([0.05, -0.02, 0.03])
+    points_b = (points_a - translation) @ rotation  # X_b = R^T (X_a - t): T_a_from_b = (R, t)
+    xy_b = _project(points_b, TUM_CAMERA)
+    depth_a, depth_b = np.zeros((height, width)), np.zeros((height, width))
+    depth_a[xy_a[:, 1].astype(int), xy_a[:, 0].astype(int)] = z_a
+    depth_b[np.rint(xy_b[:, 1]).astype(int), np.rint(xy_b[:, 0]).astype(int)] = points_b[:, 2]
+    estimate = estimate_relative_pose(xy_a, xy_b, depth_a, depth_b, TUM_CAMERA,
+                                      np.random.default_rng(0), inlier_threshold_m=0.001)
+    assert estimate.num_inliers == estimate.num_matches > 0.9 * len(xy_a)
+    np.testing.assert_allclose(estimate.transform[:3, :3], rotation, atol=1e-6)
+    np.testing.assert_allclose(estimate.transform[:3, 3], translation, atol=1e-6)
 
 
 def test_frame_pairs_stay_inside_the_sequence():
