@@ -41,6 +41,7 @@ from training.engine import distributed
 from training.engine.batch import PretrainBatchBuilder, PretrainInputs, step_seed
 from training.engine.config import load_config, save_config, to_plain
 from training.engine.divergence import fresh_counts, NonFiniteGuard, TrainingDiverged
+from training.engine.evaluating import evaluating
 from training.engine.flops import measure_flops, model_flops_utilization, peak_flops
 from training.engine.metrics_log import MetricsLogger
 from training.engine.plots import save_loss_curve, save_panel
@@ -136,7 +137,6 @@ def load_val_batches(cfg: DictConfig) -> List[dict]:
     return [{k: batch[k] for k in ('rgb', 'depth', 'valid')} for batch in loader]
 
 
-@torch.no_grad()
 def validate(model: torch.nn.Module, batches: List[dict], builder: PretrainBatchBuilder,
              loss_fn: MultiScaleSILogLoss, cfg: DictConfig, device: torch.device,
              autocast) -> float:
@@ -144,18 +144,17 @@ def validate(model: torch.nn.Module, batches: List[dict], builder: PretrainBatch
 
     Masks are seeded by (run seed, batch index, ratio index): identical at every validation.
     """
-    model.eval()
     total, count = 0.0, 0
-    for index, batch in enumerate(batches):
-        for ratio_index, ratio in enumerate(cfg.val.ratios):
-            seed = step_seed(cfg.run.seed, index, ratio_index)
-            inputs = builder.eval_inputs(batch, ratio, seed, device)
-            with autocast():
-                depths = model(inputs.rgb, inputs.pde)['depths']
-            out = loss_fn(depths, inputs.target, inputs.removed)
-            if out is not None:
-                total, count = total + out.loss.item(), count + 1
-    model.train()
+    with evaluating(model):
+        for index, batch in enumerate(batches):
+            for ratio_index, ratio in enumerate(cfg.val.ratios):
+                seed = step_seed(cfg.run.seed, index, ratio_index)
+                inputs = builder.eval_inputs(batch, ratio, seed, device)
+                with autocast():
+                    depths = model(inputs.rgb, inputs.pde)['depths']
+                out = loss_fn(depths, inputs.target, inputs.removed)
+                if out is not None:
+                    total, count = total + out.loss.item(), count + 1
     return total / count if count else math.nan
 
 

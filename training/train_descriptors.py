@@ -4,7 +4,8 @@ Usage::
 
     python -m training.train_descriptors --checkpoint runs/recovered/pretrain.pt \
         --config training/configs/cpu.yaml --out-dir runs/descriptors --minutes 22 \
-        [--resume] [--threads 1] [--dim 128] [--channels 64] [--stem-channels 32] [--no-rgb]
+        [--resume] [--threads 1] [--dim 128] [--channels 64] [--stem-channels 32] [--no-rgb] \
+        [--rotations 1]
 
 Frames: the sources of ``data.sources`` that have ground-truth poses (7-Scenes, TUM), with
 their ``select`` ranges (the training split of the config); validation pairs from the posed
@@ -13,7 +14,12 @@ encoded once (the encoder is frozen), at ``model.img_size``, through the evaluat
 letterbox and PDE. Each step draws ``--pairs`` frame pairs of one sequence (gap uniform in the
 source type's range, direction random), keeps the cells of A's descriptor grid whose
 reprojection into B is visible (``training.data.correspondences``), up to ``--points`` per
-pair, and minimises ``info_nce_loss``. AdamW, warm-up then cosine over the wall-time budget
+pair, and minimises ``info_nce_loss``. With ``--rotations N`` every frame is also encoded
+rotated in the image by N - 1 angles evenly spaced over the circle
+(``training.data.in_plane_rotation``), and B of each pair is shown at one of the N angles
+drawn at random: a camera's roll about its optical axis is then learnt (SIFT's descriptor is
+rotation invariant by construction); validation adds each fixed pair once more, B rotated.
+AdamW, warm-up then cosine over the wall-time budget
 (``training.engine.schedule.budget_learning_rate``, counted over resumes). Validation (fixed
 pairs, gaps 5/10/20/40) every ``--val-every`` steps: the share of A's cells whose nearest
 descriptor in B lies within one cell of the truth; checkpoints are atomic
@@ -34,11 +40,14 @@ import torch
 from training.checkpoint.files import CheckpointManager, load_checkpoint
 from training.checkpoint.formats import DESCRIPTOR_FORMAT
 from training.checkpoint.heads import encoder_fingerprint
-from training.data.correspondences import (correspondences, grid_positions,
+from training.data.correspondences import (correspondences, grid_positions, inside_image,
                                            load_posed_frames, POSED_TYPES, PosedFrame)
+from training.data.in_plane_rotation import (rotate_frame, rotate_points, rotation_angles,
+                                             rotation_matrix)
 from training.data.shared_paths import command_text, report_path, shared_dir
 from training.engine.config import load_config, to_plain
 from training.engine.divergence import NonFiniteGuard
+from training.engine.evaluating import evaluating
 from training.engine.progress import finite_mean
 from training.engine.resume import resume_path
 from training.engine.schedule import budget_learning_rate
@@ -63,29 +72,40 @@ class EncodedSequence:
         name: Source name (for logs).
         kind: Source type.
         frames: The posed frames (camera-resolution depth, pose, intrinsics).
-        maps: (N, 4, D, h, w) fused token maps.
-        rgb: (N, 3, H, W) model RGB input in [0, 1].
+        angles: The in-plane rotations (degrees) each frame is encoded at; the first is 0.
+        maps: (N, R, 4, D, h, w) fused token maps, R = len(angles).
+        rgb: (N, R, 3, H, W) model RGB input in [0, 1].
     """
 
     name: str
     kind: str
     frames: List[PosedFrame]
+    angles: Tuple[float, ...]
     maps: torch.Tensor
     rgb: torch.Tensor
 
 
-def encode_sequence(runner: VDRunner, spec: Dict[str, Any], base_dir: str) -> EncodedSequence:
-    """Load and encode every frame of a posed source."""
+def encode_sequence(runner: VDRunner, spec: Dict[str, Any], base_dir: str,
+                    angles: Tuple[float, ...] = (0.0,)) -> EncodedSequence:
+    """Load and encode every frame of a posed source, at each in-plane rotation of ``angles``."""
     frames = load_posed_frames(spec, base_dir)
     maps, rgbs = [], []
     with torch.inference_mode():
         for frame in frames:
-            rgb_in, pde, _ = runner.model_inputs(frame.rgb, frame.depth_m)
-            maps.append(torch.cat(runner.model.encode(rgb_in, pde).maps).float().cpu())
-            rgbs.append(rgb_in[0].cpu())
-    _logger.info('encoded %d frames of %s', len(frames), report_path(spec['root']))
-    return EncodedSequence(spec.get('name', spec['type']), spec['type'], frames,
-                           torch.stack(maps), torch.stack(rgbs))
+            for angle in angles:
+                rgb, depth_m = frame.rgb, frame.depth_m
+                if angle:
+                    rgb, depth_m = rotate_frame(rgb, depth_m,
+                                                rotation_matrix(angle, depth_m.shape))
+                rgb_in, pde, _ = runner.model_inputs(rgb, depth_m)
+                maps.append(torch.cat(runner.model.encode(rgb_in, pde).maps).float().cpu())
+                rgbs.append(rgb_in[0].cpu())
+    _logger.info('encoded %d frames of %s at %d rotation(s)', len(frames),
+                 report_path(spec['root']), len(angles))
+    shape = (len(frames), len(angles))
+    return EncodedSequence(spec.get('name', spec['type']), spec['type'], frames, angles,
+                           torch.stack(maps).reshape(*shape, *maps[0].shape),
+                           torch.stack(rgbs).reshape(*shape, *rgbs[0].shape))
 
 
 @dataclasses.dataclass
@@ -97,7 +117,8 @@ class PairTarget:
         a: Frame index of A within the sequence.
         b: Frame index of B.
         cells: (M,) flat indices of A's descriptor cells with a visible correspondence.
-        grid_xy_b: (M, 2) their positions in B's descriptor grid.
+        grid_xy_b: (M, 2) their positions in B's descriptor grid (B as rotated).
+        rotation_b: Index of B's in-plane rotation in the sequence's ``angles`` (A upright).
     """
 
     sequence: int
@@ -105,20 +126,30 @@ class PairTarget:
     b: int
     cells: np.ndarray
     grid_xy_b: np.ndarray
+    rotation_b: int = 0
 
 
 def pair_target(sequences: List[EncodedSequence], sequence: int, a: int, b: int,
-                grid_size: Tuple[int, int]) -> PairTarget:
-    """Correspondences of A's descriptor-cell centres in B, in B's grid coordinates."""
+                grid_size: Tuple[int, int], rotation_b: int = 0) -> PairTarget:
+    """Correspondences of A's descriptor-cell centres in B, in B's grid coordinates.
+
+    With ``rotation_b`` the positions are those in B rotated by that angle; a position the
+    rotation carries out of the image is no correspondence.
+    """
     frame_a, frame_b = sequences[sequence].frames[a], sequences[sequence].frames[b]
     image_size = frame_a.depth_m.shape
     xy_a = grid_positions(grid_size, image_size)
     found = correspondences(xy_a, frame_a.depth_m, frame_b.depth_m, frame_a.intrinsics,
                             frame_b.intrinsics, frame_a.cam_to_world, frame_b.cam_to_world)
     cells = np.flatnonzero(found.visible)
-    grid_xy = pixels_to_grid(torch.from_numpy(found.xy_b[cells]), frame_b.depth_m.shape,
-                             grid_size).numpy()
-    return PairTarget(sequence, a, b, cells, grid_xy)
+    xy_b = found.xy_b[cells]  # (M, 2) camera pixels of B
+    angle = sequences[sequence].angles[rotation_b]
+    if angle:
+        xy_b = rotate_points(xy_b, rotation_matrix(angle, frame_b.depth_m.shape))
+        kept = inside_image(xy_b, frame_b.depth_m.shape)
+        cells, xy_b = cells[kept], xy_b[kept]
+    grid_xy = pixels_to_grid(torch.from_numpy(xy_b), frame_b.depth_m.shape, grid_size).numpy()
+    return PairTarget(sequence, a, b, cells, grid_xy, rotation_b)
 
 
 def draw_pairs(sequences: List[EncodedSequence], count: int, rng: np.random.Generator,
@@ -134,7 +165,9 @@ def draw_pairs(sequences: List[EncodedSequence], count: int, rng: np.random.Gene
         gap = int(rng.integers(low, min(high, total - 1) + 1))
         a = int(rng.integers(total - gap))
         a, b = (a, a + gap) if rng.random() < 0.5 else (a + gap, a)
-        target = pair_target(sequences, sequence, a, b, grid_size)
+        rotations = len(sequences[sequence].angles)
+        rotation_b = int(rng.integers(rotations)) if rotations > 1 else 0
+        target = pair_target(sequences, sequence, a, b, grid_size, rotation_b)
         if len(target.cells) >= MIN_VISIBLE:
             pairs.append(target)
     return pairs
@@ -142,17 +175,24 @@ def draw_pairs(sequences: List[EncodedSequence], count: int, rng: np.random.Gene
 
 def validation_pairs(sequences: List[EncodedSequence],
                      grid_size: Tuple[int, int]) -> List[PairTarget]:
-    """Return fixed pairs of every validation sequence: 4 starts per gap of ``VAL_GAPS``."""
+    """Return fixed pairs of every validation sequence: 4 starts per gap of ``VAL_GAPS``.
+
+    A sequence encoded at several rotations adds each pair once more, B at one of its rotated
+    angles in turn.
+    """
     pairs = []
     for index, sequence in enumerate(sequences):
-        total = len(sequence.frames)
+        total, rotations = len(sequence.frames), len(sequence.angles)
         for gap in VAL_GAPS:
             if gap >= total:
                 continue
             for start in np.linspace(0, total - 1 - gap, 4).round().astype(int):
-                target = pair_target(sequences, index, int(start), int(start) + gap, grid_size)
-                if len(target.cells) >= MIN_VISIBLE:
-                    pairs.append(target)
+                shown = [0] if rotations == 1 else [0, 1 + len(pairs) % (rotations - 1)]
+                for rotation_b in shown:
+                    target = pair_target(sequences, index, int(start), int(start) + gap,
+                                         grid_size, rotation_b)
+                    if len(target.cells) >= MIN_VISIBLE:
+                        pairs.append(target)
     return pairs
 
 
@@ -163,9 +203,9 @@ def pair_loss(head: DescriptorHead, sequences: List[EncodedSequence], pairs: Lis
     maps, rgbs = [], []
     for pair in pairs:
         sequence = sequences[pair.sequence]
-        for index in (pair.a, pair.b):
-            maps.append(sequence.maps[index])
-            rgbs.append(sequence.rgb[index])
+        for index, rotation in ((pair.a, 0), (pair.b, pair.rotation_b)):
+            maps.append(sequence.maps[index, rotation])
+            rgbs.append(sequence.rgb[index, rotation])
     maps = torch.stack(maps)  # (2P, 4, D, h, w)
     descriptors = head(list(maps.unbind(dim=1)), torch.stack(rgbs))  # (2P, dim, h', w')
     losses, accuracies = [], []
@@ -182,18 +222,16 @@ def pair_loss(head: DescriptorHead, sequences: List[EncodedSequence], pairs: Lis
     return torch.stack(losses).mean(), float(np.mean(accuracies))
 
 
-@torch.no_grad()
 def validate(head: DescriptorHead, sequences: List[EncodedSequence], pairs: List[PairTarget],
              temperature: float) -> Dict[str, float]:
     """Return the validation loss and nearest-cell accuracy (eval mode, every visible cell)."""
-    head.eval()
     losses, accuracies = [], []
-    for start in range(0, len(pairs), 4):
-        loss, accuracy = pair_loss(head, sequences, pairs[start:start + 4], 0, None,
-                                   temperature)
-        losses.append(float(loss))
-        accuracies.append(accuracy)
-    head.train()
+    with evaluating(head):
+        for start in range(0, len(pairs), 4):
+            loss, accuracy = pair_loss(head, sequences, pairs[start:start + 4], 0, None,
+                                       temperature)
+            losses.append(float(loss))
+            accuracies.append(accuracy)
     return {'val_loss': float(np.mean(losses)), 'val_accuracy': float(np.mean(accuracies))}
 
 
@@ -217,6 +255,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('--stem-channels', type=int, default=32,
                         help="width of the stem's first convolution")
     parser.add_argument('--no-rgb', action='store_true', help='token pyramid only, no stem')
+    parser.add_argument('--rotations', type=int, default=1,
+                        help='in-plane rotations B is shown at, evenly spaced (1: upright only)')
     parser.add_argument('--val-every', type=int, default=200)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
@@ -242,8 +282,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not posed:
         raise ValueError('data.sources has no source with ground-truth poses '
                          f'(types {POSED_TYPES})')
-    train_set = [encode_sequence(runner, spec, args.data) for spec in posed]
-    val_set = [encode_sequence(runner, spec, args.data) for spec in val_specs]
+    angles = rotation_angles(args.rotations)
+    train_set = [encode_sequence(runner, spec, args.data, angles) for spec in posed]
+    val_set = [encode_sequence(runner, spec, args.data, angles) for spec in val_specs]
     patch_grid = train_set[0].maps.shape[-2:]
     grid_size = (4 * patch_grid[0], 4 * patch_grid[1])
     head = DescriptorHead(model.feature_dim, dim=args.dim, channels=args.channels,
@@ -288,6 +329,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                      'optimizer': optimizer.state_dict(), 'val_history': history,
                      'encoder': encoder, 'command': command,
                      'training_sources': posed, 'val_sources': val_specs,
+                     'rotations': list(angles),
                      'grid_size': list(grid_size)}
             manager.save(state, step, -row['val_accuracy'])
         if done:

@@ -102,6 +102,13 @@ def reproject(xy_a: np.ndarray, depth_a_m: np.ndarray, intrinsics_a: Intrinsics,
     return xy_b, z_b
 
 
+def inside_image(xy: np.ndarray, image_size: Sequence[int]) -> np.ndarray:
+    """Return (N,) bool: the positions (N, 2) lie on a pixel of an (H, W) image."""
+    height, width = image_size
+    return ((xy[:, 0] >= -0.5) & (xy[:, 0] < width - 0.5) & (xy[:, 1] >= -0.5)
+            & (xy[:, 1] < height - 0.5))
+
+
 def correspondences(xy_a: np.ndarray, depth_a: np.ndarray, depth_b: np.ndarray,
                     intrinsics_a: Intrinsics, intrinsics_b: Intrinsics,
                     cam_to_world_a: np.ndarray, cam_to_world_b: np.ndarray,
@@ -125,10 +132,8 @@ def correspondences(xy_a: np.ndarray, depth_a: np.ndarray, depth_b: np.ndarray,
     z_a = pixel_lookup(depth_a, xy_a)
     xy_b, z_b = reproject(xy_a, z_a, intrinsics_a, intrinsics_b, cam_to_world_a,
                           cam_to_world_b)
-    height, width = depth_b.shape
     finite = np.isfinite(xy_b).all(axis=1) & np.isfinite(z_b)
-    inside = finite & (xy_b[:, 0] >= -0.5) & (xy_b[:, 0] < width - 0.5) & \
-        (xy_b[:, 1] >= -0.5) & (xy_b[:, 1] < height - 0.5)
+    inside = finite & inside_image(np.nan_to_num(xy_b, nan=-1.0), depth_b.shape)
     measured = pixel_lookup(depth_b, np.where(inside[:, None], xy_b, np.nan))
     tolerance = np.maximum(abs_tol_m, rel_tol * np.nan_to_num(z_b))
     visible = inside & (measured > 0.0) & (np.abs(measured - np.nan_to_num(z_b)) <= tolerance)

@@ -9,6 +9,7 @@ import torch
 
 from training.data.transforms import build_transform
 from training.engine.completion_batch import build_batch, complete, CompletionBatch, rmse_mm
+from training.engine.evaluating import evaluating
 from training.eval.completion_baselines import linear_fill
 from training.eval.completion_protocol import InputPattern
 from training.models import VanishingDepth
@@ -59,29 +60,27 @@ def build_val_set(mixed, indices: List[int], cfg: Dict[str, Any], model: Vanishi
     return val
 
 
-@torch.no_grad()
 def validate(model: VanishingDepth, head: CompletionHead, val: ValSet) -> Dict[str, float]:
     """Mean per-frame RMSE (mm) of the head, its base and the two fills, per input pattern."""
-    head.eval()
     row = {}
-    for name, batch in val.batches.items():
-        completed, depth = complete(model, head, batch)
-        maps = head.maps(batch.pde, depth)
-        base, fill = torch.exp(maps.local_log), torch.exp(maps.fill_log)
-        target = batch.target[:, 0].cpu().numpy()
-        held = batch.held_out[:, 0].cpu().numpy()
-        preds = {'head': completed[:, 0].cpu().numpy(), 'local': base[:, 0].cpu().numpy(),
-                 'push-pull fill': fill[:, 0].cpu().numpy()}
-        scores = {method: [] for method in VAL_METHODS}
-        for i, linear in enumerate(val.linear_rmse[name]):
-            if linear is None:
-                continue
-            for method, pred in preds.items():
-                scores[method].append(rmse_mm(pred[i], target[i], held[i]))
-            scores['linear fill'].append(linear)
-        for method, values in scores.items():
-            row[f'{name} {method}'] = float(np.mean(values)) if values else math.nan
-    head.train()
+    with evaluating(model, head):
+        for name, batch in val.batches.items():
+            completed, depth = complete(model, head, batch)
+            maps = head.maps(batch.pde, depth)
+            base, fill = torch.exp(maps.local_log), torch.exp(maps.fill_log)
+            target = batch.target[:, 0].cpu().numpy()
+            held = batch.held_out[:, 0].cpu().numpy()
+            preds = {'head': completed[:, 0].cpu().numpy(), 'local': base[:, 0].cpu().numpy(),
+                     'push-pull fill': fill[:, 0].cpu().numpy()}
+            scores = {method: [] for method in VAL_METHODS}
+            for i, linear in enumerate(val.linear_rmse[name]):
+                if linear is None:
+                    continue
+                for method, pred in preds.items():
+                    scores[method].append(rmse_mm(pred[i], target[i], held[i]))
+                scores['linear fill'].append(linear)
+            for method, values in scores.items():
+                row[f'{name} {method}'] = float(np.mean(values)) if values else math.nan
     return row
 
 

@@ -145,7 +145,7 @@ def test_train_descriptors_writes_atomic_checkpoints_and_resumes(shared_data, tm
     args = ['--checkpoint', checkpoint, '--config', 'training/configs/cpu.yaml',
             '--data', shared_data, '--out-dir', str(tmp_path / 'run'), '--val-every', '2',
             '--pairs', '2', '--points', '32', '--dim', '16', '--channels', '8',
-            '--stem-channels', '4',
+            '--stem-channels', '4', '--rotations', '2',
             'model.timm_kwargs={depth: 2, embed_dim: 64, num_heads: 2}',
             'model.img_size=[42,56]',
             'data.sources=[{type: 7scenes, root: 7scenes_redkitchen, select: [0, 12]}, '
@@ -158,8 +158,26 @@ def test_train_descriptors_writes_atomic_checkpoints_and_resumes(shared_data, tm
     state = load_checkpoint(str(folder / 'step_00000005.pt'))
     assert [row['step'] for row in state['val_history']] == [0, 2, 3, 4, 5]
     assert [spec['type'] for spec in state['training_sources']] == ['7scenes', 'tum']
-    assert state['grid_size'] == [12, 16]
+    assert state['grid_size'] == [12, 16] and state['rotations'] == [0.0, 180.0]
     model.load_state_dict(torch.load(checkpoint, weights_only=True)['model'])
     head, _ = load_descriptor_head(str(folder / 'best.pt'), model.eval())
     assert head.dim == 16 and head.config['channels'] == 8 and head.config['stem_channels'] == 4
     assert head.stem[0][0].out_channels == 4 and head.project.in_channels == 16
+
+
+def test_a_pair_shown_rotated_has_its_targets_rotated_with_it():
+    """B shown half a turn round: every target mirrors through the image centre."""
+    from training.data.correspondences import PosedFrame
+    from training.train_descriptors import EncodedSequence, pair_target
+
+    depth = np.full((40, 60), 2.0, np.float32)
+    frames = [PosedFrame(f'f{i}', i, np.zeros((40, 60, 3), np.uint8), depth, INTRINSICS,
+                         translation(0.1 * i)) for i in range(2)]
+    sequence = EncodedSequence('wall', '7scenes', frames, (0.0, 180.0), torch.zeros(0),
+                               torch.zeros(0))
+    upright = pair_target([sequence], 0, 0, 1, (8, 12))
+    rotated = pair_target([sequence], 0, 0, 1, (8, 12), rotation_b=1)
+    assert rotated.rotation_b == 1 and upright.rotation_b == 0
+    np.testing.assert_array_equal(rotated.cells, upright.cells)
+    # In grid coordinates (cell centres at integers) the mirror of x is 11 - x, of y 7 - y.
+    np.testing.assert_allclose(rotated.grid_xy_b, [11.0, 7.0] - upright.grid_xy_b, atol=1e-6)
