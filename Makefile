@@ -47,12 +47,13 @@ test: $(PACKAGE_STAMP)
 lint: $(PACKAGE_STAMP)
 	$(PY) -m pytest -q -m linter
 
+# The node's figures for the model it starts with (int8) and the float file, alternated.
 bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.alignment_latency
 	$(PY) -m bench.ort_settings
 	$(PY) -m bench.completion_head_latency
 	$(PY) -m bench.output_subgraphs
-	$(PY) -m bench.node_latency
+	$(PY) -m bench.node_latency --model models/vd_cpu_int8.onnx --model models/vd_cpu.onnx
 	$(PY) -m bench.dds_matrix
 
 # models/vd_cpu_int8.onnx from models/vd_cpu.onnx: static int8, written only if the held-out
@@ -66,7 +67,8 @@ soak: $(PACKAGE_STAMP)
 
 # Adapt on the first part of each ../shared/data sequence, score the last part (a benchmark,
 # not a CI test: about 1.5 hours on 2 cores; writes docs/results/adaptation.md).
-adapt-bench: $(PACKAGE_STAMP)
+adapt-# The node's figures for the model it starts with (int8) and the float file, alternated.
+bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.adapt_bench $(ADAPT_BENCH_ARGS)
 
 # What tools/gpu_train.sh needs on a lent GPU machine (docs/gpu_run.md): gpu_pack/ (frames,

@@ -5,7 +5,7 @@ Usage::
     python -m training.train_descriptors --checkpoint runs/recovered/pretrain.pt \
         --config training/configs/cpu.yaml --out-dir runs/descriptors --minutes 22 \
         [--resume] [--threads 1] [--dim 128] [--channels 64] [--stem-channels 32] [--no-rgb] \
-        [--rotations 1]
+        [--rotations 8]
 
 Frames: the sources of ``data.sources`` that have ground-truth poses (7-Scenes, TUM), with
 their ``select`` ranges (the training split of the config); validation pairs from the posed
@@ -14,8 +14,8 @@ encoded once (the encoder is frozen), at ``model.img_size``, through the evaluat
 letterbox and PDE. Each step draws ``--pairs`` frame pairs of one sequence (gap uniform in the
 source type's range, direction random), keeps the cells of A's descriptor grid whose
 reprojection into B is visible (``training.data.correspondences``), up to ``--points`` per
-pair, and minimises ``info_nce_loss``. With ``--rotations N`` every frame is also encoded
-rotated in the image by N - 1 angles evenly spaced over the circle
+pair, and minimises ``info_nce_loss``. With ``--rotations N`` (default 8) every frame is
+also encoded rotated in the image by N - 1 angles evenly spaced over the circle
 (``training.data.in_plane_rotation``), and B of each pair is shown at one of the N angles
 drawn at random: a camera's roll about its optical axis is then learnt (SIFT's descriptor is
 rotation invariant by construction); validation adds each fixed pair once more, B rotated.
@@ -255,8 +255,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('--stem-channels', type=int, default=32,
                         help="width of the stem's first convolution")
     parser.add_argument('--no-rgb', action='store_true', help='token pyramid only, no stem')
-    parser.add_argument('--rotations', type=int, default=1,
-                        help='in-plane rotations B is shown at, evenly spaced (1: upright only)')
+    parser.add_argument('--rotations', type=int, default=8,
+                        help='in-plane rotations B is shown at, evenly spaced (1: upright only, '
+                        'for a camera that never rolls)')
     parser.add_argument('--val-every', type=int, default=200)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
