@@ -67,8 +67,7 @@ soak: $(PACKAGE_STAMP)
 
 # Adapt on the first part of each ../shared/data sequence, score the last part (a benchmark,
 # not a CI test: about 1.5 hours on 2 cores; writes docs/results/adaptation.md).
-adapt-# The node's figures for the model it starts with (int8) and the float file, alternated.
-bench: $(PACKAGE_STAMP)
+adapt-bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.adapt_bench $(ADAPT_BENCH_ARGS)
 
 # What tools/gpu_train.sh needs on a lent GPU machine (docs/gpu_run.md): gpu_pack/ (frames,
