@@ -3,9 +3,9 @@
 A descriptor learnt on pairs of an upright camera does not match across a roll about the
 optical axis. This prints, per posed source, the roll of B relative to A (the rotation of the
 relative pose about A's optical axis, in degrees) over the pairs the descriptor head trains on
-(every gap of ``train_descriptors.GAP_RANGES`` in the training split of the config) and over
-the test pairs of the pose evaluation (``holdout.sources``, ``HOLDOUT_POSE_GAPS``, 20 pairs per
-gap): median, 90th percentile and the share above 30 degrees.
+(every gap of ``correspondences.PAIR_GAP_RANGES`` in the training split of the config) and
+over the test pairs of the pose evaluation (``holdout.sources``, ``HOLDOUT_POSE_GAPS``, 20
+pairs per gap): median, 90th percentile and the share above 30 degrees.
 
 Usage: python -m bench.camera_roll [--config training/configs/cpu.yaml] [--pairs 20]
 """
@@ -15,12 +15,11 @@ import os
 
 import numpy as np
 
-from training.data.correspondences import load_posed_frames, POSED_TYPES
+from training.data.correspondences import load_posed_frames, PAIR_GAP_RANGES, POSED_TYPES
 from training.data.shared_paths import shared_dir
 from training.engine.config import load_config, to_plain
 from training.eval.frames import posed_holdout_sequences
 from training.eval.pose_protocol import frame_pairs, HOLDOUT_POSE_GAPS, sequence_gap
-from training.train_descriptors import GAP_RANGES
 
 
 def roll_deg(cam_to_world_a: np.ndarray, cam_to_world_b: np.ndarray) -> float:
@@ -50,7 +49,7 @@ def main() -> None:
     for spec in cfg['data']['sources']:
         if spec['type'] in POSED_TYPES:
             poses = [frame.cam_to_world for frame in load_posed_frames(spec, data)]
-            low, high = GAP_RANGES[spec['type']]
+            low, high = PAIR_GAP_RANGES[spec['type']]
             rolls = [roll_deg(poses[a], poses[a + gap]) for gap in range(low, high + 1)
                      for a in range(len(poses) - gap)]
             print(f"| {spec['root']} | training | {summary(rolls)} |")

@@ -41,7 +41,8 @@ from training.checkpoint.files import CheckpointManager, load_checkpoint
 from training.checkpoint.formats import DESCRIPTOR_FORMAT
 from training.checkpoint.heads import encoder_fingerprint
 from training.data.correspondences import (correspondences, grid_positions, inside_image,
-                                           load_posed_frames, POSED_TYPES, PosedFrame)
+                                           load_posed_frames, PAIR_GAP_RANGES, POSED_TYPES,
+                                           PosedFrame)
 from training.data.in_plane_rotation import (rotate_frame, rotate_points, rotation_angles,
                                              rotation_matrix)
 from training.data.shared_paths import command_text, report_path, shared_dir
@@ -57,9 +58,6 @@ from training.models.descriptor_head import (DescriptorHead, info_nce_loss, matc
 
 _logger = logging.getLogger(__name__)
 
-# Frame gaps drawn per source type, in the reader's frames: 7-Scenes 30 Hz (0.17-2 s), TUM's
-# every-3rd-frame lists 10 Hz (0.1-2 s).
-GAP_RANGES = {'7scenes': (2, 60), 'tum': (1, 20)}
 VAL_GAPS = (5, 10, 20, 40)
 MIN_VISIBLE = 32
 
@@ -160,7 +158,7 @@ def draw_pairs(sequences: List[EncodedSequence], count: int, rng: np.random.Gene
         if len(pairs) == count:
             break
         sequence = int(rng.integers(len(sequences)))
-        low, high = GAP_RANGES[sequences[sequence].kind]
+        low, high = PAIR_GAP_RANGES[sequences[sequence].kind]
         total = len(sequences[sequence].frames)
         gap = int(rng.integers(low, min(high, total - 1) + 1))
         a = int(rng.integers(total - gap))

@@ -27,6 +27,9 @@ TUM_FR1_INTRINSICS = (517.3, 516.5, 318.6, 255.3)
 # Its lens distortion (k1, k2, p1, p2, k3; TUM's images are not rectified).
 TUM_FR1_DISTORTION = (0.2624, -0.9531, -0.0054, 0.0026, 1.1633)
 POSED_TYPES = ('7scenes', 'tum')
+# Frame gaps of the training pairs per source type, in the reader's frames: 7-Scenes 30 Hz
+# (0.07-2 s), TUM's every-3rd-frame lists 10 Hz (0.1-2 s).
+PAIR_GAP_RANGES = {'7scenes': (2, 60), 'tum': (1, 20)}
 
 
 @dataclasses.dataclass
