@@ -153,7 +153,8 @@ class DiagnosticsListener:
                                           qos_profile('reliable'), raw=True)
         self._executor = SingleThreadedExecutor(context=context)
         self._executor.add_node(self.node)
-        threading.Thread(target=self._executor.spin, daemon=True).start()
+        self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
+        self._spinner.start()
 
     def _store(self, msg) -> None:
         for status in msg.status:
@@ -172,8 +173,13 @@ class DiagnosticsListener:
             self.values = {}
 
     def close(self) -> None:
-        """Stop spinning and destroy the node."""
+        """Stop spinning, wait for the spin thread to end, and destroy the node.
+
+        A spin thread still inside the executor when the process exits makes it abort
+        ("terminate called without an active exception").
+        """
         self._executor.shutdown(timeout_sec=2.0)
+        self._spinner.join(timeout=5.0)
         self.node.destroy_node()
 
 
