@@ -30,7 +30,8 @@ import threading
 import time
 from typing import NamedTuple
 
-from bench.ros_session import bench_source, NODE_NAME, ROOT, start_node, stop_node
+from bench.ros_session import (bench_source, NODE_NAME, ROOT, start_node, start_spinning,
+                               stop_node, stop_spinning)
 from bench.soak import load_average, SHIPPED_MODEL
 
 from vd_ros.dds_transport import BUILTIN_VARIABLE, PROFILE_PATH, PROFILE_VARIABLE
@@ -153,8 +154,7 @@ class DiagnosticsListener:
                                           qos_profile('reliable'), raw=True)
         self._executor = SingleThreadedExecutor(context=context)
         self._executor.add_node(self.node)
-        self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
-        self._spinner.start()
+        self._spinner = start_spinning(self._executor)
 
     def _store(self, msg) -> None:
         for status in msg.status:
@@ -173,13 +173,8 @@ class DiagnosticsListener:
             self.values = {}
 
     def close(self) -> None:
-        """Stop spinning, wait for the spin thread to end, and destroy the node.
-
-        A spin thread still inside the executor when the process exits makes it abort
-        ("terminate called without an active exception").
-        """
-        self._executor.shutdown(timeout_sec=2.0)
-        self._spinner.join(timeout=5.0)
+        """Stop spinning (the spin thread ended) and destroy the node."""
+        stop_spinning(self._executor, self._spinner)
         self.node.destroy_node()
 
 

@@ -186,6 +186,23 @@ class OutputRecorder(Node):
         raise RuntimeError(f'the node did not connect within {timeout} s')
 
 
+def start_spinning(executor) -> threading.Thread:
+    """Spin an rclpy executor in a daemon thread; return the thread."""
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_spinning(executor, thread: threading.Thread) -> None:
+    """Shut the executor down and wait for its spin thread to end.
+
+    A spin thread still inside the executor when the process exits makes it abort
+    ("terminate called without an active exception"; 3 of 5 ``bench.dds_matrix`` runs did).
+    """
+    executor.shutdown(timeout_sec=2.0)
+    thread.join(timeout=5.0)
+
+
 class NodeSession:
     """The node as a subprocess plus a spinning :class:`OutputRecorder`, as a context manager.
 
@@ -217,7 +234,7 @@ class NodeSession:
         self.recorder = OutputRecorder(self._topics, self._keep_messages)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.recorder)
-        threading.Thread(target=self._executor.spin, daemon=True).start()
+        self._spinner = start_spinning(self._executor)
         self.process = start_node(*self._start)
         try:
             self.recorder.wait_ready(self.process, self._timeout, self._ready_topics)
@@ -231,6 +248,6 @@ class NodeSession:
         import rclpy
 
         self.exit_code = stop_node(self.process)
-        self._executor.shutdown(timeout_sec=2.0)
+        stop_spinning(self._executor, self._spinner)
         self.recorder.destroy_node()
         rclpy.try_shutdown()
