@@ -7,7 +7,7 @@ from training.engine.evaluating import evaluating
 
 
 def two_part_model() -> torch.nn.Module:
-    """A trainable part beside a frozen part the loop holds in eval mode."""
+    """Return a model with a trainable part beside a frozen part held in eval mode."""
     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.5))
     model.train()
     model[1].eval()
