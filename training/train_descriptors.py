@@ -264,6 +264,21 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def posed_sources(cfg: Dict[str, Any]) -> Tuple[List[dict], List[dict]]:
+    """Return the training and the validation sources of the config that have poses.
+
+    Raises:
+        ValueError: If ``data.sources`` has none.
+    """
+    posed = [spec for spec in cfg['data']['sources'] if spec['type'] in POSED_TYPES]
+    val_specs = [spec for spec in (cfg.get('val') or {}).get('sources', [])
+                 if spec['type'] in POSED_TYPES]
+    if not posed:
+        raise ValueError('data.sources has no source with ground-truth poses '
+                         f'(types {POSED_TYPES})')
+    return posed, val_specs
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Train; return the exit status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -275,12 +290,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     model, provenance = load_vd_model(cfg['model'], args.checkpoint)
     model.drop_decoder()
     runner = VDRunner(model, tuple(cfg['model']['img_size']), 'cpu')
-    posed = [spec for spec in cfg['data']['sources'] if spec['type'] in POSED_TYPES]
-    val_specs = [spec for spec in (cfg.get('val') or {}).get('sources', [])
-                 if spec['type'] in POSED_TYPES]
-    if not posed:
-        raise ValueError('data.sources has no source with ground-truth poses '
-                         f'(types {POSED_TYPES})')
+    posed, val_specs = posed_sources(cfg)
     angles = rotation_angles(args.rotations)
     train_set = [encode_sequence(runner, spec, args.data, angles) for spec in posed]
     val_set = [encode_sequence(runner, spec, args.data, angles) for spec in val_specs]
