@@ -136,7 +136,7 @@ def correspondences(xy_a: np.ndarray, depth_a: np.ndarray, depth_b: np.ndarray,
     xy_b, z_b = reproject(xy_a, z_a, intrinsics_a, intrinsics_b, cam_to_world_a,
                           cam_to_world_b)
     finite = np.isfinite(xy_b).all(axis=1) & np.isfinite(z_b)
-    inside = finite & inside_image(np.nan_to_num(xy_b, nan=-1.0), depth_b.shape)
+    inside = finite & inside_image(xy_b, depth_b.shape)
     measured = pixel_lookup(depth_b, np.where(inside[:, None], xy_b, np.nan))
     tolerance = np.maximum(abs_tol_m, rel_tol * np.nan_to_num(z_b))
     visible = inside & (measured > 0.0) & (np.abs(measured - np.nan_to_num(z_b)) <= tolerance)
