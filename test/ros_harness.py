@@ -146,12 +146,14 @@ def replay_into(ros_context, node, *arguments):
 
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     result = subprocess.run(
         [sys.executable, '-m', 'vd_ros.replay', *arguments, '--wait-subscribers', '20'],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     time.sleep(1.0)
     executor.shutdown(timeout_sec=2.0)
+    spinner.join(timeout=5.0)  # a node destroyed under a spinning executor can abort the run
     node.destroy_node()
     assert result.returncode == 0, result.stderr[-2000:]
     return result
