@@ -26,7 +26,8 @@ frames where the range holds them; the run stops unless every held-out range is 
 ``MIN_SPLIT_FRAMES`` frames away from every training range of the config (and of the
 descriptor head's own training sources). Rows: ORB, SIFT, ``vd tokens`` (the ``features``
 output: final-LayerNorm'd patch tokens) and, with ``--descriptor-head`` (a
-``training/train_descriptors.py`` checkpoint on the same encoder), ``vd descriptors``.
+``training/train_descriptors.py`` checkpoint on the same encoder), ``vd descriptors`` and
+``vd descriptors sub-cell`` (the same matches placed between cells, ``refine_dense_matches``).
 Without a held-out split: the fixed 7-Scenes pairs over frames 0-399.
 
 Completion frames: when the config names a held-out split (``holdout.sources``, e.g.
@@ -36,6 +37,7 @@ source (0: all of them), one table section per source; otherwise evenly spaced f
 """
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -61,6 +63,7 @@ from training.eval.pose_protocol import (AUC_THRESHOLDS_DEG, dense_extractor,
 from training.eval.report import (completion_markdown, plot_completion_examples,
                                   plot_metric_by_pattern, plot_pose_by_gap, pose_markdown)
 from training.eval.vd_model import load_vd_model, VDRunner
+from training.models.descriptor_head import TEMPERATURE
 
 _logger = logging.getLogger(__name__)
 
@@ -263,8 +266,9 @@ def pose_extractors(runner: VDRunner | None, descriptor_head) -> dict:
     if runner is not None:
         extractors['vd tokens'] = dense_extractor(runner.dense_features)
         if descriptor_head is not None:
-            extractors['vd descriptors'] = dense_extractor(
-                lambda frame: runner.dense_descriptors(frame, descriptor_head))
+            descriptors = functools.partial(runner.dense_descriptors, head=descriptor_head)
+            extractors['vd descriptors'] = dense_extractor(descriptors)
+            extractors['vd descriptors sub-cell'] = dense_extractor(descriptors, TEMPERATURE)
     return extractors
 
 
@@ -305,8 +309,11 @@ def evaluate_pose(args: argparse.Namespace, cfg: dict, runner: VDRunner | None,
     figures = ['pose_by_gap.png']
     dense = ('vd tokens: one descriptor per ViT patch of the '
              f'{args.input_size[0]}x{args.input_size[1]} input (the features output); vd '
-             'descriptors: one per cell of the 4x finer grid of the descriptor head; depth = '
-             'median over half a cell.')
+             'descriptors: one per cell of the 4x finer grid of the descriptor head; vd '
+             'descriptors sub-cell: the same matches, each placed in B between cells by a '
+             'soft-argmax over the matched cell and its 8 neighbours (softmax of the '
+             f'similarity / {TEMPERATURE}, the training temperature); depth = median over half '
+             'a cell.')
     pipeline = ('Pipeline: descriptors -> mutual nearest neighbours (Hamming for ORB, L2 for '
                 'SIFT, cosine for dense vd features at cell centres) -> back-projection with '
                 'the measured depth (read at the matched pixel) and the camera intrinsics, the '

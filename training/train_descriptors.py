@@ -54,7 +54,7 @@ from training.engine.resume import resume_path
 from training.engine.schedule import budget_learning_rate
 from training.eval.vd_model import load_vd_model, VDRunner
 from training.models.descriptor_head import (DescriptorHead, info_nce_loss, match_accuracy,
-                                             pixels_to_grid)
+                                             pixels_to_grid, TEMPERATURE)
 
 _logger = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument('--pairs', type=int, default=4, help='frame pairs per step')
     parser.add_argument('--points', type=int, default=256, help='anchors per pair')
     parser.add_argument('--lr', type=float, default=2e-3)
-    parser.add_argument('--temperature', type=float, default=0.07)
+    parser.add_argument('--temperature', type=float, default=TEMPERATURE)
     parser.add_argument('--dim', type=int, default=128, help='descriptor width')
     parser.add_argument('--channels', type=int, default=64,
                         help='width of the token pyramid and of the stem output')

@@ -99,3 +99,50 @@ def mutual_nearest_neighbours(descriptors_a: np.ndarray,
     matcher = cv2.BFMatcher(norm, crossCheck=True)
     matches = matcher.match(descriptors_a, descriptors_b)
     return np.array([(m.queryIdx, m.trainIdx) for m in matches], int).reshape(-1, 2)
+
+
+def refine_dense_matches(anchors: np.ndarray, descriptors_b: np.ndarray,
+                         grid: tuple[int, int], cells_b: np.ndarray, image_size: tuple[int, int],
+                         temperature: float) -> np.ndarray:
+    """Place matches in a dense map between its cells: soft-argmax over the 3 x 3 neighbours.
+
+    A dense map puts a descriptor at each cell centre only (13 pixels apart for a 48-cell wide
+    map of a VGA image). For a match of an anchor to cell ``c`` of B, the position becomes the
+    mean of the centres of ``c`` and its (up to eight) neighbours weighted by
+    ``softmax(similarity / temperature)``: the temperature the descriptors trained with turns
+    similarities into the probabilities the loss fitted.
+
+    Args:
+        anchors: (M, D) unit descriptors of the matched points of A.
+        descriptors_b: (h*w, D) unit descriptors of B's map, row-major over ``grid``.
+        grid: (h, w) of B's map.
+        cells_b: (M,) matched cell index in B for each anchor.
+        image_size: (H, W) of the original image the positions refer to.
+        temperature: Softmax temperature (> 0).
+
+    Returns:
+        (M, 2) float64 positions in B's original pixels (x = column), as
+        ``dense_feature_points`` places the cell centres.
+
+    Raises:
+        ValueError: On mismatched shapes or a temperature that is not positive.
+    """
+    grid_h, grid_w = grid
+    if descriptors_b.shape[0] != grid_h * grid_w or anchors.shape[1:] != descriptors_b.shape[1:] \
+            or cells_b.shape != (anchors.shape[0],) or not temperature > 0:
+        raise ValueError(f'refine_dense_matches got anchors {anchors.shape}, map '
+                         f'{descriptors_b.shape} on grid {grid}, cells {cells_b.shape}, '
+                         f'temperature {temperature}')
+    offsets = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])  # (9, 2)
+    rows = cells_b[:, None] // grid_w + offsets[None, :, 0]  # (M, 9)
+    cols = cells_b[:, None] % grid_w + offsets[None, :, 1]  # (M, 9)
+    inside = (rows >= 0) & (rows < grid_h) & (cols >= 0) & (cols < grid_w)
+    neighbours = np.clip(rows, 0, grid_h - 1) * grid_w + np.clip(cols, 0, grid_w - 1)
+    similarity = np.einsum('md,mkd->mk', anchors, descriptors_b[neighbours])  # (M, 9)
+    logits = np.where(inside, similarity / temperature, -np.inf)
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)  # (M, 9)
+    height, width = image_size
+    x = (np.clip(cols, 0, grid_w - 1) + 0.5) * width / grid_w - 0.5  # (M, 9)
+    y = (np.clip(rows, 0, grid_h - 1) + 0.5) * height / grid_h - 0.5
+    return np.stack([(weights * x).sum(axis=1), (weights * y).sum(axis=1)], axis=1)

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from training.eval.feature_matching import (dense_feature_points, detect_keypoints,
-                                            mutual_nearest_neighbours)
+                                            mutual_nearest_neighbours, refine_dense_matches)
 from training.eval.frames import RGBDFrame, seven_scenes_frame, SEVEN_SCENES_NUM_FRAMES
 from training.eval.pose_estimation import estimate_relative_pose
 from training.eval.pose_metrics import (pose_auc, relative_pose_from_world, rotation_error_deg,
@@ -41,11 +41,16 @@ class FeatureSet:
         xy: (N, 2) pixel positions in the original image.
         descriptors: (N, D) descriptors (uint8 for binary, float32 otherwise).
         depth_radius: Window half-size for reading the depth at each position.
+        grid: (h, w) of a dense map whose cells the rows are (row-major), else None.
+        subcell_temperature: With ``grid``: place this frame's matches between cells
+            (``refine_dense_matches`` at this temperature) when it is frame B of a pair.
     """
 
     xy: np.ndarray
     descriptors: np.ndarray
     depth_radius: int
+    grid: tuple[int, int] | None = None
+    subcell_temperature: float | None = None
 
 
 FeatureExtractor = Callable[[RGBDFrame], FeatureSet]
@@ -59,11 +64,14 @@ def keypoint_extractor(method: str, max_keypoints: int = 2000) -> FeatureExtract
     return extract
 
 
-def dense_extractor(features_fn: Callable[[RGBDFrame], np.ndarray]) -> FeatureExtractor:
+def dense_extractor(features_fn: Callable[[RGBDFrame], np.ndarray],
+                    subcell_temperature: float | None = None) -> FeatureExtractor:
     """Return an extractor over a dense (D, h, w) feature map, one descriptor per patch.
 
     Args:
         features_fn: Maps a frame to its dense features covering the whole image.
+        subcell_temperature: Place matches between cells at this softmax temperature
+            (``refine_dense_matches``); None keeps the cell centres.
     """
     def extract(frame: RGBDFrame) -> FeatureSet:
         features = features_fn(frame)  # (D, h, w)
@@ -71,7 +79,7 @@ def dense_extractor(features_fn: Callable[[RGBDFrame], np.ndarray]) -> FeatureEx
         xy, descriptors = dense_feature_points(features, (height, width))
         # Read the depth over half a patch around its centre (median of valid pixels).
         radius = max(int(0.25 * min(height / features.shape[1], width / features.shape[2])), 0)
-        return FeatureSet(xy, descriptors, depth_radius=radius)
+        return FeatureSet(xy, descriptors, radius, features.shape[1:], subcell_temperature)
     return extract
 
 
@@ -153,8 +161,13 @@ def evaluate_pair(frame_a: RGBDFrame, frame_b: RGBDFrame, features_a: FeatureSet
     if frame_a.cam_to_world is None or frame_b.cam_to_world is None:
         raise ValueError(f'frames {frame_a.name}, {frame_b.name} need ground-truth poses')
     matches = mutual_nearest_neighbours(features_a.descriptors, features_b.descriptors)
+    xy_b = features_b.xy[matches[:, 1]]  # (M, 2)
+    if features_b.subcell_temperature is not None and len(matches):
+        xy_b = refine_dense_matches(features_a.descriptors[matches[:, 0]],
+                                    features_b.descriptors, features_b.grid, matches[:, 1],
+                                    frame_b.depth_m.shape, features_b.subcell_temperature)
     estimate = estimate_relative_pose(
-        features_a.xy[matches[:, 0]], features_b.xy[matches[:, 1]], frame_a.depth_m,
+        features_a.xy[matches[:, 0]], xy_b, frame_a.depth_m,
         frame_b.depth_m, frame_a.intrinsics, rng, inlier_threshold_m,
         depth_radius=features_a.depth_radius)
     if estimate.transform is None:

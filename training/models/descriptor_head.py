@@ -24,6 +24,8 @@ import torch.nn.functional as F
 
 from training.models.heads import FPNSegHead
 
+TEMPERATURE = 0.07  # InfoNCE softmax temperature the descriptors train with by default
+
 
 def _conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
     """3x3 conv (no bias) + BatchNorm + ReLU."""
@@ -107,7 +109,7 @@ def sample_descriptors(descriptors: torch.Tensor, grid_xy: torch.Tensor) -> torc
 
 
 def info_nce_loss(anchors: torch.Tensor, descriptors_b: torch.Tensor, grid_xy_b: torch.Tensor,
-                  temperature: float = 0.07, exclusion_cells: float = 1.5) -> torch.Tensor:
+                  temperature: float = TEMPERATURE, exclusion_cells: float = 1.5) -> torch.Tensor:
     """Compute the InfoNCE loss of anchors in A against the whole descriptor map of B.
 
     Args:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from training.data.correspondences import lens_distortion, TUM_FR1_DISTORTION
-from training.eval.feature_matching import dense_feature_points, mutual_nearest_neighbours
+from training.eval.feature_matching import (dense_feature_points, mutual_nearest_neighbours,
+                                            refine_dense_matches)
 from training.eval.frames import seven_scenes_frame
 from training.eval.pose_estimation import (backproject, estimate_relative_pose, Intrinsics,
                                            lookup_depth)
@@ -35,6 +36,35 @@ def test_dense_feature_points_patch_centres_and_unit_norm():
     np.testing.assert_allclose(np.linalg.norm(descriptors, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(descriptors[0] * np.linalg.norm([1.0, 7.0]), [1.0, 7.0],
                                rtol=1e-6)
+
+
+def _smooth_descriptors(xy: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
+    """Return unit descriptors (N, 2F) smooth in the position (random Fourier features)."""
+    phase = xy @ frequencies  # (N, F)
+    features = np.concatenate([np.cos(phase), np.sin(phase)], axis=1)
+    return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
+def test_refine_dense_matches_moves_toward_the_true_position():
+    """Between-cell refinement lands nearer the truth than the matched cell's centre."""
+    rng = np.random.default_rng(0)
+    grid, image = (12, 16), (120, 160)  # 10-pixel cells
+    frequencies = rng.normal(0.0, 0.05, (2, 64))  # correlation length ~20 px
+    centres, _ = dense_feature_points(np.ones((1, *grid)), image)  # (192, 2)
+    map_b = _smooth_descriptors(centres, frequencies)  # (192, 128)
+    truth = rng.uniform(15.0, 145.0, (200, 2)) * [1.0, 0.75]  # inside, away from the border
+    anchors = _smooth_descriptors(truth, frequencies)
+    cells = np.argmax(anchors @ map_b.T, axis=1)  # nearest cell of each true position
+    refined = refine_dense_matches(anchors, map_b, grid, cells, image, temperature=0.02)
+    coarse_error = np.linalg.norm(centres[cells] - truth, axis=1)
+    refined_error = np.linalg.norm(refined - truth, axis=1)
+    assert np.median(refined_error) < 0.7 * np.median(coarse_error)
+    # A very low temperature is the arg-max: the cell centre itself.
+    np.testing.assert_allclose(
+        refine_dense_matches(anchors, map_b, grid, cells, image, temperature=1e-6),
+        centres[cells], atol=1e-6)
+    with pytest.raises(ValueError):
+        refine_dense_matches(anchors, map_b, grid, cells[:5], image, temperature=0.07)
 
 
 def test_backproject_and_depth_lookup():
