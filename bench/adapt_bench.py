@@ -68,11 +68,10 @@ def head_and_export(checkpoint: str, heads: Optional[str], config: str, name: st
     """Train a completion head on ``checkpoint`` without the sequence, export; return path."""
     out = os.path.join(work, f'{name}.onnx')
     head_dir = os.path.join(work, f'{name}_head')
-    if not os.path.isdir(os.path.join(head_dir, 'checkpoints')):
-        run([sys.executable, '-m', 'training.train_completion', '--config', CPU_CONFIG,
-             '--config', config, '--checkpoint', checkpoint,
-             '--minutes', str(args.fair_minutes), '--out-dir', head_dir],
-            os.path.join(work, 'log.txt'))
+    run([sys.executable, '-m', 'training.train_completion', '--config', CPU_CONFIG,
+         '--config', config, '--checkpoint', checkpoint,
+         '--minutes', str(args.fair_minutes), '--out-dir', head_dir],
+        os.path.join(work, 'log.txt'))
     checkpoints = sorted(os.listdir(os.path.join(head_dir, 'checkpoints')))
     head = os.path.join(head_dir, 'checkpoints', [c for c in checkpoints if c.startswith(
         'step_')][-1])
