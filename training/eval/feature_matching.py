@@ -101,8 +101,8 @@ def mutual_nearest_neighbours(descriptors_a: np.ndarray,
     return np.array([(m.queryIdx, m.trainIdx) for m in matches], int).reshape(-1, 2)
 
 
-def refine_dense_matches(anchors: np.ndarray, descriptors_b: np.ndarray,
-                         grid: tuple[int, int], cells_b: np.ndarray, image_size: tuple[int, int],
+def refine_dense_matches(anchors: np.ndarray, descriptors_b: np.ndarray, centres_b: np.ndarray,
+                         grid: tuple[int, int], cells_b: np.ndarray,
                          temperature: float) -> np.ndarray:
     """Place matches in a dense map between its cells: soft-argmax over the 3 x 3 neighbours.
 
@@ -115,24 +115,25 @@ def refine_dense_matches(anchors: np.ndarray, descriptors_b: np.ndarray,
     Args:
         anchors: (M, D) unit descriptors of the matched points of A.
         descriptors_b: (h*w, D) unit descriptors of B's map, row-major over ``grid``.
+        centres_b: (h*w, 2) the cells' centres in B's pixels, as ``dense_feature_points``
+            returns them.
         grid: (h, w) of B's map.
         cells_b: (M,) matched cell index in B for each anchor.
-        image_size: (H, W) of the original image the positions refer to.
         temperature: Softmax temperature (> 0).
 
     Returns:
-        (M, 2) float64 positions in B's original pixels (x = column), as
-        ``dense_feature_points`` places the cell centres.
+        (M, 2) float64 positions in B's pixels (x = column).
 
     Raises:
         ValueError: On mismatched shapes or a temperature that is not positive.
     """
     grid_h, grid_w = grid
-    if descriptors_b.shape[0] != grid_h * grid_w or anchors.shape[1:] != descriptors_b.shape[1:] \
+    if descriptors_b.shape[0] != grid_h * grid_w or centres_b.shape != (grid_h * grid_w, 2) \
+            or anchors.shape[1:] != descriptors_b.shape[1:] \
             or cells_b.shape != (anchors.shape[0],) or not temperature > 0:
         raise ValueError(f'refine_dense_matches got anchors {anchors.shape}, map '
-                         f'{descriptors_b.shape} on grid {grid}, cells {cells_b.shape}, '
-                         f'temperature {temperature}')
+                         f'{descriptors_b.shape}, centres {centres_b.shape} on grid {grid}, '
+                         f'cells {cells_b.shape}, temperature {temperature}')
     offsets = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])  # (9, 2)
     rows = cells_b[:, None] // grid_w + offsets[None, :, 0]  # (M, 9)
     cols = cells_b[:, None] % grid_w + offsets[None, :, 1]  # (M, 9)
@@ -142,7 +143,4 @@ def refine_dense_matches(anchors: np.ndarray, descriptors_b: np.ndarray,
     logits = np.where(inside, similarity / temperature, -np.inf)
     weights = np.exp(logits - logits.max(axis=1, keepdims=True))
     weights /= weights.sum(axis=1, keepdims=True)  # (M, 9)
-    height, width = image_size
-    x = (np.clip(cols, 0, grid_w - 1) + 0.5) * width / grid_w - 0.5  # (M, 9)
-    y = (np.clip(rows, 0, grid_h - 1) + 0.5) * height / grid_h - 0.5
-    return np.stack([(weights * x).sum(axis=1), (weights * y).sum(axis=1)], axis=1)
+    return np.einsum('mk,mkc->mc', weights, centres_b[neighbours])  # (M, 2)

@@ -164,8 +164,8 @@ def evaluate_pair(frame_a: RGBDFrame, frame_b: RGBDFrame, features_a: FeatureSet
     xy_b = features_b.xy[matches[:, 1]]  # (M, 2)
     if features_b.subcell_temperature is not None and len(matches):
         xy_b = refine_dense_matches(features_a.descriptors[matches[:, 0]],
-                                    features_b.descriptors, features_b.grid, matches[:, 1],
-                                    frame_b.depth_m.shape, features_b.subcell_temperature)
+                                    features_b.descriptors, features_b.xy, features_b.grid,
+                                    matches[:, 1], features_b.subcell_temperature)
     estimate = estimate_relative_pose(
         features_a.xy[matches[:, 0]], xy_b, frame_a.depth_m,
         frame_b.depth_m, frame_a.intrinsics, rng, inlier_threshold_m,

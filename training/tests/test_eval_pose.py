@@ -55,16 +55,16 @@ def test_refine_dense_matches_moves_toward_the_true_position():
     truth = rng.uniform(15.0, 145.0, (200, 2)) * [1.0, 0.75]  # inside, away from the border
     anchors = _smooth_descriptors(truth, frequencies)
     cells = np.argmax(anchors @ map_b.T, axis=1)  # nearest cell of each true position
-    refined = refine_dense_matches(anchors, map_b, grid, cells, image, temperature=0.02)
+    refined = refine_dense_matches(anchors, map_b, centres, grid, cells, temperature=0.02)
     coarse_error = np.linalg.norm(centres[cells] - truth, axis=1)
     refined_error = np.linalg.norm(refined - truth, axis=1)
     assert np.median(refined_error) < 0.7 * np.median(coarse_error)
     # A very low temperature is the arg-max: the cell centre itself.
     np.testing.assert_allclose(
-        refine_dense_matches(anchors, map_b, grid, cells, image, temperature=1e-6),
+        refine_dense_matches(anchors, map_b, centres, grid, cells, temperature=1e-6),
         centres[cells], atol=1e-6)
     with pytest.raises(ValueError):
-        refine_dense_matches(anchors, map_b, grid, cells[:5], image, temperature=0.07)
+        refine_dense_matches(anchors, map_b, centres, grid, cells[:5], temperature=0.07)
 
 
 def test_backproject_and_depth_lookup():
