@@ -5,9 +5,10 @@ camera driver is) through the node (another process) over real DDS with every ou
 subscribed (``~/depth/confidence`` too for a model with ``depth_uncertainty``, unless
 ``--confidence off``), once without
 and once with ``~/points``, and prints for each run: the sustained
-output rate, the end-to-end latency (input stamp to ``~/depth`` received) p50/p99 (and p50 of
-the first and the second half of the run: a queue would make it grow) and to the last output
-of each frame (every subscribed topic received), the drops by cause, the
+output rate, the end-to-end latency (input stamp to ``~/depth`` received) p50/p99 (and both
+for the first and the second half of the run: a queue would make them grow) and to the last
+output of each frame (every subscribed topic received), the drops by cause, the CPU each
+process used while the camera sent (node, camera, this recorder: cores busy), the
 node's time per frame split into the model call and everything else (non-model work: its wall
 time, and its CPU time, which leaves out the waits for a core and for the GIL) with the
 p50 of every stage (from ``/diagnostics``), and the node's peak resident memory. The same
@@ -38,6 +39,7 @@ import os
 import tempfile
 import time
 
+from bench.process_cpu import CpuWindow
 from bench.ros_session import bench_frames, NodeSession, start_replay
 from bench.vd_export import bench_model
 import numpy as np
@@ -123,7 +125,15 @@ def run_node(model_path: str, providers, args, folder: str, points: bool,
                      parameters, topics, timeout=120.0, keep_messages=False) as session:
         camera = start_replay(args.rate, loops, FRAMES,
                               os.path.join(folder, f'replay_{name}.log'))
-        camera.wait(timeout=3 * args.seconds + 60)
+        cpu = CpuWindow({'node': session.process.pid, 'camera': camera.pid,
+                         'recorder': os.getpid()})
+        deadline = time.monotonic() + 3 * args.seconds + 60
+        while camera.poll() is None and time.monotonic() < deadline:
+            if not cpu.started and session.recorder.received['depth']:
+                cpu.start()  # from the first answer to the camera's last frame
+            cpu.sample()
+            time.sleep(0.1)
+        camera.wait(timeout=max(deadline - time.monotonic(), 1.0))
         time.sleep(3.0)  # the last frame and a diagnostics period
         diagnostics = dict(session.recorder.diagnostics)
         rss = peak_rss_mb(session.process.pid)
@@ -145,7 +155,7 @@ def run_node(model_path: str, providers, args, folder: str, points: bool,
             'received': {topic: len(messages)
                          for topic, messages in session.recorder.received.items()},
             'latencies': latencies, 'last_output': last_output, 'stages': stages,
-            'rss_mb': rss,
+            'rss_mb': rss, 'cpu_cores': cpu.cores(),
             'rate': (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 else 0.0,
             'drops': {key[len('drops.'):]: int(value) for key, value in diagnostics.items()
                       if key.startswith('drops.') and value != '0'}}
@@ -290,8 +300,10 @@ def report(run: dict, args) -> None:
         half = latencies.size // 2
         print(f'  end-to-end latency (stamp -> ~/depth received) p50 '
               f'{np.percentile(latencies, 50):.1f} ms, p99 {np.percentile(latencies, 99):.1f} '
-              f'ms; p50 first half {np.median(latencies[:max(half, 1)]):.1f} ms, second half '
-              f'{np.median(latencies[half:]):.1f} ms')
+              f'ms; first half p50 / p99 {np.median(latencies[:max(half, 1)]):.1f} / '
+              f'{np.percentile(latencies[:max(half, 1)], 99):.1f} ms, second half '
+              f'{np.median(latencies[half:]):.1f} / {np.percentile(latencies[half:], 99):.1f} '
+              'ms')
     if run['last_output'].size:
         print(f'  latency to the last output of a frame p50 '
               f'{np.percentile(run["last_output"], 50):.1f} ms, p99 '
@@ -299,8 +311,16 @@ def report(run: dict, args) -> None:
     print(f'  per frame p50: model {stages.get("model", np.nan):.1f} ms, non-model '
           f'{non_model_ms(stages):.1f} ms wall ({stages.get("non_model_cpu", np.nan):.1f} ms '
           f'CPU); peak RSS {run["rss_mb"]:.0f} MB')
+    print('  CPU while the camera sent [cores]: ' + cpu_text(run['cpu_cores'])
+          + f' (of {os.cpu_count()})')
     print('  stages p50 ms: ' + ', '.join(
         f'{name} {value:.1f}' for name, value in stages.items()))
+
+
+def cpu_text(cores: dict) -> str:
+    """Return 'node 1.10, camera 0.20, ...; all 1.45' for :meth:`CpuWindow.cores`."""
+    return (', '.join(f'{name} {value:.2f}' for name, value in cores.items())
+            + f'; all {sum(cores.values()):.2f}')
 
 
 def non_model_ms(stages: dict) -> float:
@@ -308,6 +328,14 @@ def non_model_ms(stages: dict) -> float:
     if 'non_model' in stages:
         return stages['non_model']
     return stages.get('process', np.nan) - stages.get('model', np.nan)
+
+
+def half_p99_text(latencies: np.ndarray) -> str:
+    """Return 'p99 of the first half / p99 of the second' of a run's latencies, or '-'."""
+    if latencies.size < 2:
+        return '-'
+    half = latencies.size // 2
+    return f'{np.percentile(latencies[:half], 99):.0f} / {np.percentile(latencies[half:], 99):.0f}'
 
 
 def summary(bare: np.ndarray, runs: list, input_rate: float) -> None:
@@ -337,6 +365,10 @@ def summary(bare: np.ndarray, runs: list, input_rate: float) -> None:
                 for r in runs]),
             ('drops by cause', ['-'] + [', '.join(f'{c} {n}' for c, n in r['drops'].items())
                                         or 'none' for r in runs]),
+            ('latency p99, first / second half [ms]', ['-'] + [
+                half_p99_text(r['latencies']) for r in runs]),
+            ('CPU while the camera sent [cores]', ['-'] + [
+                cpu_text(r['cpu_cores']) for r in runs]),
             ('peak RSS [MB]', ['-'] + [f'{r["rss_mb"]:.0f}' for r in runs])]
     print('\n| figure | ' + ' | '.join(names) + ' |')
     print('|---|' + '---:|' * len(names))
