@@ -61,9 +61,9 @@ def test_sub_sessions_answer_as_the_full_graph_once_built(full_path, caplog, mon
     full = reference.run(rgb, pde)
     wanted = ['completed_depth', 'depth_uncertainty']
     with caplog.at_level(logging.INFO, logger='vd_ros.inference'):
-        model.session_for(wanted)
+        model.sub_graph_for(wanted)
         model.wait_for_sub_sessions()
-    sub = model.session_for(wanted)
+    sub = model.sub_graph_for(wanted).early
     assert sub is not model.session and [o.name for o in sub.get_outputs()] == wanted
     assert 'now computed by their sub-graph (5 of 10 nodes)' in caplog.text
     for names in (wanted, ['features'], ['descriptors', 'seg_logits']):
@@ -73,12 +73,13 @@ def test_sub_sessions_answer_as_the_full_graph_once_built(full_path, caplog, mon
         assert sorted(out) == sorted(names)
         for name in names:
             np.testing.assert_array_equal(out[name], full[name])
-    assert model.session_for(model.output_names) is model.session  # everything: the full graph
+    # everything: the full graph
+    assert model.sub_graph_for(model.output_names).early is model.session
     monkeypatch.setattr('vd_ros.inference.MAX_SUB_SESSIONS', 3)  # three sets are built
-    assert model.session_for(['depth']) is model.session
+    assert model.sub_graph_for(['depth']).early is model.session
     model.wait_for_sub_sessions()
-    assert model.session_for(['depth']) is model.session
-    assert reference.session_for(wanted) is reference.session
+    assert model.sub_graph_for(['depth']).early is model.session
+    assert reference.sub_graph_for(wanted).early is reference.session
 
 
 def test_the_full_graph_answers_while_a_sub_graph_is_built(full_path, monkeypatch):
@@ -91,12 +92,12 @@ def test_the_full_graph_answers_while_a_sub_graph_is_built(full_path, monkeypatc
 
     monkeypatch.setattr('vd_ros.inference.prune_outputs', slow)
     rgb, pde = inputs(model.contract)
-    assert model.session_for(['depth']) is model.session
+    assert model.sub_graph_for(['depth']).early is model.session
     assert list(model.run(rgb, pde, ['depth'])) == ['depth']  # answered by the full graph
-    assert model.session_for(['depth']) is model.session
+    assert model.sub_graph_for(['depth']).early is model.session
     release.set()
     model.wait_for_sub_sessions()
-    assert model.session_for(['depth']) is not model.session
+    assert model.sub_graph_for(['depth']).early is not model.session
 
 
 def test_a_sub_graph_that_cannot_be_built_leaves_the_full_graph_answering(
@@ -112,6 +113,6 @@ def test_a_sub_graph_that_cannot_be_built_leaves_the_full_graph_answering(
         model.run(rgb, pde, ['depth'])
         model.wait_for_sub_sessions()
         out = model.run(rgb, pde, ['depth'])
-    assert model.session_for(['depth']) is model.session and list(out) == ['depth']
+    assert model.sub_graph_for(['depth']).early is model.session and list(out) == ['depth']
     assert "no sub-graph session for outputs ['depth'] (no such graph)" in caplog.text
     assert caplog.text.count('no sub-graph session') == 1

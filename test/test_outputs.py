@@ -170,12 +170,12 @@ def test_confidence_is_published_and_pixels_below_the_threshold_are_dropped_ever
     out.publish(frame(measured, {'depth.min_confidence': 0.5}),
                 {'completed_depth': predicted, 'depth_uncertainty': uncertainty})
     topics = [topic for topic, _ in sent]
-    assert topics == ['depth/confidence', 'depth', 'depth/camera_info', 'points']
-    confidence = image_to_array(sent[0][1])
+    assert topics == ['depth', 'depth/camera_info', 'depth/confidence', 'points']  # depth first
+    confidence = image_to_array(sent[2][1])
     assert confidence[0, 0] == 1.0  # measured
     np.testing.assert_allclose(confidence[1:, :35], np.exp(-0.1), rtol=1e-5)
     np.testing.assert_allclose(confidence[:, 36:], np.exp(-2.0), rtol=1e-5)
-    depth = image_to_array(sent[1][1])
+    depth = image_to_array(sent[0][1])
     assert depth[0, 0] == 1.5 and np.isnan(depth[:, 36:]).all()
     np.testing.assert_array_equal(depth[1:, :35], 2.0)
     cloud = sent[3][1]

@@ -14,6 +14,7 @@ import pytest
 
 from vd_ros.diagnostics import NodeStatistics
 from vd_ros.frame_check import FrameDropped
+from vd_ros.inference import StagedOutputs
 from vd_ros.pipeline import Pipeline
 from vd_ros.stage_timer import StageTimer
 
@@ -22,18 +23,49 @@ SETTINGS = {'depth.min_confidence': 0.0, 'max_input_pixels': H * W}
 
 
 class Model:
-    """Returns the requested outputs; records each call."""
+    """Returns the requested outputs in one part; records each call."""
 
     def __init__(self, error=None):
         self.contract = tiny_contract()
         self.output_names = self.contract.outputs
-        self.calls, self.error = [], error
+        self.calls, self.error, self.prepared = [], error, []
 
-    def run(self, rgb_in, pde, outputs):
+    def run_staged(self, rgb_in, pde, outputs):
         self.calls.append((rgb_in.shape, list(outputs)))
         if self.error:
             raise self.error
-        return {name: np.zeros((1, 1, H, W), np.float32) for name in outputs}
+        return StagedOutputs({name: np.zeros((1, 1, H, W), np.float32) for name in outputs},
+                             1e-6)
+
+    def prepare(self, outputs):
+        self.prepared.append(list(outputs))
+
+
+class LatePart:
+    """The late part of a split call: records the thread it runs in."""
+
+    def __init__(self, error=None):
+        self.threads, self.error = [], error
+
+    def run(self, names, feeds):
+        self.threads.append(threading.current_thread().name)
+        if self.error:
+            raise self.error
+        return [feeds['cut'] + 1.0 for _ in names]
+
+
+class SplitModel(Model):
+    """Computes 'completed_depth' in a late part (``vd_ros.graph_split``)."""
+
+    def __init__(self, late):
+        super().__init__()
+        self.late = late
+
+    def run_staged(self, rgb_in, pde, outputs):
+        early = super().run_staged(rgb_in, pde, [name for name in outputs
+                                                 if name != 'completed_depth'])
+        cut = np.zeros((1, 1, H, W), np.float32)
+        return StagedOutputs(early.early, 1e-6, self.late, {'cut': cut}, ['completed_depth'])
 
 
 class Outputs:
@@ -95,6 +127,46 @@ def test_a_pair_goes_through_both_threads_and_its_outputs_are_published_with_its
     stages = {key.rsplit('_p', 1)[0] for key in part._stages.snapshot()}
     assert stages == {'stage_decode', 'stage_prepare_inputs', 'stage_model', 'stage_process',
                       'stage_non_model', 'stage_non_model_cpu'}
+
+
+def test_a_split_call_runs_its_late_part_in_the_second_stage_and_times_it():
+    late, outputs = LatePart(), Outputs(('depth', 'completed_depth'))
+    part, stats, drops = pipeline(SplitModel(late), outputs)
+    part.start()
+    try:
+        part.put(msg(3), msg(3), time.monotonic())
+        wait(lambda: stats.snapshot()['frames_processed'] == 1)
+    finally:
+        part.stop()
+    assert drops == [] and late.threads == ['vd_ros_outputs']
+    frame, result = outputs.published[0]
+    assert sorted(result) == ['completed_depth', 'depth']
+    np.testing.assert_array_equal(result['completed_depth'], np.ones((1, 1, H, W)))
+    assert 'stage_model_late_p50_ms' in part._stages.snapshot()
+
+
+def test_a_failed_late_part_is_a_model_error_drop_and_the_worker_goes_on():
+    late = LatePart(RuntimeError('late ORT failed'))
+    outputs = Outputs(('completed_depth',))
+    part, stats, drops = pipeline(SplitModel(late), outputs)
+    part.start()
+    try:
+        part.put(msg(1), msg(1), time.monotonic())
+        wait(lambda: len(drops) == 1)
+        late.error = None
+        part.put(msg(2), msg(2), time.monotonic())
+        wait(lambda: stats.snapshot()['frames_processed'] == 1)
+    finally:
+        part.stop()
+    assert drops == [('model_error', 'RuntimeError: late ORT failed')]
+    assert [frame.header.stamp for frame, _ in outputs.published] == [2]
+
+
+def test_prepare_asks_the_model_for_the_sessions_of_the_subscribed_outputs():
+    model = Model()
+    part, _, _ = pipeline(model, Outputs(('depth', 'features')))
+    part.prepare()
+    assert model.prepared == [['depth', 'features']]
 
 
 def test_without_a_subscriber_the_model_does_not_run_and_the_pair_is_unobserved():

@@ -6,6 +6,9 @@ contract (``shared/docs/model-contract.md``), picks execution providers and repo
 is really active. :meth:`VDModel.run` computes only the outputs asked for: on the CPU provider
 through a session over the sub-graph that feeds them (``vd_ros.graph_prune``), built in the
 background the first time a set of outputs is asked for (the full graph answers until then).
+:meth:`VDModel.run_staged` runs such a sub-graph in two parts (``vd_ros.graph_split``): the
+completion head's outputs come from :meth:`StagedOutputs.complete`, which another thread may
+call while this one runs the next frame's first part.
 """
 
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -21,6 +24,7 @@ import onnxruntime as ort
 from vd_ros.core.contract import (
     ContractError, INPUT_NAMES, METADATA_KEY, ModelContract, parse_metadata)
 from vd_ros.graph_prune import prune_outputs
+from vd_ros.graph_split import LATE_OUTPUTS, split_outputs
 
 _logger = logging.getLogger(__name__)
 
@@ -30,6 +34,34 @@ CPU = 'CPUExecutionProvider'
 DEFAULT_PROVIDERS = (CUDA, CPU)
 PROVIDER_ALIASES = {'tensorrt': TENSORRT, 'trt': TENSORRT, 'cuda': CUDA, 'cpu': CPU}
 MAX_SUB_SESSIONS = 8  # output sets with a session of their own; further sets run the full graph
+
+
+class StagedOutputs:
+    """The outputs of one :meth:`VDModel.run_staged` call, the late part still to run.
+
+    Attributes:
+        early: Output name -> array, computed by the first part (all of them when the call
+            was not split).
+        early_s: Wall seconds of the first part.
+    """
+
+    def __init__(self, early: dict, early_s: float, late: ort.InferenceSession = None,
+                 late_feeds: dict = None, late_names=()):
+        """Keep the first part's outputs and what the late part reads."""
+        self.early, self.early_s = early, early_s
+        self._late, self._feeds, self._names = late, late_feeds, list(late_names)
+
+    @property
+    def split(self) -> bool:
+        """Whether a late part remains to run."""
+        return self._late is not None
+
+    def complete(self) -> dict:
+        """Run the late part (if any) and return every output asked for, name -> array."""
+        if self._late is None:
+            return dict(self.early)
+        late = dict(zip(self._names, self._late.run(self._names, self._feeds)))
+        return {**self.early, **late}
 
 
 def auto_intra_op_threads() -> int:
@@ -94,6 +126,36 @@ def provider_options(name: str, tensorrt_cache_path: str = '', tensorrt_fp16: bo
     return {}
 
 
+class SubGraph:
+    """The session(s) of one set of outputs: one session, or an early and a late part.
+
+    Attributes:
+        early: Session of the (first) part.
+        early_names: The outputs it is asked for (with a late part, the cut tensors too).
+        late: Session of the completion head's part, or None.
+        late_inputs: The late part's inputs (graph inputs and cut tensors).
+        late_names: The outputs the late part computes.
+    """
+
+    def __init__(self, early: ort.InferenceSession, early_names, late=None, late_inputs=(),
+                 late_names=()):
+        """Keep the parts."""
+        self.early, self.early_names = early, list(early_names)
+        self.late, self.late_inputs, self.late_names = late, list(late_inputs), list(late_names)
+
+    def start(self, feeds: dict, names) -> StagedOutputs:
+        """Run the early part on ``feeds``; the result's ``complete`` runs the late one."""
+        started = time.perf_counter()
+        values = dict(zip(self.early_names, self.early.run(self.early_names, feeds)))
+        early_s = time.perf_counter() - started
+        if self.late is None:
+            return StagedOutputs(values, early_s)
+        late_feeds = {name: feeds[name] if name in feeds else values[name]
+                      for name in self.late_inputs}
+        return StagedOutputs({name: values[name] for name in names if name in values}, early_s,
+                             self.late, late_feeds, self.late_names)
+
+
 class VDModel:
     """An exported Vanishing Depth model run with ONNX Runtime.
 
@@ -106,10 +168,13 @@ class VDModel:
         intra_op_threads: ORT intra-op threads in use.
         prunes: Whether :meth:`run` uses sub-graph sessions (CPU provider only: a TensorRT or
             CUDA session per output set would build its engines again).
+        splits: Whether :meth:`run_staged` runs the completion head as a late part (CPU
+            provider only, as ``prunes``).
     """
 
     def __init__(self, path: str, providers=DEFAULT_PROVIDERS, tensorrt_cache_path: str = '',
-                 tensorrt_fp16: bool = True, intra_op_threads: int = 0, prune: bool = True):
+                 tensorrt_fp16: bool = True, intra_op_threads: int = 0, prune: bool = True,
+                 split: bool = True):
         """Open and validate a model file.
 
         Args:
@@ -119,6 +184,7 @@ class VDModel:
             tensorrt_fp16: Allow fp16 TensorRT engines.
             intra_op_threads: ORT intra-op threads; 0 = :func:`auto_intra_op_threads`.
             prune: Run a call that asks for some outputs on the sub-graph that feeds them.
+            split: Let :meth:`run_staged` run the completion head apart (needs ``prune``).
 
         Raises:
             ModelLoadError: The file is missing or not a loadable ONNX model.
@@ -156,7 +222,9 @@ class VDModel:
         self._check_graph()
         self._log_providers()
         self.prunes = prune and self.active_provider == CPU
-        self._sub_sessions = {}  # frozenset of output names -> Future of a session
+        self.splits = split and self.prunes and any(name in self.output_names
+                                                    for name in LATE_OUTPUTS)
+        self._sub_sessions = {}  # (frozenset of output names, split) -> Future of SubGraph
         self._lock = threading.Lock()
         self._builder = None
 
@@ -238,6 +306,25 @@ class VDModel:
         Raises:
             ValueError: Wrong input shape or dtype, or an output the model does not have.
         """
+        return self._run(rgb_in, pde, outputs, split=False).complete()
+
+    def run_staged(self, rgb_in: np.ndarray, pde: np.ndarray, outputs=None) -> StagedOutputs:
+        """Run the first part of the model; :meth:`StagedOutputs.complete` runs the rest.
+
+        With ``splits`` and a completion-head output asked for, the first part computes every
+        other output asked for and what the head reads, and ``complete`` runs the head (in any
+        thread). Otherwise (or until the two parts' sessions are built) the first part computes
+        everything. Arguments and errors as :meth:`run`.
+        """
+        return self._run(rgb_in, pde, outputs, split=self.splits)
+
+    def prepare(self, outputs) -> None:
+        """Start building the session(s) :meth:`run_staged` will use for ``outputs``."""
+        if outputs:
+            self.sub_graph_for(outputs, self.splits and any(name in LATE_OUTPUTS
+                                                            for name in outputs))
+
+    def _run(self, rgb_in, pde, outputs, split: bool) -> StagedOutputs:
         names = list(self.output_names if outputs is None else outputs)
         unknown = [name for name in names if name not in self.output_names]
         if unknown:
@@ -250,48 +337,70 @@ class VDModel:
                     f'input {name} is {array.dtype}{list(array.shape)}, model expects '
                     f'float32{expected[name]}')
         if not names:
-            return {}
-        return dict(zip(names, self.session_for(names).run(names, feeds)))
+            return StagedOutputs({}, 0.0)
+        split = split and any(name in LATE_OUTPUTS for name in names)
+        return self.sub_graph_for(names, split).start(feeds, names)
 
-    def session_for(self, names) -> ort.InferenceSession:
-        """Return the session to compute ``names`` with: their sub-graph's once it is built.
+    def sub_graph_for(self, names, split: bool = False) -> 'SubGraph':
+        """Return the session(s) to compute ``names`` with: their sub-graph's once it is built.
 
-        The first call for a set of outputs starts building that sub-graph's session in a
-        background thread and returns the full session; so does every call until it is ready,
-        every call after a build failed (logged once), and every call for a set beyond the
-        first ``MAX_SUB_SESSIONS``.
+        The first call for a set of outputs (and ``split``) starts building that sub-graph's
+        session (its two parts' with ``split``) in a background thread and returns the full
+        session; so does every call until it is ready, every call after a build failed (logged
+        once), and every call for a set beyond the first ``MAX_SUB_SESSIONS``.
         """
         wanted = frozenset(names)
-        if not self.prunes or wanted == frozenset(self.output_names):
-            return self.session
+        full = SubGraph(self.session, sorted(wanted))
+        if not self.prunes or (wanted == frozenset(self.output_names) and not split):
+            return full
+        key = (wanted, split)
         with self._lock:
-            future = self._sub_sessions.get(wanted)
+            future = self._sub_sessions.get(key)
             if future is None and len(self._sub_sessions) >= MAX_SUB_SESSIONS:
-                return self.session
+                return full
             if future is None:
                 if self._builder is None:
                     self._builder = ThreadPoolExecutor(1, thread_name_prefix='vd_subgraph')
-                future = self._sub_sessions[wanted] = self._builder.submit(
-                    self._build_sub_session, sorted(wanted))
+                future = self._sub_sessions[key] = self._builder.submit(
+                    self._build_sub_graph, sorted(wanted), split)
         if not future.done() or future.exception() is not None:
-            return self.session
+            return full
         return future.result()
 
-    def _build_sub_session(self, names) -> ort.InferenceSession:
+    def _session(self, proto: onnx.ModelProto) -> ort.InferenceSession:
+        return ort.InferenceSession(proto.SerializeToString(), sess_options=self._options,
+                                    providers=self._providers)
+
+    def _build_sub_graph(self, names, split: bool) -> 'SubGraph':
         started = time.perf_counter()
         try:
             model = onnx.load_from_string(self._file)
-            pruned = prune_outputs(model, names)
-            session = ort.InferenceSession(pruned.SerializeToString(),
-                                           sess_options=self._options, providers=self._providers)
+            if split:
+                early, late, cut = split_outputs(model, names)
+                late_names = [name for name in names if name in LATE_OUTPUTS]
+                early_names = [name for name in names if name not in LATE_OUTPUTS]
+                graph = SubGraph(self._session(early),
+                                 list(dict.fromkeys(early_names + cut)),
+                                 self._session(late), [value.name for value in late.graph.input],
+                                 late_names)
+                nodes = f'{len(early.graph.node)} + {len(late.graph.node)}'
+            else:
+                pruned = prune_outputs(model, names)
+                graph = SubGraph(self._session(pruned), names)
+                nodes = str(len(pruned.graph.node))
+            # One call on zeros: the first call of a session allocates its memory, so the first
+            # frame it answers would be slow.
+            shapes = self.expected_shapes()
+            graph.start({name: np.zeros(shapes[name], np.float32) for name in INPUT_NAMES},
+                        names).complete()
         except Exception as error:  # as in __init__; the full session keeps answering
             _logger.warning('%s: no sub-graph session for outputs %s (%s); the full graph '
                             'computes them', self.path, names, error)
             raise
-        _logger.info('%s: outputs %s now computed by their sub-graph (%d of %d nodes), built '
-                     'in %.2f s', self.path, names, len(pruned.graph.node),
+        _logger.info('%s: outputs %s now computed by their sub-graph%s (%s of %d nodes), built '
+                     'in %.2f s', self.path, names, ' in two parts' if split else '', nodes,
                      len(model.graph.node), time.perf_counter() - started)
-        return session
+        return graph
 
     def wait_for_sub_sessions(self, timeout: float = None) -> None:
         """Block until every sub-graph session asked for so far is built (or failed)."""

@@ -55,6 +55,11 @@ class LatestMailbox:
             return item
 
     @property
+    def pending(self) -> bool:
+        """Whether an item waits to be taken."""
+        return self._item is not None
+
+    @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
         return self._closed

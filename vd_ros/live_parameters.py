@@ -25,6 +25,8 @@ PARAMETERS = {
     'tensorrt_cache_path': ('', "TensorRT engine cache folder ('' = no cache)", None),
     'intra_op_threads': (0, 'ONNX Runtime intra-op CPU threads (0 = all CPUs but one, at least 1)',
                          (0, 256)),
+    'split_model': (True, 'run the completion head in the second worker thread, beside the '
+                    'post-processing (CPU provider; false: the whole model in the first)', None),
     'qos': ('sensor_data', "input QoS: 'sensor_data' (best effort) or 'reliable'", None),
     'sync.slop': (0.02, 'largest RGB-depth stamp difference in a pair, seconds', (0.0, 1.0)),
     'sync.queue_size': (5, 'messages kept per input while waiting for a partner', (1, 100)),

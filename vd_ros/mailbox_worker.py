@@ -37,6 +37,11 @@ class MailboxWorker:
         """Hand ``item`` to the thread; return True when it replaced an unhandled item."""
         return self._mailbox.put(item)
 
+    @property
+    def pending(self) -> bool:
+        """Whether an item waits for the thread."""
+        return self._mailbox.pending
+
     def hand_over(self, item, timeout: float = 5.0) -> bool:
         """Wait until the thread has taken the previous item, then hand ``item`` to it.
 

@@ -46,8 +46,8 @@ class ModelFrame(NamedTuple):
         letterbox: Camera -> model input mapping.
         settings: The parameter values the frame is processed with.
         received: ``time.monotonic()`` when the pair arrived.
-        model_s: Duration of the model call.
-        first_stage_s: Duration of decode, preparation and model call.
+        model_s: Duration of the model call in the first stage (its early part when split).
+        first_stage_s: Duration of decode, preparation and that model call.
         prepare_cpu_s: CPU time of this frame's thread for decode and preparation.
     """
 
@@ -218,12 +218,12 @@ class OutputPublisher:
             if confidence is not None:
                 completed = drop_unconfident(completed, confidence,
                                              settings['depth.min_confidence'])
-                if self._wanted('depth/confidence'):
-                    self._outputs['depth/confidence'].publish(
-                        array_to_image(confidence, '32FC1', header))
             if self._wanted('depth', 'depth/camera_info'):
                 self._outputs['depth'].publish(array_to_image(completed, '32FC1', header))
                 self._outputs['depth/camera_info'].publish(camera_info_with(info, header))
+            if confidence is not None and self._wanted('depth/confidence'):  # after the depth
+                self._outputs['depth/confidence'].publish(
+                    array_to_image(confidence, '32FC1', header))
         if self._wanted('points'):
             with self.stages.stage('points'):  # depth_to_points skips the NaN pixels
                 points, colours = depth_to_points(completed, info.k, frame.rgb,

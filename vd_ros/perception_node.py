@@ -155,7 +155,7 @@ class PerceptionNode(LifecycleNode):
         """Load ``path`` with the node's providers, TensorRT cache and threads."""
         p = self.parameters.values
         return VDModel(path, p['providers'], os.path.expanduser(p['tensorrt_cache_path']),
-                       intra_op_threads=p['intra_op_threads'])
+                       intra_op_threads=p['intra_op_threads'], split=p['split_model'])
 
     def _swap_model(self, model: VDModel) -> None:
         """Serve the next frames with ``model`` (``ros2 param set model_path``)."""
@@ -254,6 +254,9 @@ class PerceptionNode(LifecycleNode):
             pipeline.put(rgb, depth, time.monotonic())
 
     def _publish_diagnostics(self) -> None:
+        pipeline = self._pipeline
+        if pipeline is not None:  # sessions for today's subscribers, built before frames come
+            pipeline.prepare()
         watch = self._input_watch  # counts of the latest activation
         self._diagnostics.publish(self._status.array(
             self.stats.snapshot(), self.model, self.sync_implementation, self.stages.snapshot(),

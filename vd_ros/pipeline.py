@@ -3,9 +3,10 @@
 The subscription callbacks only :meth:`Pipeline.put` the newest RGB-depth pair; the first stage
 (:meth:`Pipeline.process`, its own thread) decodes and checks it (``vd_ros.frame_check``),
 prepares the inputs and runs the model on the outputs somebody subscribes to, and hands the
-outputs over to the second stage (:meth:`Pipeline.publish_outputs`, another thread), which
-post-processes and publishes them (``vd_ros.outputs``) while the first already runs the model on
-the next pair (:mod:`vd_ros.mailbox_worker`). A slow stage drops frames (counted as ``stale``)
+outputs over to the second stage (:meth:`Pipeline.publish_outputs`, another thread), which runs
+the model's late part (the completion head, ``vd_ros.graph_split``) and post-processes and
+publishes the outputs (``vd_ros.outputs``) while the first already runs the model on the next
+pair (:mod:`vd_ros.mailbox_worker`). A slow stage drops frames (counted as ``stale``)
 instead of queueing them, and latency stays bounded. A pair that fails a check is counted and
 logged by cause; a bug in a stage too (``processing_error``): the workers go on.
 """
@@ -17,13 +18,16 @@ from typing import Callable
 from vd_ros.core.preprocess import EmptyDepthError, prepare_inputs
 from vd_ros.diagnostics import NodeStatistics
 from vd_ros.frame_check import FrameDropped
+from vd_ros.inference import StagedOutputs
 from vd_ros.mailbox_worker import MailboxWorker
 from vd_ros.outputs import ModelFrame, OutputPublisher
 from vd_ros.stage_timer import StageTimer
 
-# The second stage starts a frame once the first has prepared the next pair (and runs the model,
-# which frees the GIL), or after this long when no pair comes: on 2 cores the preparation, on
-# the critical path, then no longer competes with the post-processing for the GIL.
+# When the first stage has the next pair in hand (or waiting), the second stage starts a frame
+# once that pair is prepared (the first stage then runs the model, which frees the GIL), or
+# after this long: on 2 cores the preparation, on the critical path, then does not compete
+# with the post-processing for the GIL. When no pair is there yet it starts at once: waiting
+# for the camera's next frame would only add latency.
 OUTPUT_GATE_S = 0.033
 
 
@@ -58,6 +62,7 @@ class Pipeline:
         self.settings = settings()
         self.last_computed = []
         self._next_prepared = threading.Event()
+        self._preparing = False  # the first stage decodes or prepares a pair
         self._worker = self._output_worker = None
 
     @property
@@ -76,6 +81,12 @@ class Pipeline:
             if worker is not None:
                 worker.close()
         self._worker = self._output_worker = None
+
+    def prepare(self) -> None:
+        """Start building the model sessions the outputs subscribed now need (returns at once)."""
+        model = self._model()
+        if model is not None:
+            model.prepare(self.outputs.computed(model, self._settings()['depth.min_confidence']))
 
     def put(self, rgb_msg, depth_msg, received: float) -> None:
         """Hand a pair to the first stage; a pair it had not taken yet is dropped as stale."""
@@ -102,6 +113,7 @@ class Pipeline:
         Raises:
             FrameDropped: For bad input or a failed model call (counted by the caller).
         """
+        self._preparing = True
         model = self._model()  # one model for the whole frame, whatever a swap does meanwhile
         outputs = self.outputs.computed(model, self._settings()['depth.min_confidence'])
         self.settings = self._settings()  # one consistent set for the whole frame
@@ -109,14 +121,14 @@ class Pipeline:
         try:
             self._infer(model, rgb_msg, depth_msg, received, outputs)
         except BaseException:
-            self._next_prepared.set()  # a dropped pair: the second stage need not wait for it
+            self._prepared()  # a dropped pair: the second stage need not wait for it
             raise
 
     def _infer(self, model, rgb_msg, depth_msg, received: float, outputs: list) -> None:
         """Decode and prepare one pair, run the model, hand the outputs to the second stage."""
         if not outputs:
             self._stats.count_unobserved()
-            self._next_prepared.set()
+            self._prepared()
             return
         start, start_cpu = time.perf_counter(), time.thread_time()
         with self._stages.stage('decode'):
@@ -128,32 +140,50 @@ class Pipeline:
             raise FrameDropped('empty_depth', str(error))
         except ValueError as error:
             raise FrameDropped('size_mismatch', str(error))
-        self._next_prepared.set()  # the previous frame's post-processing may start now
+        self._prepared()  # the previous frame's post-processing may start now
         prepare_cpu_s = time.thread_time() - start_cpu
-        model_start = time.perf_counter()
-        try:
-            result = model.run(rgb_in, pde, outputs)
+        try:  # with a completion head, its part runs in the second stage (vd_ros.graph_split)
+            staged = model.run_staged(rgb_in, pde, outputs)
         except Exception as error:  # ORT raises pybind classes with no common base
             raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
-        model_s = time.perf_counter() - model_start
-        self._stages.record('model', model_s)
+        self._stages.record('model', staged.early_s)
         frame = ModelFrame(rgb_msg.header, rgb, depth, info, letterbox, self.settings, received,
-                           model_s, time.perf_counter() - start, prepare_cpu_s)
+                           staged.early_s, time.perf_counter() - start, prepare_cpu_s)
         worker = self._output_worker
         self._next_prepared.clear()
-        if worker is not None and worker.hand_over((frame, result)):
+        if worker is not None and worker.hand_over((frame, staged)):
             self._stats.count_drop('stale')
 
-    def publish_outputs(self, frame: ModelFrame, result: dict) -> None:
-        """Second stage: turn the model outputs of one frame into messages and publish them."""
-        self._next_prepared.wait(OUTPUT_GATE_S)
+    def _prepared(self) -> None:
+        """Let the second stage start its frame: the first has prepared (or dropped) its pair."""
+        self._preparing = False
+        self._next_prepared.set()
+
+    def publish_outputs(self, frame: ModelFrame, staged: StagedOutputs) -> None:
+        """Second stage: run the model's late part, then publish the frame's outputs.
+
+        Raises:
+            FrameDropped: The late part of the model call failed (counted by the caller).
+        """
+        worker = self._worker
+        if self._preparing or (worker is not None and worker.pending):
+            self._next_prepared.wait(OUTPUT_GATE_S)
+        start = time.perf_counter()
+        try:
+            result = staged.complete()  # runs the late part when the call was split
+        except Exception as error:  # as in the first stage
+            raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
+        late_s = time.perf_counter() - start
+        if staged.split:
+            self._stages.record('model_late', late_s)
         start, start_cpu = time.perf_counter(), time.thread_time()
         self.outputs.publish(frame, result)
-        process_s = frame.first_stage_s + time.perf_counter() - start
-        self._stages.record('process', process_s)
-        self._stages.record('non_model', process_s - frame.model_s)
+        non_model_s = frame.first_stage_s - frame.model_s + time.perf_counter() - start
+        model_s = frame.model_s + late_s
+        self._stages.record('process', model_s + non_model_s)
+        self._stages.record('non_model', non_model_s)
         # The CPU time of the same work: the wall time less the waits for a core (other
         # processes) and for the GIL (the executor thread).
         self._stages.record('non_model_cpu',
                             frame.prepare_cpu_s + time.thread_time() - start_cpu)
-        self._stats.record_frame(time.monotonic() - frame.received, frame.model_s)
+        self._stats.record_frame(time.monotonic() - frame.received, model_s)

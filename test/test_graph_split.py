@@ -1,0 +1,127 @@
+"""The model cut before the completion head: two parts that compute what the whole graph does."""
+
+import logging
+
+from contract_model import build_contract_model, tiny_contract
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, TensorProto
+import onnxruntime as ort
+import pytest
+
+from vd_ros.graph_split import split_outputs
+from vd_ros.inference import VDModel
+
+
+@pytest.fixture(scope='module')
+def full_path(tmp_path_factory):
+    """Return the tiny model with every optional output (nodes listed in contract_model)."""
+    path = tmp_path_factory.mktemp('split') / 'full.onnx'
+    build_contract_model(str(path), tiny_contract(completed_depth=True, depth_uncertainty=True,
+                                                  descriptors=True))
+    return str(path)
+
+
+def inputs(contract, seed=0):
+    rng = np.random.default_rng(seed)
+    height, width = contract.input_size
+    return (rng.random((1, 3, height, width), dtype=np.float32),
+            rng.random((1, contract.pde.channels, height, width), dtype=np.float32))
+
+
+def head_graph() -> onnx.ModelProto:
+    """Return a head that reads two tensors of the rest and a float16 weight both parts cast.
+
+    depth = relu(x) + weight, other = -inner with inner = 2 x (outputs of the rest);
+    completed_depth = depth * inner + weight (the head).
+    """
+    half = numpy_helper.from_array(np.full((1, 4), 0.5, np.float16), 'weight16')
+    two = numpy_helper.from_array(np.full((1, 4), 2.0, np.float32), 'two')
+    nodes = [helper.make_node('Cast', ['weight16'], ['weight'], to=TensorProto.FLOAT),
+             helper.make_node('Mul', ['x', 'two'], ['inner']),
+             helper.make_node('Neg', ['inner'], ['other']),
+             helper.make_node('Relu', ['x'], ['relu']),
+             helper.make_node('Add', ['relu', 'weight'], ['depth']),
+             helper.make_node('Mul', ['depth', 'inner'], ['product']),
+             helper.make_node('Add', ['product', 'weight'], ['completed_depth'])]
+    value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4])  # noqa
+    graph = helper.make_graph(nodes, 'head', [value('x')],
+                              [value('depth'), value('other'), value('completed_depth')],
+                              [half, two])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)], ir_version=8)
+
+
+def run(model: onnx.ModelProto, feeds: dict) -> dict:
+    session = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
+    names = [value.name for value in session.get_outputs()]
+    return dict(zip(names, session.run(names, {
+        value.name: feeds[value.name] for value in session.get_inputs()})))
+
+
+def test_the_cut_passes_the_inner_tensors_and_each_part_casts_its_own_weights():
+    model = head_graph()
+    early, late, cut = split_outputs(model, ['depth', 'completed_depth'])
+    assert cut == ['depth', 'inner']  # the Cast of constants is no cut: both parts compute it
+    assert [node.op_type for node in late.graph.node] == ['Cast', 'Mul', 'Add']
+    assert [value.name for value in late.graph.input] == ['depth', 'inner']
+    assert [value.name for value in early.graph.output] == ['depth', 'inner']
+    onnx.checker.check_model(early)
+    onnx.checker.check_model(late)
+    x = np.array([[-1.0, 0.0, 1.5, 3.0]], np.float32)
+    whole, first = run(model, {'x': x}), run(early, {'x': x})
+    second = run(late, {'x': x, **first})
+    np.testing.assert_array_equal(first['depth'], whole['depth'])
+    np.testing.assert_array_equal(second['completed_depth'], whole['completed_depth'])
+
+
+def test_a_split_needs_a_head_output_with_nodes_of_its_own():
+    model = head_graph()
+    with pytest.raises(ValueError, match='nothing to split'):
+        split_outputs(model, ['depth'])
+    shared = head_graph()
+    shared.graph.node[-1].output[0] = 'late'  # completed_depth now also feeds depth
+    shared.graph.node.append(helper.make_node('Identity', ['late'], ['completed_depth']))
+    shared.graph.node.append(helper.make_node('Neg', ['completed_depth'], ['depth2']))
+    shared.graph.output.append(helper.make_tensor_value_info('depth2', TensorProto.FLOAT,
+                                                             [1, 4]))  # the rest reads it
+    with pytest.raises(ValueError, match='no nodes of their own'):
+        split_outputs(shared, ['completed_depth'])
+
+
+def test_staged_runs_give_the_full_graph_outputs_once_built(full_path, caplog):
+    model = VDModel(full_path, providers=['cpu'])
+    assert model.splits
+    rgb, pde = inputs(model.contract)
+    full = VDModel(full_path, providers=['cpu'], prune=False).run(rgb, pde)
+    wanted = ['depth', 'completed_depth', 'depth_uncertainty', 'features']
+    first = model.run_staged(rgb, pde, wanted)  # split or not: built in the background
+    assert sorted(first.complete()) == sorted(wanted)
+    with caplog.at_level(logging.INFO, logger='vd_ros.inference'):
+        model.prepare(wanted)
+        model.wait_for_sub_sessions()
+    assert 'in two parts' in caplog.text
+    staged = model.run_staged(rgb, pde, wanted)
+    assert staged.split and sorted(staged.early) == ['depth', 'features']
+    out = staged.complete()
+    assert sorted(out) == sorted(wanted)
+    for name in wanted:
+        np.testing.assert_array_equal(out[name], full[name])
+    late_only = model.run_staged(rgb, pde, ['completed_depth'])  # 'depth' only as the cut
+    model.wait_for_sub_sessions()
+    late_only = model.run_staged(rgb, pde, ['completed_depth'])
+    assert late_only.split and late_only.early == {}
+    np.testing.assert_array_equal(late_only.complete()['completed_depth'],
+                                  full['completed_depth'])
+
+
+def test_without_split_or_a_head_output_the_first_part_computes_everything(full_path):
+    plain = VDModel(full_path, providers=['cpu'], split=False)
+    rgb, pde = inputs(plain.contract)
+    plain.prepare(['completed_depth'])
+    plain.wait_for_sub_sessions()
+    assert not plain.splits and not plain.run_staged(rgb, pde, ['completed_depth']).split
+    model = VDModel(full_path, providers=['cpu'])
+    model.prepare(['features'])
+    model.wait_for_sub_sessions()
+    staged = model.run_staged(rgb, pde, ['features'])
+    assert not staged.split and list(staged.complete()) == ['features']
