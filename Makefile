@@ -53,7 +53,7 @@ bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.ort_settings
 	$(PY) -m bench.completion_head_latency
 	$(PY) -m bench.output_subgraphs
-	$(PY) -m bench.node_latency --model models/vd_cpu_int8.onnx --model models/vd_cpu.onnx
+	$(PY) -m bench.node_latency --model models/vd_cpu_int8.onnx --model models/vd_cpu.onnx --seconds 60
 	$(PY) -m bench.dds_matrix
 
 # models/vd_cpu_int8.onnx from models/vd_cpu.onnx: static int8, written only if the held-out
