@@ -6,6 +6,7 @@ one warning the node logs for it, and that a healthy input gets none.
 """
 
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from std_msgs.msg import Header
 
 from vd_ros.diagnostics import status_values
 from vd_ros.image_codec import array_to_image
-from vd_ros.input_watch import LOSS_WINDOW_S, SILENCE_S
+from vd_ros.input_watch import InputWatch, LOSS_WINDOW_S, SILENCE_S
 from vd_ros.messages import rectified_camera_info
 
 WAIT_S = SILENCE_S + 3.0
@@ -78,3 +79,40 @@ def test_images_lost_against_camera_info_are_counted_and_named(perception):
     assert 'even reliable (qos: reliable)' in losses[0] and 'Fix: give the camera' in losses[0]
     harness.wait_for(lambda: harness.diagnostics and status_values(harness.diagnostics[-1])[
         'received.rgb'] == str(counts['rgb']), 5.0, 'the counts on /diagnostics')
+
+
+class FakeNode:
+    """What InputWatch uses of a node, without ROS: no timer, a list of warnings."""
+
+    def __init__(self):
+        self.logged = []
+
+    def create_timer(self, period, callback):
+        return None
+
+    def get_logger(self):
+        return SimpleNamespace(warning=self.logged.append)
+
+    def get_publishers_info_by_topic(self, topic):
+        return [None]  # one publisher, matched
+
+
+def test_a_short_stream_that_starts_late_in_a_window_is_judged_when_it_stops():
+    subscriptions = {name: SimpleNamespace(topic_name=f'/{name}', get_publisher_count=lambda: 1)
+                     for name in ('rgb', 'depth', 'camera_info')}
+    node = FakeNode()
+    watch = InputWatch(node, subscriptions, 'camera_info', True, 'the vd_ros profile')
+    start = time.monotonic()
+    # The timer checks every 0.5 s from the start. The camera sends 3 s at 30 Hz from 2.5 s on,
+    # its first 8 RGB images lost (a link that starts badly): a window fixed at the watch's
+    # start would hold 15 frames, too few to judge, and the next one none lost.
+    for tick in range(7 * 30):
+        frame = tick - 75
+        if 0 <= frame < 90:
+            for name in ('depth', 'camera_info') if frame < 8 else subscriptions:
+                watch.count(name)
+        if tick % 15 == 0:
+            watch.check(start + tick / 30.0)
+    assert watch.counts == {'rgb': 82, 'depth': 90, 'camera_info': 90}
+    assert len(node.logged) == 1 and node.logged[0].startswith('/rgb: ') \
+        and 'images are lost' in node.logged[0], node.logged

@@ -11,7 +11,9 @@ publisher, nothing (or only camera_info) arrives, and no error is raised anywher
   reach this process with the Fast DDS set-ups of the two);
 * an image input that gets fewer than :data:`LOSS_FRACTION` of the camera frames whose
   camera_info arrived within :data:`LOSS_WINDOW_S` (camera-sized samples lost on the way: a
-  sender's shared-memory segment smaller than one image and a best-effort subscription).
+  sender's shared-memory segment smaller than one image and a best-effort subscription). A
+  window starts with the stream's first camera_info and ends after :data:`LOSS_WINDOW_S`, or
+  early when camera_info stops: a short recording's losses are judged too.
 """
 
 import threading
@@ -60,7 +62,8 @@ class InputWatch:
         self._warned = set()
         self._last = dict.fromkeys(self._subscriptions)  # monotonic time of the last message
         self._waiting_since = {}  # (input, 'match' | 'message') -> monotonic time
-        self._window = (time.monotonic(), dict(self.counts))
+        self._window = (time.monotonic(), dict(self.counts))  # (start, counts at the start)
+        self._reference_seen = 0  # reference messages counted at the last check
         self._timer = node.create_timer(CHECK_PERIOD_S, self.check)
 
     def count(self, name: str) -> None:
@@ -77,7 +80,11 @@ class InputWatch:
         for name, subscription in self._subscriptions.items():
             self._check_silence(name, subscription, last[name], now)
         start, before = self._window
-        if now - start >= LOSS_WINDOW_S:
+        stopped = counts[self._reference] == self._reference_seen  # none since the last check
+        self._reference_seen = counts[self._reference]
+        if counts[self._reference] == before[self._reference]:
+            self._window = (now, counts)  # no frame yet: the window starts with the first
+        elif now - start >= LOSS_WINDOW_S or stopped:
             self._window = (now, counts)
             self._check_losses({name: counts[name] - before[name] for name in counts},
                                now - start)
