@@ -125,3 +125,22 @@ def test_without_split_or_a_head_output_the_first_part_computes_everything(full_
     model.wait_for_sub_sessions()
     staged = model.run_staged(rgb, pde, ['features'])
     assert not staged.split and list(staged.complete()) == ['features']
+
+
+def test_a_head_without_nodes_of_its_own_runs_pruned_in_one_part(tmp_path, monkeypatch, caplog):
+    path = tmp_path / 'full.onnx'
+    build_contract_model(str(path), tiny_contract(completed_depth=True))
+
+    def no_cut(model, names):
+        raise ValueError('no nodes of their own: no cut')
+
+    monkeypatch.setattr('vd_ros.inference.split_outputs', no_cut)
+    model = VDModel(str(path), providers=['cpu'])
+    rgb, pde = inputs(model.contract)
+    with caplog.at_level(logging.INFO, logger='vd_ros.inference'):
+        model.prepare(['completed_depth'])
+        model.wait_for_sub_sessions()
+    staged = model.run_staged(rgb, pde, ['completed_depth'])
+    assert not staged.split and list(staged.complete()) == ['completed_depth']
+    assert model.sub_graph_for(['completed_depth'], True).early is not model.session
+    assert 'run in one part (no nodes of their own: no cut)' in caplog.text

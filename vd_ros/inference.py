@@ -375,19 +375,7 @@ class VDModel:
         started = time.perf_counter()
         try:
             model = onnx.load_from_string(self._file)
-            if split:
-                early, late, cut = split_outputs(model, names)
-                late_names = [name for name in names if name in LATE_OUTPUTS]
-                early_names = [name for name in names if name not in LATE_OUTPUTS]
-                graph = SubGraph(self._session(early),
-                                 list(dict.fromkeys(early_names + cut)),
-                                 self._session(late), [value.name for value in late.graph.input],
-                                 late_names)
-                nodes = f'{len(early.graph.node)} + {len(late.graph.node)}'
-            else:
-                pruned = prune_outputs(model, names)
-                graph = SubGraph(self._session(pruned), names)
-                nodes = str(len(pruned.graph.node))
+            graph, nodes = self._parts(model, names, split)
             # One call on zeros: the first call of a session allocates its memory, so the first
             # frame it answers would be slow.
             shapes = self.expected_shapes()
@@ -398,9 +386,26 @@ class VDModel:
                             'computes them', self.path, names, error)
             raise
         _logger.info('%s: outputs %s now computed by their sub-graph%s (%s of %d nodes), built '
-                     'in %.2f s', self.path, names, ' in two parts' if split else '', nodes,
+                     'in %.2f s', self.path, names,
+                     '' if graph.late is None else ' in two parts', nodes,
                      len(model.graph.node), time.perf_counter() - started)
         return graph
+
+    def _parts(self, model: onnx.ModelProto, names, split: bool) -> tuple:
+        """Return the SubGraph of ``names`` and its node count ('early + late' when split)."""
+        if split:
+            try:
+                early, late, cut = split_outputs(model, names)
+            except ValueError as error:  # the head shares its nodes: one part
+                _logger.info('%s: outputs %s run in one part (%s)', self.path, names, error)
+            else:
+                early_names = [name for name in names if name not in LATE_OUTPUTS]
+                graph = SubGraph(self._session(early), list(dict.fromkeys(early_names + cut)),
+                                 self._session(late), [value.name for value in late.graph.input],
+                                 [name for name in names if name in LATE_OUTPUTS])
+                return graph, f'{len(early.graph.node)} + {len(late.graph.node)}'
+        pruned = prune_outputs(model, names)
+        return SubGraph(self._session(pruned), names), str(len(pruned.graph.node))
 
     def wait_for_sub_sessions(self, timeout: float = None) -> None:
         """Block until every sub-graph session asked for so far is built (or failed)."""
