@@ -94,11 +94,10 @@ def test_staged_runs_give_the_full_graph_outputs_once_built(full_path, caplog):
     rgb, pde = inputs(model.contract)
     full = VDModel(full_path, providers=['cpu'], prune=False).run(rgb, pde)
     wanted = ['depth', 'completed_depth', 'depth_uncertainty', 'features']
-    first = model.run_staged(rgb, pde, wanted)  # split or not: built in the background
-    assert sorted(first.complete()) == sorted(wanted)
     with caplog.at_level(logging.INFO, logger='vd_ros.inference'):
-        model.prepare(wanted)
+        first = model.run_staged(rgb, pde, wanted)  # split or not: built in the background
         model.wait_for_sub_sessions()
+    assert sorted(first.complete()) == sorted(wanted)
     assert 'in two parts' in caplog.text
     staged = model.run_staged(rgb, pde, wanted)
     assert staged.split and sorted(staged.early) == ['depth', 'features']

@@ -128,6 +128,9 @@ def test_only_the_outputs_behind_a_subscribed_topic_are_computed():
         'completed_depth', 'depth_uncertainty']
     # A topic the node does not publish (the model lacks the output) computes nothing.
     assert publisher(('depth/confidence',)).computed(plain, 0.5) == ['depth']
+    # Every publisher as if subscribed: the set the node builds its sessions for at the start.
+    assert publisher(()).computed(uncertain, 0.0, every_publisher=True) == [
+        'seg_logits', 'completed_depth', 'depth_uncertainty', 'features']
 
 
 def test_depth_goes_out_first_measured_kept_predicted_elsewhere_nan_out_of_range():

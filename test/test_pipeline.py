@@ -75,8 +75,8 @@ class Outputs:
         self.wanted, self.error = list(wanted), error
         self.published = []
 
-    def computed(self, model, min_confidence):
-        return self.wanted
+    def computed(self, model, min_confidence, every_publisher=False):
+        return ['every'] if every_publisher else self.wanted
 
     def publish(self, frame, result):
         if self.error:
@@ -165,8 +165,10 @@ def test_a_failed_late_part_is_a_model_error_drop_and_the_worker_goes_on():
 def test_prepare_asks_the_model_for_the_sessions_of_the_subscribed_outputs():
     model = Model()
     part, _, _ = pipeline(model, Outputs(('depth', 'features')))
+    part.start()  # the sessions of every output topic, before any subscriber
+    part.stop()
     part.prepare()
-    assert model.prepared == [['depth', 'features']]
+    assert model.prepared == [['every'], ['depth', 'features']]
 
 
 def test_without_a_subscriber_the_model_does_not_run_and_the_pair_is_unobserved():

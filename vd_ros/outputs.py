@@ -152,19 +152,25 @@ class OutputPublisher:
         return any(name in self._outputs and
                    self._outputs[name].get_subscription_count() > 0 for name in names)
 
-    def computed(self, model, min_confidence: float) -> list:
-        """Return the outputs of ``model`` to compute: those behind a subscribed topic."""
-        depth_wanted = self._wanted('depth', 'depth/camera_info', 'points')
-        computed = {'seg_logits': self._wanted('segmentation', 'segmentation/color'),
-                    depth_output(model): depth_wanted or self._wanted('depth/confidence'),
+    def computed(self, model, min_confidence: float, every_publisher: bool = False) -> list:
+        """Return the outputs of ``model`` to compute: those behind a subscribed topic.
+
+        ``every_publisher``: as if every output topic had a subscriber (the node's full set).
+        """
+        def wanted(*names) -> bool:
+            if every_publisher:
+                return any(name in self._outputs for name in names)
+            return self._wanted(*names)
+
+        depth_wanted = wanted('depth', 'depth/camera_info', 'points')
+        computed = {'seg_logits': wanted('segmentation', 'segmentation/color'),
+                    depth_output(model): depth_wanted or wanted('depth/confidence'),
                     'depth_uncertainty': 'depth_uncertainty' in model.output_names and (
-                        self._wanted('depth/confidence') or
-                        depth_wanted and min_confidence > 0),
-                    'features': self._wanted('features', 'features/camera_info',
-                                             'features/pca'),
-                    'descriptors': 'descriptors' in model.output_names and self._wanted(
+                        wanted('depth/confidence') or depth_wanted and min_confidence > 0),
+                    'features': wanted('features', 'features/camera_info', 'features/pca'),
+                    'descriptors': 'descriptors' in model.output_names and wanted(
                         'descriptors', 'descriptors/camera_info', 'descriptors/pca')}
-        return [name for name, wanted in computed.items() if wanted]
+        return [name for name, value in computed.items() if value]
 
     def publish(self, frame: ModelFrame, result: dict) -> None:
         """Publish the outputs of one frame's model ``result`` (name -> batch of one).

@@ -71,7 +71,8 @@ class Pipeline:
         return self._worker is not None
 
     def start(self) -> None:
-        """Start the two worker threads."""
+        """Start the two worker threads and the build of the sessions every output needs."""
+        self.prepare(every_publisher=True)  # the usual case; a subset is built when seen
         self._worker = MailboxWorker('vd_ros_worker', self._guarded(self.process))
         self._output_worker = MailboxWorker('vd_ros_outputs', self._guarded(self.publish_outputs))
 
@@ -82,11 +83,15 @@ class Pipeline:
                 worker.close()
         self._worker = self._output_worker = None
 
-    def prepare(self) -> None:
-        """Start building the model sessions the outputs subscribed now need (returns at once)."""
+    def prepare(self, every_publisher: bool = False) -> None:
+        """Start building the model sessions the outputs subscribed now need (returns at once).
+
+        ``every_publisher``: those of every output topic, subscribed or not.
+        """
         model = self._model()
         if model is not None:
-            model.prepare(self.outputs.computed(model, self._settings()['depth.min_confidence']))
+            model.prepare(self.outputs.computed(model, self._settings()['depth.min_confidence'],
+                                                every_publisher))
 
     def put(self, rgb_msg, depth_msg, received: float) -> None:
         """Hand a pair to the first stage; a pair it had not taken yet is dropped as stale."""
