@@ -28,6 +28,16 @@ def contract_model_file(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope='session')
+def full_model_file(tmp_path_factory):
+    """Path of the tiny contract model with every optional output (nodes in contract_model)."""
+    from contract_model import build_contract_model, tiny_contract
+    path = tmp_path_factory.mktemp('models') / 'full_contract.onnx'
+    build_contract_model(str(path), tiny_contract(completed_depth=True, depth_uncertainty=True,
+                                                  descriptors=True))
+    return str(path)
+
+
 @pytest.fixture
 def ros_context():
     """Yield an initialised rclpy context, shut down after the test."""

@@ -133,3 +133,11 @@ def build_contract_model(path: str, contract: ModelContract = None, metadata: st
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return contract
+
+
+def random_inputs(contract: ModelContract, seed: int = 0) -> tuple:
+    """Return (rgb, pde) float32 inputs of the contract's size, uniform in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    height, width = contract.input_size
+    return (rng.random((1, 3, height, width), dtype=np.float32),
+            rng.random((1, contract.pde.channels, height, width), dtype=np.float32))

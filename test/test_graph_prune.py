@@ -3,7 +3,7 @@
 import logging
 import threading
 
-from contract_model import build_contract_model, tiny_contract
+from contract_model import random_inputs
 import numpy as np
 import onnx
 from onnx import helper, TensorProto
@@ -13,24 +13,8 @@ from vd_ros.graph_prune import node_reads, prune_outputs
 from vd_ros.inference import VDModel
 
 
-@pytest.fixture(scope='module')
-def full_path(tmp_path_factory):
-    """Return the tiny model with every optional output (nodes listed in contract_model)."""
-    path = tmp_path_factory.mktemp('prune') / 'full.onnx'
-    build_contract_model(str(path), tiny_contract(completed_depth=True, depth_uncertainty=True,
-                                                  descriptors=True))
-    return str(path)
-
-
-def inputs(contract, seed=0):
-    rng = np.random.default_rng(seed)
-    height, width = contract.input_size
-    return (rng.random((1, 3, height, width), dtype=np.float32),
-            rng.random((1, contract.pde.channels, height, width), dtype=np.float32))
-
-
-def test_the_pruned_graph_keeps_exactly_the_nodes_and_weights_an_output_needs(full_path):
-    model = onnx.load(full_path)
+def test_the_pruned_graph_keeps_exactly_the_nodes_and_weights_an_output_needs(full_model_file):
+    model = onnx.load(full_model_file)
     depth_only = prune_outputs(model, ['completed_depth'])
     assert [node.op_type for node in depth_only.graph.node] == ['ReduceMean', 'Add', 'Mul']
     assert sorted(init.name for init in depth_only.graph.initializer) == [
@@ -53,11 +37,11 @@ def test_a_node_with_a_subgraph_reads_the_outer_names_it_uses():
     assert node_reads(branch) == {'cond', 'outer_x'}
 
 
-def test_sub_sessions_answer_as_the_full_graph_once_built(full_path, caplog, monkeypatch):
-    model = VDModel(full_path, providers=['cpu'])
-    reference = VDModel(full_path, providers=['cpu'], prune=False)
+def test_sub_sessions_answer_as_the_full_graph_once_built(full_model_file, caplog, monkeypatch):
+    model = VDModel(full_model_file, providers=['cpu'])
+    reference = VDModel(full_model_file, providers=['cpu'], prune=False)
     assert model.prunes and not reference.prunes
-    rgb, pde = inputs(model.contract)
+    rgb, pde = random_inputs(model.contract)
     full = reference.run(rgb, pde)
     wanted = ['completed_depth', 'depth_uncertainty']
     with caplog.at_level(logging.INFO, logger='vd_ros.inference'):
@@ -82,8 +66,8 @@ def test_sub_sessions_answer_as_the_full_graph_once_built(full_path, caplog, mon
     assert reference.sub_graph_for(wanted).early is reference.session
 
 
-def test_the_full_graph_answers_while_a_sub_graph_is_built(full_path, monkeypatch):
-    model = VDModel(full_path, providers=['cpu'])
+def test_the_full_graph_answers_while_a_sub_graph_is_built(full_model_file, monkeypatch):
+    model = VDModel(full_model_file, providers=['cpu'])
     release = threading.Event()
 
     def slow(loaded, names):
@@ -91,7 +75,7 @@ def test_the_full_graph_answers_while_a_sub_graph_is_built(full_path, monkeypatc
         return prune_outputs(loaded, names)
 
     monkeypatch.setattr('vd_ros.inference.prune_outputs', slow)
-    rgb, pde = inputs(model.contract)
+    rgb, pde = random_inputs(model.contract)
     assert model.sub_graph_for(['depth']).early is model.session
     assert list(model.run(rgb, pde, ['depth'])) == ['depth']  # answered by the full graph
     assert model.sub_graph_for(['depth']).early is model.session
@@ -101,14 +85,14 @@ def test_the_full_graph_answers_while_a_sub_graph_is_built(full_path, monkeypatc
 
 
 def test_a_sub_graph_that_cannot_be_built_leaves_the_full_graph_answering(
-        full_path, monkeypatch, caplog):
-    model = VDModel(full_path, providers=['cpu'])
+        full_model_file, monkeypatch, caplog):
+    model = VDModel(full_model_file, providers=['cpu'])
 
     def broken(loaded, names):
         raise ValueError('no such graph')
 
     monkeypatch.setattr('vd_ros.inference.prune_outputs', broken)
-    rgb, pde = inputs(model.contract)
+    rgb, pde = random_inputs(model.contract)
     with caplog.at_level(logging.WARNING, logger='vd_ros.inference'):
         model.run(rgb, pde, ['depth'])
         model.wait_for_sub_sessions()

@@ -2,7 +2,7 @@
 
 import logging
 
-from contract_model import build_contract_model, tiny_contract
+from contract_model import build_contract_model, random_inputs, tiny_contract
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, TensorProto
@@ -11,22 +11,6 @@ import pytest
 
 from vd_ros.graph_split import split_outputs
 from vd_ros.inference import VDModel
-
-
-@pytest.fixture(scope='module')
-def full_path(tmp_path_factory):
-    """Return the tiny model with every optional output (nodes listed in contract_model)."""
-    path = tmp_path_factory.mktemp('split') / 'full.onnx'
-    build_contract_model(str(path), tiny_contract(completed_depth=True, depth_uncertainty=True,
-                                                  descriptors=True))
-    return str(path)
-
-
-def inputs(contract, seed=0):
-    rng = np.random.default_rng(seed)
-    height, width = contract.input_size
-    return (rng.random((1, 3, height, width), dtype=np.float32),
-            rng.random((1, contract.pde.channels, height, width), dtype=np.float32))
 
 
 def head_graph() -> onnx.ModelProto:
@@ -88,11 +72,11 @@ def test_a_split_needs_a_head_output_with_nodes_of_its_own():
         split_outputs(shared, ['completed_depth'])
 
 
-def test_staged_runs_give_the_full_graph_outputs_once_built(full_path, caplog):
-    model = VDModel(full_path, providers=['cpu'])
+def test_staged_runs_give_the_full_graph_outputs_once_built(full_model_file, caplog):
+    model = VDModel(full_model_file, providers=['cpu'])
     assert model.splits
-    rgb, pde = inputs(model.contract)
-    full = VDModel(full_path, providers=['cpu'], prune=False).run(rgb, pde)
+    rgb, pde = random_inputs(model.contract)
+    full = VDModel(full_model_file, providers=['cpu'], prune=False).run(rgb, pde)
     wanted = ['depth', 'completed_depth', 'depth_uncertainty', 'features']
     with caplog.at_level(logging.INFO, logger='vd_ros.inference'):
         first = model.run_staged(rgb, pde, wanted)  # split or not: built in the background
@@ -113,13 +97,13 @@ def test_staged_runs_give_the_full_graph_outputs_once_built(full_path, caplog):
                                   full['completed_depth'])
 
 
-def test_without_split_or_a_head_output_the_first_part_computes_everything(full_path):
-    plain = VDModel(full_path, providers=['cpu'], split=False)
-    rgb, pde = inputs(plain.contract)
+def test_without_split_or_a_head_output_the_first_part_computes_everything(full_model_file):
+    plain = VDModel(full_model_file, providers=['cpu'], split=False)
+    rgb, pde = random_inputs(plain.contract)
     plain.prepare(['completed_depth'])
     plain.wait_for_sub_sessions()
     assert not plain.splits and not plain.run_staged(rgb, pde, ['completed_depth']).split
-    model = VDModel(full_path, providers=['cpu'])
+    model = VDModel(full_model_file, providers=['cpu'])
     model.prepare(['features'])
     model.wait_for_sub_sessions()
     staged = model.run_staged(rgb, pde, ['features'])
@@ -135,7 +119,7 @@ def test_a_head_without_nodes_of_its_own_runs_pruned_in_one_part(tmp_path, monke
 
     monkeypatch.setattr('vd_ros.inference.split_outputs', no_cut)
     model = VDModel(str(path), providers=['cpu'])
-    rgb, pde = inputs(model.contract)
+    rgb, pde = random_inputs(model.contract)
     with caplog.at_level(logging.INFO, logger='vd_ros.inference'):
         model.prepare(['completed_depth'])
         model.wait_for_sub_sessions()

@@ -45,15 +45,36 @@ def prune_outputs(model: onnx.ModelProto, outputs: Iterable[str]) -> onnx.ModelP
         if needed.intersection(node.output):
             kept.append(node)
             needed |= node_reads(node)
-    pruned = onnx.ModelProto()
-    pruned.CopyFrom(model)
-    del pruned.graph.node[:]
-    pruned.graph.node.extend(reversed(kept))
-    del pruned.graph.output[:]
-    pruned.graph.output.extend(value for value in graph.output if value.name in wanted)
-    del pruned.graph.initializer[:]
-    pruned.graph.initializer.extend(value for value in graph.initializer if value.name in needed)
-    produced = {name for node in kept for name in node.output}
-    del pruned.graph.value_info[:]
-    pruned.graph.value_info.extend(value for value in graph.value_info if value.name in produced)
-    return pruned
+    return graph_of(model, kept[::-1], wanted, list(graph.input))
+
+
+def graph_of(model: onnx.ModelProto, nodes: list, outputs: Iterable[str],
+             inputs: list) -> onnx.ModelProto:
+    """Return a copy of ``model`` whose graph runs ``nodes`` (in order) from ``inputs``.
+
+    Args:
+        model: The model whose metadata, opsets, outputs and initializers are taken.
+        nodes: Its nodes to keep, in topological order.
+        outputs: Names of the graph outputs to keep.
+        inputs: ValueInfoProto of the graph inputs.
+
+    Returns:
+        The model with only the initializers ``nodes`` read and the value_info of what they
+        compute.
+    """
+    graph, wanted = model.graph, set(outputs)
+    reads = set().union(*(node_reads(node) for node in nodes)) | wanted
+    produced = {name for node in nodes for name in node.output}
+    part = onnx.ModelProto()
+    part.CopyFrom(model)
+    del part.graph.node[:]
+    part.graph.node.extend(nodes)
+    del part.graph.input[:]
+    part.graph.input.extend(inputs)
+    del part.graph.output[:]
+    part.graph.output.extend(value for value in graph.output if value.name in wanted)
+    del part.graph.initializer[:]
+    part.graph.initializer.extend(value for value in graph.initializer if value.name in reads)
+    del part.graph.value_info[:]
+    part.graph.value_info.extend(value for value in graph.value_info if value.name in produced)
+    return part

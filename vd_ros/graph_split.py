@@ -13,7 +13,7 @@ from typing import Iterable, List, Set, Tuple
 
 import onnx
 
-from vd_ros.graph_prune import node_reads, prune_outputs
+from vd_ros.graph_prune import graph_of, node_reads, prune_outputs
 
 # The completion head's outputs: what the late part computes.
 LATE_OUTPUTS = ('completed_depth', 'depth_uncertainty')
@@ -88,8 +88,9 @@ def split_outputs(model: onnx.ModelProto, outputs: Iterable[str]) -> Tuple[
     present = {value.name for value in graph.output}
     early.graph.output.extend(typed[name] for name in cut if name not in present)
     early = prune_outputs(early, [name for name in wanted if name not in LATE_OUTPUTS] + cut)
-    return early, _late_part(model, late_nodes, late_wanted, [typed[name] for name in cut],
-                             reads), cut
+    late_inputs = [value for value in graph.input if value.name in reads]
+    late = graph_of(model, late_nodes, late_wanted, late_inputs + [typed[name] for name in cut])
+    return early, late, cut
 
 
 def _cut_types(model: onnx.ModelProto, cut: List[str]) -> dict:
@@ -107,24 +108,3 @@ def _cut_types(model: onnx.ModelProto, cut: List[str]) -> dict:
     if missing:
         raise ValueError(f'no inferred type for the cut tensors {missing}')
     return {name: known[name] for name in cut}
-
-
-def _late_part(model: onnx.ModelProto, nodes: list, outputs: List[str], cut: list,
-               reads: Set[str]) -> onnx.ModelProto:
-    """Return the graph of ``nodes`` with the ``cut`` values (ValueInfoProto) as inputs."""
-    graph = model.graph
-    late = onnx.ModelProto()
-    late.CopyFrom(model)
-    del late.graph.node[:]
-    late.graph.node.extend(nodes)
-    del late.graph.input[:]
-    late.graph.input.extend(value for value in graph.input if value.name in reads)
-    late.graph.input.extend(cut)
-    del late.graph.output[:]
-    late.graph.output.extend(value for value in graph.output if value.name in outputs)
-    del late.graph.initializer[:]
-    late.graph.initializer.extend(value for value in graph.initializer if value.name in reads)
-    produced = {name for node in nodes for name in node.output}
-    del late.graph.value_info[:]
-    late.graph.value_info.extend(value for value in graph.value_info if value.name in produced)
-    return late
