@@ -14,7 +14,7 @@ import pytest
 
 from vd_ros.diagnostics import NodeStatistics
 from vd_ros.frame_check import FrameDropped
-from vd_ros.inference import StagedOutputs
+from vd_ros.model_parts import StagedOutputs
 from vd_ros.pipeline import Pipeline
 from vd_ros.stage_timer import StageTimer
 

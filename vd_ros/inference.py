@@ -25,6 +25,7 @@ from vd_ros.core.contract import (
     ContractError, INPUT_NAMES, METADATA_KEY, ModelContract, parse_metadata)
 from vd_ros.graph_prune import prune_outputs
 from vd_ros.graph_split import LATE_OUTPUTS, split_outputs
+from vd_ros.model_parts import StagedOutputs, SubGraph
 
 _logger = logging.getLogger(__name__)
 
@@ -34,34 +35,6 @@ CPU = 'CPUExecutionProvider'
 DEFAULT_PROVIDERS = (CUDA, CPU)
 PROVIDER_ALIASES = {'tensorrt': TENSORRT, 'trt': TENSORRT, 'cuda': CUDA, 'cpu': CPU}
 MAX_SUB_SESSIONS = 8  # output sets with a session of their own; further sets run the full graph
-
-
-class StagedOutputs:
-    """The outputs of one :meth:`VDModel.run_staged` call, the late part still to run.
-
-    Attributes:
-        early: Output name -> array, computed by the first part (all of them when the call
-            was not split).
-        early_s: Wall seconds of the first part.
-    """
-
-    def __init__(self, early: dict, early_s: float, late: ort.InferenceSession = None,
-                 late_feeds: dict = None, late_names=()):
-        """Keep the first part's outputs and what the late part reads."""
-        self.early, self.early_s = early, early_s
-        self._late, self._feeds, self._names = late, late_feeds, list(late_names)
-
-    @property
-    def split(self) -> bool:
-        """Whether a late part remains to run."""
-        return self._late is not None
-
-    def complete(self) -> dict:
-        """Run the late part (if any) and return every output asked for, name -> array."""
-        if self._late is None:
-            return dict(self.early)
-        late = dict(zip(self._names, self._late.run(self._names, self._feeds)))
-        return {**self.early, **late}
 
 
 def auto_intra_op_threads() -> int:
@@ -124,36 +97,6 @@ def provider_options(name: str, tensorrt_cache_path: str = '', tensorrt_fp16: bo
                            trt_timing_cache_path=tensorrt_cache_path)
         return options
     return {}
-
-
-class SubGraph:
-    """The session(s) of one set of outputs: one session, or an early and a late part.
-
-    Attributes:
-        early: Session of the (first) part.
-        early_names: The outputs it is asked for (with a late part, the cut tensors too).
-        late: Session of the completion head's part, or None.
-        late_inputs: The late part's inputs (graph inputs and cut tensors).
-        late_names: The outputs the late part computes.
-    """
-
-    def __init__(self, early: ort.InferenceSession, early_names, late=None, late_inputs=(),
-                 late_names=()):
-        """Keep the parts."""
-        self.early, self.early_names = early, list(early_names)
-        self.late, self.late_inputs, self.late_names = late, list(late_inputs), list(late_names)
-
-    def start(self, feeds: dict, names) -> StagedOutputs:
-        """Run the early part on ``feeds``; the result's ``complete`` runs the late one."""
-        started = time.perf_counter()
-        values = dict(zip(self.early_names, self.early.run(self.early_names, feeds)))
-        early_s = time.perf_counter() - started
-        if self.late is None:
-            return StagedOutputs(values, early_s)
-        late_feeds = {name: feeds[name] if name in feeds else values[name]
-                      for name in self.late_inputs}
-        return StagedOutputs({name: values[name] for name in names if name in values}, early_s,
-                             self.late, late_feeds, self.late_names)
 
 
 class VDModel:
@@ -341,7 +284,7 @@ class VDModel:
         split = split and any(name in LATE_OUTPUTS for name in names)
         return self.sub_graph_for(names, split).start(feeds, names)
 
-    def sub_graph_for(self, names, split: bool = False) -> 'SubGraph':
+    def sub_graph_for(self, names, split: bool = False) -> SubGraph:
         """Return the session(s) to compute ``names`` with: their sub-graph's once it is built.
 
         The first call for a set of outputs (and ``split``) starts building that sub-graph's
@@ -371,7 +314,7 @@ class VDModel:
         return ort.InferenceSession(proto.SerializeToString(), sess_options=self._options,
                                     providers=self._providers)
 
-    def _build_sub_graph(self, names, split: bool) -> 'SubGraph':
+    def _build_sub_graph(self, names, split: bool) -> SubGraph:
         started = time.perf_counter()
         try:
             model = onnx.load_from_string(self._file)

@@ -18,8 +18,8 @@ from typing import Callable
 from vd_ros.core.preprocess import EmptyDepthError, prepare_inputs
 from vd_ros.diagnostics import NodeStatistics
 from vd_ros.frame_check import FrameDropped
-from vd_ros.inference import StagedOutputs
 from vd_ros.mailbox_worker import MailboxWorker
+from vd_ros.model_parts import StagedOutputs
 from vd_ros.outputs import ModelFrame, OutputPublisher
 from vd_ros.stage_timer import StageTimer
 
