@@ -155,3 +155,20 @@ def test_int8_outputs_follow_the_float_file(shipped, shipped_int8):
     assert np.median(change / ours['depth_uncertainty'][0, 0][~measured]) < 0.05  # 0.7 %
     labels, labels_int8 = ours['seg_logits'][0].argmax(0), theirs['seg_logits'][0].argmax(0)
     assert (labels == labels_int8).mean() > 0.95  # 98.3 % at making
+
+
+@pytest.mark.parametrize('path', [MODEL, INT8], ids=['float', 'int8'])
+def test_both_shipped_files_split_before_the_head_with_outputs_unchanged(path):
+    """Check: the two parts the node runs give the whole graph's outputs, bit for bit."""
+    model = VDModel(path, ['cpu'])
+    frame = load_frames('sample', count=1)[0]
+    rgb_in, pde, _ = prepare_inputs(frame.rgb, frame.depth_m, model.contract)
+    whole = model.run(rgb_in, pde)
+    model.prepare(model.output_names)
+    model.wait_for_sub_sessions()
+    staged = model.run_staged(rgb_in, pde)
+    assert staged.split and 'completed_depth' not in staged.early
+    parts = staged.complete()
+    assert sorted(parts) == sorted(whole)
+    for name, value in whole.items():
+        np.testing.assert_array_equal(parts[name], value, err_msg=name)
