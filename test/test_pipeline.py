@@ -234,3 +234,20 @@ def test_a_pair_the_first_stage_has_not_taken_is_replaced_and_counted_stale():
     assert [frame.header.stamp for frame, _ in outputs.published] == [1, 3]
     part.put(msg(4), msg(4), time.monotonic())  # stopped: nothing is taken or counted
     assert stats.snapshot()['pairs_received'] == 0 and stats.snapshot()['drops']['stale'] == 1
+
+
+def test_the_second_stage_waits_for_the_next_pair_only_when_the_first_stage_has_one():
+    outputs = Outputs(('depth',))
+    part, _, _ = pipeline(outputs=outputs)
+    waits = []
+    part._next_prepared = SimpleNamespace(wait=waits.append, set=lambda: None,
+                                          clear=lambda: None)
+    frame = SimpleNamespace(model_s=0.01, first_stage_s=0.02, prepare_cpu_s=0.0, received=0.0)
+    staged = StagedOutputs({'depth': np.zeros((1, 1, H, W), np.float32)}, 0.01)
+    part.publish_outputs(frame, staged)  # the first stage is idle: no pair to wait for
+    assert waits == [] and len(outputs.published) == 1
+    part._preparing = True  # the first stage decodes the next pair: let it prepare first
+    part.publish_outputs(frame, staged)
+    part._preparing, part._worker = False, SimpleNamespace(pending=True)  # a pair waits for it
+    part.publish_outputs(frame, staged)
+    assert len(waits) == 2 and len(outputs.published) == 3
