@@ -8,7 +8,7 @@ the nodes in their order (ONNX graphs are topologically sorted), both graph inpu
 metadata and only the initializers its nodes read; its outputs equal the full graph's.
 """
 
-from typing import Iterable, Set
+from typing import Callable, Iterable, Set
 
 import onnx
 
@@ -40,12 +40,27 @@ def prune_outputs(model: onnx.ModelProto, outputs: Iterable[str]) -> onnx.ModelP
     if unknown:
         raise ValueError(f'{unknown} are not outputs of the graph '
                          f'({[value.name for value in graph.output]})')
-    needed, kept = set(wanted), []
-    for node in reversed(graph.node):  # consumers come after producers
-        if needed.intersection(node.output):
-            kept.append(node)
+    kept = [graph.node[index] for index in sorted(ancestors(graph, wanted))]
+    return graph_of(model, kept, wanted, list(graph.input))
+
+
+def ancestors(graph: onnx.GraphProto, outputs: Iterable[str],
+              allowed: Callable[[int], bool] = None) -> Set[int]:
+    """Return the indices of the nodes that ``outputs`` depend on.
+
+    Args:
+        graph: A topologically sorted graph (as ONNX graphs are).
+        outputs: Value names to start from.
+        allowed: Whether the walk may take the node of this index and go on through its
+            inputs; None takes every node.
+    """
+    needed, indices = set(outputs), set()
+    for index in reversed(range(len(graph.node))):  # consumers come after producers
+        node = graph.node[index]
+        if needed.intersection(node.output) and (allowed is None or allowed(index)):
+            indices.add(index)
             needed |= node_reads(node)
-    return graph_of(model, kept[::-1], wanted, list(graph.input))
+    return indices
 
 
 def graph_of(model: onnx.ModelProto, nodes: list, outputs: Iterable[str],

@@ -13,21 +13,10 @@ from typing import Iterable, List, Set, Tuple
 
 import onnx
 
-from vd_ros.graph_prune import graph_of, node_reads, prune_outputs
+from vd_ros.graph_prune import ancestors, graph_of, node_reads, prune_outputs
 
 # The completion head's outputs: what the late part computes.
 LATE_OUTPUTS = ('completed_depth', 'depth_uncertainty')
-
-
-def _ancestors(graph: onnx.GraphProto, outputs: Iterable[str]) -> Set[int]:
-    """Return the indices of the nodes that ``outputs`` depend on."""
-    needed, indices = set(outputs), set()
-    for index in reversed(range(len(graph.node))):  # consumers come after producers
-        node = graph.node[index]
-        if needed.intersection(node.output):
-            indices.add(index)
-            needed |= node_reads(node)
-    return indices
 
 
 def _constant_nodes(graph: onnx.GraphProto) -> Set[int]:
@@ -64,16 +53,12 @@ def split_outputs(model: onnx.ModelProto, outputs: Iterable[str]) -> Tuple[
     if not late_wanted:
         raise ValueError(f'none of {list(LATE_OUTPUTS)} among {wanted}: nothing to split')
     others = [value.name for value in graph.output if value.name not in LATE_OUTPUTS]
-    rest = _ancestors(graph, others)
+    rest = ancestors(graph, others)
     # The late part: the head's own nodes back to the cut. A node computed from constants
     # alone (a float16-stored weight cast to float32) that both parts read, each computes.
     constant = _constant_nodes(graph)
-    needed, late_indices = set(late_wanted), set()
-    for index in reversed(range(len(graph.node))):  # consumers come after producers
-        node = graph.node[index]
-        if needed.intersection(node.output) and (index not in rest or index in constant):
-            late_indices.add(index)
-            needed |= node_reads(node)
+    late_indices = ancestors(graph, late_wanted,
+                             lambda index: index not in rest or index in constant)
     late_nodes = [graph.node[index] for index in sorted(late_indices)]
     if not late_nodes:  # the head's outputs are computed by the rest of the graph
         raise ValueError(f'{late_wanted} have no nodes of their own: no cut')
