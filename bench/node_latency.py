@@ -297,13 +297,12 @@ def report(run: dict, args) -> None:
     print(f'  output rate {run["rate"]:.2f} Hz; drops by cause: ' + (', '.join(
         f'{cause} {count}' for cause, count in run['drops'].items()) or 'none'))
     if latencies.size:
-        half = latencies.size // 2
+        first, second = halves(latencies)
         print(f'  end-to-end latency (stamp -> ~/depth received) p50 '
               f'{np.percentile(latencies, 50):.1f} ms, p99 {np.percentile(latencies, 99):.1f} '
-              f'ms; first half p50 / p99 {np.median(latencies[:max(half, 1)]):.1f} / '
-              f'{np.percentile(latencies[:max(half, 1)], 99):.1f} ms, second half '
-              f'{np.median(latencies[half:]):.1f} / {np.percentile(latencies[half:], 99):.1f} '
-              'ms')
+              f'ms; first half p50 / p99 {np.median(first):.1f} / '
+              f'{np.percentile(first, 99):.1f} ms, second half '
+              f'{np.median(second):.1f} / {np.percentile(second, 99):.1f} ms')
     if run['last_output'].size:
         print(f'  latency to the last output of a frame p50 '
               f'{np.percentile(run["last_output"], 50):.1f} ms, p99 '
@@ -330,12 +329,18 @@ def non_model_ms(stages: dict) -> float:
     return stages.get('process', np.nan) - stages.get('model', np.nan)
 
 
+def halves(latencies: np.ndarray) -> tuple:
+    """Return the first and the second half of a run's latencies (one value: it in both)."""
+    half = latencies.size // 2
+    return latencies[:max(half, 1)], latencies[half:]
+
+
 def half_p99_text(latencies: np.ndarray) -> str:
     """Return 'p99 of the first half / p99 of the second' of a run's latencies, or '-'."""
     if latencies.size < 2:
         return '-'
-    half = latencies.size // 2
-    return f'{np.percentile(latencies[:half], 99):.0f} / {np.percentile(latencies[half:], 99):.0f}'
+    first, second = halves(latencies)
+    return f'{np.percentile(first, 99):.0f} / {np.percentile(second, 99):.0f}'
 
 
 def summary(bare: np.ndarray, runs: list, input_rate: float) -> None:

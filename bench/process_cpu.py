@@ -1,5 +1,6 @@
 """CPU time of processes over a window of a benchmark run, read from Linux's /proc."""
 
+import math
 import os
 import time
 
@@ -46,7 +47,7 @@ class CpuWindow:
             return
         now, values = self._read()
         previous = self._last[1]
-        self._last = now, {name: value if value == value else previous[name]
+        self._last = now, {name: previous[name] if math.isnan(value) else value
                            for name, value in values.items()}
 
     def cores(self) -> dict:

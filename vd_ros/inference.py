@@ -259,13 +259,16 @@ class VDModel:
         thread). Otherwise (or until the two parts' sessions are built) the first part computes
         everything. Arguments and errors as :meth:`run`.
         """
-        return self._run(rgb_in, pde, outputs, split=self.splits)
+        return self._run(rgb_in, pde, outputs, split=True)
 
     def prepare(self, outputs) -> None:
         """Start building the session(s) :meth:`run_staged` will use for ``outputs``."""
         if outputs:
-            self.sub_graph_for(outputs, self.splits and any(name in LATE_OUTPUTS
-                                                            for name in outputs))
+            self.sub_graph_for(outputs, self._splits_for(outputs))
+
+    def _splits_for(self, names) -> bool:
+        """Whether a staged call for ``names`` runs in two parts (a head output among them)."""
+        return self.splits and any(name in LATE_OUTPUTS for name in names)
 
     def _run(self, rgb_in, pde, outputs, split: bool) -> StagedOutputs:
         names = list(self.output_names if outputs is None else outputs)
@@ -281,8 +284,7 @@ class VDModel:
                     f'float32{expected[name]}')
         if not names:
             return StagedOutputs({}, 0.0)
-        split = split and any(name in LATE_OUTPUTS for name in names)
-        return self.sub_graph_for(names, split).start(feeds, names)
+        return self.sub_graph_for(names, split and self._splits_for(names)).start(feeds, names)
 
     def sub_graph_for(self, names, split: bool = False) -> SubGraph:
         """Return the session(s) to compute ``names`` with: their sub-graph's once it is built.
