@@ -297,7 +297,7 @@ def account(plan: list, stamps: list, values: dict, processed_stamps: set) -> tu
         plan: Kind of every frame sent, in order.
         stamps: Colour image stamp (ns) of every frame sent.
         values: The node's final ``/diagnostics`` values (``drops.<cause>``, ``pairs_received``,
-            ``frames_processed``, ``frames_unobserved``).
+            ``frames_processed``, ``frames_unobserved``, ``camera_info_borrowed``).
         processed_stamps: Stamps (ns) of the outputs received.
 
     Returns:
@@ -309,7 +309,9 @@ def account(plan: list, stamps: list, values: dict, processed_stamps: set) -> tu
         is stale; a good frame whose image was lost on the way (an overloaded node) is rightly
         counted ``unsynced`` too, so there ``counted <= frames that never became a pair``,
         with equality to ``sent`` when no other frame failed to pair (a frame lost whole,
-        camera_info included, is invisible to the node).
+        camera_info included, is invisible to the node). A frame whose own camera_info came
+        too late is judged by another's: the camera_info causes may be over-counted, and their
+        frames processed, only as often as the node says it used another frame's.
     """
     drops = {key[len('drops.'):]: int(value) for key, value in values.items()
              if key.startswith('drops.')}
@@ -320,30 +322,39 @@ def account(plan: list, stamps: list, values: dict, processed_stamps: set) -> tu
     table = {cause: (expected[cause], drops[cause]) for cause in drops if cause != 'stale'}
     pairs = int(values['pairs_received'])
     unpaired = len(plan) - pairs
+    info_causes = {kind_of(kind).cause for kind in CAMERA_INFO_KINDS}
     problems = [f'{cause}: {counted} counted but only {sent} such frames sent'
                 for cause, (sent, counted) in table.items()
-                if counted > sent and cause != 'unsynced']
+                if counted > sent and cause != 'unsynced' and cause not in info_causes]
     unsynced_sent, unsynced_counted = table['unsynced']
     if (unsynced_counted > unpaired or unsynced_sent > unpaired or
             (unpaired == unsynced_sent and unsynced_counted != unsynced_sent)):
         problems.append(f'unsynced: {unsynced_counted} counted, {unsynced_sent} sent, '
                         f'{unpaired} frames never became a pair')
+    # A frame whose own camera_info never reached the node (lost, or later than the wait) is
+    # rightly judged by another frame's: a bad one processed with a good one, a good one dropped
+    # for a bad one. The node counts those frames (camera_info_borrowed), which bounds both.
+    processed_bad = [kind for kind, stamp in zip(plan, stamps)
+                     if kind != 'good' and kind_of(kind).cause and stamp in processed_stamps]
+    processed_info = sum(kind in CAMERA_INFO_KINDS for kind in processed_bad)
+    judged_by_another = processed_info + sum(max(0, counted - sent)
+                                             for cause, (sent, counted) in table.items()
+                                             if cause in info_causes)
+    borrowed = int(values['camera_info_borrowed'])
+    if judged_by_another > borrowed:
+        problems.append(f"{judged_by_another} frames judged by another frame's camera_info, "
+                        f'more than the {borrowed} the node gave another one')
+    wrongly = sorted({kind for kind in processed_bad if kind not in CAMERA_INFO_KINDS})
+    if wrongly:
+        problems.append(f'bad frames processed as good: {wrongly}')
     # Frames lost whole (camera_info too) on the way never reach the node, like stale ones.
     lost_whole = unpaired - unsynced_counted
     missing = sum(sent - counted for cause, (sent, counted) in table.items()
-                  if sent > counted and cause != 'unsynced')
+                  if sent > counted and cause != 'unsynced') - processed_info
     if missing > drops['stale'] + lost_whole:
         problems.append(f'{missing} bad frames not counted under their cause, more than the '
                         f'{drops["stale"]} stale drops and {lost_whole} frames lost whole '
                         'that may hide them')
-    # A frame whose bad camera_info never reached the node (lost, or later than the wait) is
-    # rightly processed with the newest one: only checked when no frame was lost.
-    lost = unpaired > unsynced_sent
-    wrongly = sorted({kind for kind, stamp in zip(plan, stamps)
-                      if kind != 'good' and kind_of(kind).cause and stamp in processed_stamps
-                      and not (lost and kind in CAMERA_INFO_KINDS)})
-    if wrongly:
-        problems.append(f'bad frames processed as good: {wrongly}')
     settled = settled_pairs(values)
     if pairs != settled:
         problems.append(f'{pairs} pairs received but {settled} processed or dropped')

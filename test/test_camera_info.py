@@ -35,14 +35,17 @@ def test_frame_waits_for_its_own_camera_info_while_the_intrinsics_change():
     start = time.monotonic()
     assert cache.lookup(101 * S, 0, WAIT_S).width == 320
     assert 0.15 < time.monotonic() - start < WAIT_S
+    assert cache.borrowed == 0  # its own
     # A newer camera_info already there: the frame's own will not come, the newest is used.
     start = time.monotonic()
     assert cache.lookup(100 * S + S // 2, 0, WAIT_S).width == 320
     assert time.monotonic() - start < 0.1
+    assert cache.borrowed == 1  # another frame's, counted
     # Nothing newer and it never comes: the newest after the wait.
     start = time.monotonic()
     assert cache.lookup(102 * S, 0, WAIT_S).header.stamp.sec == 101
     assert time.monotonic() - start >= WAIT_S
+    assert cache.borrowed == 2
 
 
 def test_a_per_frame_camera_info_is_waited_for_even_when_unchanged():
@@ -55,6 +58,24 @@ def test_a_per_frame_camera_info_is_waited_for_even_when_unchanged():
     late.start()
     info = cache.lookup(2 * S, 0, WAIT_S)
     assert info.header.stamp.sec == 2 and np.isnan(info.k[0])
+    assert cache.borrowed == 0
+
+
+def test_a_camera_info_stamped_in_the_future_does_not_end_the_wait_of_later_frames():
+    # A clock jump sent one camera_info an hour ahead; the frames after it still get their own
+    # (here a bad one, which must be counted), not the newest kept.
+    cache = CameraInfoCache()
+    cache.add(info_at(1))
+    assert cache.lookup(1 * S, 0, WAIT_S).header.stamp.sec == 1
+    cache.add(info_at(3600))
+    cache.add(info_at(2))
+    assert cache.lookup(2 * S, 0, WAIT_S).header.stamp.sec == 2
+    late = threading.Timer(0.1, cache.add, [info_at(3, fx=0.0)])
+    late.start()
+    start = time.monotonic()
+    info = cache.lookup(3 * S, 0, WAIT_S)
+    assert info.header.stamp.sec == 3 and info.k[0] == 0.0
+    assert 0.05 < time.monotonic() - start < WAIT_S and cache.borrowed == 0
 
 
 def test_unchanged_camera_info_is_used_at_once():
@@ -63,7 +84,9 @@ def test_unchanged_camera_info_is_used_at_once():
     cache.add(info_at(1))  # a latched camera: one message, stamped long ago
     start = time.monotonic()
     assert cache.lookup(500 * S, 0, WAIT_S).header.stamp.sec == 1
+    assert cache.borrowed == 1
     cache.clear()
+    assert cache.borrowed == 0
     for seconds in (2, 3):  # a fixed camera streaming the same intrinsics (NaN included)
         cache.add(info_at(seconds, fx=float('nan')))
     assert cache.lookup(4 * S, 0, WAIT_S).header.stamp.sec == 3

@@ -259,7 +259,8 @@ class PerceptionNode(LifecycleNode):
             pipeline.prepare()
         watch = self._input_watch  # counts of the latest activation
         self._diagnostics.publish(self._status.array(
-            self.stats.snapshot(), self.model, self.sync_implementation, self.stages.snapshot(),
+            {**self.stats.snapshot(), 'camera_info_borrowed': self.camera_infos.borrowed},
+            self.model, self.sync_implementation, self.stages.snapshot(),
             {} if watch is None else watch.counts, self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:

@@ -1,0 +1,44 @@
+"""bench.fuzz_frames.account: the fuzz mix's bookkeeping, on counters written by hand."""
+
+from bench.fuzz_frames import account
+from vd_ros.diagnostics import DROP_CAUSES
+
+PLAN = ['no_camera_info', 'good', 'info_size', 'good', 'depth_zero', 'good']
+STAMPS = list(range(len(PLAN)))
+
+
+def values(borrowed: int, **drops) -> dict:
+    """Diagnostics values of a node that paired every frame and counted ``drops``."""
+    counts = dict.fromkeys(DROP_CAUSES, 0)
+    counts.update(drops)
+    settled = sum(counts.values())
+    return {'pairs_received': len(PLAN), 'frames_processed': len(PLAN) - settled,
+            'frames_unobserved': 0, 'camera_info_borrowed': borrowed,
+            **{f'drops.{cause}': count for cause, count in counts.items()}}
+
+
+def test_every_frame_counted_under_its_cause_passes():
+    drops = {'camera_info_missing': 1, 'camera_info_mismatch': 1, 'empty_depth': 1}
+    table, problems = account(PLAN, STAMPS, values(0, **drops), {1, 3, 5})
+    assert problems == [] and table['camera_info_mismatch'] == (1, 1)
+
+
+def test_a_good_frame_dropped_for_another_frames_camera_info_needs_a_borrowed_one():
+    # The good frame after 'info_size' lost its own camera_info and met the bad one.
+    drops = {'camera_info_missing': 1, 'camera_info_mismatch': 2, 'empty_depth': 1}
+    assert account(PLAN, STAMPS, values(1, **drops), {1, 5})[1] == []
+    problems = account(PLAN, STAMPS, values(0, **drops), {1, 5})[1]
+    assert problems == ["1 frames judged by another frame's camera_info, more than the 0 the "
+                        'node gave another one']
+
+
+def test_a_bad_camera_info_frame_processed_needs_a_borrowed_one():
+    drops = {'camera_info_missing': 1, 'empty_depth': 1}
+    assert account(PLAN, STAMPS, values(1, **drops), {1, 2, 3, 5})[1] == []
+    assert len(account(PLAN, STAMPS, values(0, **drops), {1, 2, 3, 5})[1]) == 1
+
+
+def test_other_causes_are_never_over_counted():
+    drops = {'camera_info_missing': 1, 'camera_info_mismatch': 1, 'empty_depth': 2}
+    problems = account(PLAN, STAMPS, values(5, **drops), {1, 3})[1]
+    assert problems == ['empty_depth: 2 counted but only 1 such frames sent']
