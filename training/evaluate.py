@@ -27,7 +27,9 @@ frames where the range holds them; the run stops unless every held-out range is 
 descriptor head's own training sources). Rows: ORB, SIFT, ``vd tokens`` (the ``features``
 output: final-LayerNorm'd patch tokens) and, with ``--descriptor-head`` (a
 ``training/train_descriptors.py`` checkpoint on the same encoder), ``vd descriptors`` and
-``vd descriptors sub-cell`` (the same matches placed between cells, ``refine_dense_matches``).
+``vd descriptors sub-cell`` (the same matches placed between cells, ``refine_dense_matches``)
+and ``vd descriptors correlated`` (those placed to a fraction of a camera pixel by correlation,
+``training.eval.correlation_refinement``).
 Without a held-out split: the fixed 7-Scenes pairs over frames 0-399.
 
 Completion frames: when the config names a held-out split (``holdout.sources``, e.g.
@@ -54,6 +56,8 @@ from training.eval.completion_protocol import (baseline_methods, complete_frame,
                                                summarize_completion)
 from training.eval.confidence_protocol import run_confidence_protocol, summarize_confidence
 from training.eval.confidence_report import confidence_markdown, plot_sparsification
+from training.eval.correlation_refinement import (MIN_MATCHES, MIN_SCORE, PATCH_RADIUS,
+                                                  SEARCH_RADIUS)
 from training.eval.frames import (completion_frames, holdout_frames, posed_holdout_sequences,
                                   RGBDFrame)
 from training.eval.pose_protocol import (AUC_THRESHOLDS_DEG, dense_extractor,
@@ -269,6 +273,8 @@ def pose_extractors(runner: VDRunner | None, descriptor_head) -> dict:
             descriptors = functools.partial(runner.dense_descriptors, head=descriptor_head)
             extractors['vd descriptors'] = dense_extractor(descriptors)
             extractors['vd descriptors sub-cell'] = dense_extractor(descriptors, TEMPERATURE)
+            extractors['vd descriptors correlated'] = dense_extractor(descriptors, TEMPERATURE,
+                                                                      correlation=True)
     return extractors
 
 
@@ -313,7 +319,12 @@ def evaluate_pose(args: argparse.Namespace, cfg: dict, runner: VDRunner | None,
              'descriptors sub-cell: the same matches, each placed in B between cells by a '
              'soft-argmax over the matched cell and its 8 neighbours (softmax of the '
              f'similarity / {TEMPERATURE}, the training temperature); depth = median over half '
-             'a cell.')
+             'a cell. vd descriptors correlated: the sub-cell matches placed in B to a '
+             f'fraction of a pixel by normalised cross-correlation of {2 * PATCH_RADIUS + 1} x '
+             f'{2 * PATCH_RADIUS + 1} patches of A at camera resolution within '
+             f'{SEARCH_RADIUS} pixels of the sub-cell position, only the matches with a peak '
+             f'of at least {MIN_SCORE} kept (all when fewer than {MIN_MATCHES}), depth read at '
+             'the pixel; window, threshold and depth chosen on the validation split.')
     pipeline = ('Pipeline: descriptors -> mutual nearest neighbours (Hamming for ORB, L2 for '
                 'SIFT, cosine for dense vd features at cell centres) -> back-projection with '
                 'the measured depth (read at the matched pixel) and the camera intrinsics, the '

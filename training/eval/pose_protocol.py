@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from training.eval.correlation_refinement import correlated_matches
 from training.eval.feature_matching import (dense_feature_points, detect_keypoints,
                                             mutual_nearest_neighbours, refine_dense_matches)
 from training.eval.frames import RGBDFrame, seven_scenes_frame, SEVEN_SCENES_NUM_FRAMES
@@ -44,6 +45,9 @@ class FeatureSet:
         grid: (h, w) of a dense map whose cells the rows are (row-major), else None.
         subcell_temperature: With ``grid``: place this frame's matches between cells
             (``refine_dense_matches`` at this temperature) when it is frame B of a pair.
+        correlation: With ``subcell_temperature``: then place them to a fraction of a camera
+            pixel by correlation (``correlated_matches``), keep the placed ones and read
+            their depth at the pixel.
     """
 
     xy: np.ndarray
@@ -51,6 +55,7 @@ class FeatureSet:
     depth_radius: int
     grid: tuple[int, int] | None = None
     subcell_temperature: float | None = None
+    correlation: bool = False
 
 
 FeatureExtractor = Callable[[RGBDFrame], FeatureSet]
@@ -65,13 +70,15 @@ def keypoint_extractor(method: str, max_keypoints: int = 2000) -> FeatureExtract
 
 
 def dense_extractor(features_fn: Callable[[RGBDFrame], np.ndarray],
-                    subcell_temperature: float | None = None) -> FeatureExtractor:
+                    subcell_temperature: float | None = None,
+                    correlation: bool = False) -> FeatureExtractor:
     """Return an extractor over a dense (D, h, w) feature map, one descriptor per patch.
 
     Args:
         features_fn: Maps a frame to its dense features covering the whole image.
         subcell_temperature: Place matches between cells at this softmax temperature
             (``refine_dense_matches``); None keeps the cell centres.
+        correlation: Then refine them by correlation (``FeatureSet.correlation``).
     """
     def extract(frame: RGBDFrame) -> FeatureSet:
         features = features_fn(frame)  # (D, h, w)
@@ -79,7 +86,8 @@ def dense_extractor(features_fn: Callable[[RGBDFrame], np.ndarray],
         xy, descriptors = dense_feature_points(features, (height, width))
         # Read the depth over half a patch around its centre (median of valid pixels).
         radius = max(int(0.25 * min(height / features.shape[1], width / features.shape[2])), 0)
-        return FeatureSet(xy, descriptors, radius, features.shape[1:], subcell_temperature)
+        return FeatureSet(xy, descriptors, radius, features.shape[1:], subcell_temperature,
+                          correlation)
     return extract
 
 
@@ -161,15 +169,18 @@ def evaluate_pair(frame_a: RGBDFrame, frame_b: RGBDFrame, features_a: FeatureSet
     if frame_a.cam_to_world is None or frame_b.cam_to_world is None:
         raise ValueError(f'frames {frame_a.name}, {frame_b.name} need ground-truth poses')
     matches = mutual_nearest_neighbours(features_a.descriptors, features_b.descriptors)
-    xy_b = features_b.xy[matches[:, 1]]  # (M, 2)
+    xy_a, xy_b = features_a.xy[matches[:, 0]], features_b.xy[matches[:, 1]]  # (M, 2) each
+    depth_radius = features_a.depth_radius
     if features_b.subcell_temperature is not None and len(matches):
         xy_b = refine_dense_matches(features_a.descriptors[matches[:, 0]],
                                     features_b.descriptors, features_b.xy, features_b.grid,
                                     matches[:, 1], features_b.subcell_temperature)
-    estimate = estimate_relative_pose(
-        features_a.xy[matches[:, 0]], xy_b, frame_a.depth_m,
-        frame_b.depth_m, frame_a.intrinsics, rng, inlier_threshold_m,
-        depth_radius=features_a.depth_radius)
+        if features_b.correlation:
+            xy_a, xy_b, placed = correlated_matches(frame_a.rgb, frame_b.rgb, xy_a, xy_b)
+            depth_radius = 0 if placed else depth_radius  # at the pixel, as a keypoint's
+    estimate = estimate_relative_pose(xy_a, xy_b, frame_a.depth_m, frame_b.depth_m,
+                                      frame_a.intrinsics, rng, inlier_threshold_m,
+                                      depth_radius=depth_radius)
     if estimate.transform is None:
         return np.inf, np.inf, np.inf, estimate.num_matches, 0
     truth = relative_pose_from_world(frame_a.cam_to_world, frame_b.cam_to_world)
