@@ -56,8 +56,8 @@ from training.eval.completion_protocol import (baseline_methods, complete_frame,
                                                summarize_completion)
 from training.eval.confidence_protocol import run_confidence_protocol, summarize_confidence
 from training.eval.confidence_report import confidence_markdown, plot_sparsification
-from training.eval.correlation_refinement import (MIN_MATCHES, MIN_SCORE, PATCH_RADIUS,
-                                                  SEARCH_RADIUS)
+from training.eval.correlation_refinement import (MAX_UNROTATED_ROLL_DEG, MIN_MATCHES,
+                                                  MIN_SCORE, PATCH_RADIUS, SEARCH_RADIUS)
 from training.eval.frames import (completion_frames, holdout_frames, posed_holdout_sequences,
                                   RGBDFrame)
 from training.eval.pose_protocol import (AUC_THRESHOLDS_DEG, dense_extractor,
@@ -66,6 +66,7 @@ from training.eval.pose_protocol import (AUC_THRESHOLDS_DEG, dense_extractor,
                                          sequence_gap, summarize_pose)
 from training.eval.report import (completion_markdown, plot_completion_examples,
                                   plot_metric_by_pattern, plot_pose_by_gap, pose_markdown)
+from training.eval.rolled_frames import rolled_sequences
 from training.eval.vd_model import load_vd_model, VDRunner
 from training.models.descriptor_head import TEMPERATURE
 
@@ -111,6 +112,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         metavar=('H', 'W'), help='model input (camera aspect ratio)')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--roll-seed', type=int,
+                        help='pose: roll every held-out frame about its optical axis by an '
+                        'angle drawn with this seed (training.eval.rolled_frames)')
     parser.add_argument('--out', default=os.path.join(ROOT, 'docs', 'results'))
     parser.add_argument('overrides', nargs='*', help='config overrides key=value')
     args = parser.parse_args(argv)
@@ -296,6 +300,24 @@ def check_pose_split(cfg: dict, test: list[dict], descriptor_state: dict | None)
     return ', '.join(f'{root} {distance}' for root, distance in distances.items())
 
 
+def dense_methods_text(input_size) -> str:
+    """Return the report's description of the dense ``vd`` pose rows for ``input_size``."""
+    return ('vd tokens: one descriptor per ViT patch of the '
+            f'{input_size[0]}x{input_size[1]} input (the features output); vd '
+            'descriptors: one per cell of the 4x finer grid of the descriptor head; vd '
+            'descriptors sub-cell: the same matches, each placed in B between cells by a '
+            'soft-argmax over the matched cell and its 8 neighbours (softmax of the '
+            f'similarity / {TEMPERATURE}, the training temperature); depth = median over half '
+            'a cell. vd descriptors correlated: the sub-cell matches placed in B to a '
+            f'fraction of a pixel by normalised cross-correlation of {2 * PATCH_RADIUS + 1} x '
+            f'{2 * PATCH_RADIUS + 1} patches of A at camera resolution within '
+            f'{SEARCH_RADIUS} pixels of the sub-cell position, only the matches with a peak '
+            f'of at least {MIN_SCORE} kept (all when fewer than {MIN_MATCHES}), depth read at '
+            'the pixel, B turned back first when the similarity fitted to the matches rolls '
+            f'by more than {MAX_UNROTATED_ROLL_DEG:g} deg; chosen on the validation split '
+            '(and on it rolled).')
+
+
 def evaluate_pose(args: argparse.Namespace, cfg: dict, runner: VDRunner | None,
                   provenance: str, command: str, descriptor=None) -> list[dict]:
     """Run the pose protocol, write pose.md and its figure, return the rows.
@@ -313,18 +335,7 @@ def evaluate_pose(args: argparse.Namespace, cfg: dict, runner: VDRunner | None,
     test = [spec for spec in (cfg.get('holdout') or {}).get('sources') or []
             if spec['type'] in POSED_TYPES]
     figures = ['pose_by_gap.png']
-    dense = ('vd tokens: one descriptor per ViT patch of the '
-             f'{args.input_size[0]}x{args.input_size[1]} input (the features output); vd '
-             'descriptors: one per cell of the 4x finer grid of the descriptor head; vd '
-             'descriptors sub-cell: the same matches, each placed in B between cells by a '
-             'soft-argmax over the matched cell and its 8 neighbours (softmax of the '
-             f'similarity / {TEMPERATURE}, the training temperature); depth = median over half '
-             'a cell. vd descriptors correlated: the sub-cell matches placed in B to a '
-             f'fraction of a pixel by normalised cross-correlation of {2 * PATCH_RADIUS + 1} x '
-             f'{2 * PATCH_RADIUS + 1} patches of A at camera resolution within '
-             f'{SEARCH_RADIUS} pixels of the sub-cell position, only the matches with a peak '
-             f'of at least {MIN_SCORE} kept (all when fewer than {MIN_MATCHES}), depth read at '
-             'the pixel; window, threshold and depth chosen on the validation split.')
+    dense = dense_methods_text(args.input_size)
     pipeline = ('Pipeline: descriptors -> mutual nearest neighbours (Hamming for ORB, L2 for '
                 'SIFT, cosine for dense vd features at cell centres) -> back-projection with '
                 'the measured depth (read at the matched pixel) and the camera intrinsics, the '
@@ -353,6 +364,8 @@ def evaluate_pose(args: argparse.Namespace, cfg: dict, runner: VDRunner | None,
         distance = check_pose_split(cfg, test, state)
         gaps = tuple(args.gaps or HOLDOUT_POSE_GAPS)
         sequences, rates = posed_holdout_sequences(test, args.data)
+        if args.roll_seed is not None:
+            sequences = rolled_sequences(sequences, args.roll_seed)
         rows = summarize_pose(run_holdout_pose_protocol(sequences, rates, extractors, gaps,
                                                         args.pairs, args.seed))
         spans = '; '.join(
@@ -364,7 +377,10 @@ def evaluate_pose(args: argparse.Namespace, cfg: dict, runner: VDRunner | None,
         settings = [
             'Test split of the config (holdout.sources), pairs inside each range only: '
             f'{spans}. Nearest training frame (config data.sources and the training sources of '
-            f'the descriptor head), in frames of the list: {distance}.',
+            f'the descriptor head), in frames of the list: {distance}.' + (
+                '' if args.roll_seed is None else
+                ' Every frame rolled about its optical axis by an angle uniform over the '
+                f'circle (seed {args.roll_seed}; training.eval.rolled_frames).'),
             f'Up to {args.pairs} pairs per gap (evenly spaced starts, each start once); gaps '
             'in 30 Hz camera frames, converted to the rate of the list; a gap the range cannot '
             'hold is left out. Ground truth inv(T_wa) @ T_wb: 7-Scenes pose.txt, TUM '

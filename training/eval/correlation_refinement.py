@@ -9,7 +9,9 @@ with a parabola through the peak and its neighbours for the sub-pixel part (bias
 few tenths of a pixel for shifts near half a pixel, as such fits are). Matches whose patch
 is flat or whose peak is low are not placed, and :func:`correlated_matches` keeps the placed
 ones only: they are the well-textured, well-localised points a keypoint detector would keep.
-The patch is not rotated, so pairs that roll far about the optical axis keep few matches.
+An unrotated patch stops correlating when the camera rolls about its optical axis: when the
+similarity transform fitted to the matches (RANSAC) rolls more than :data:`MAX_UNROTATED_ROLL_DEG`,
+B's image is first warped back by it, the matches are placed there and mapped back to B.
 """
 
 import cv2
@@ -20,6 +22,9 @@ SEARCH_RADIUS = 6  # about half a 13-pixel cell around the guess
 MIN_SCORE = 0.8
 MIN_CONTRAST = 2.0  # grey-level standard deviation of a patch worth correlating
 MIN_MATCHES = 20  # fewer placed matches: keep the descriptor's matches as they are
+# Beyond this roll the corners of a 15 x 15 patch move by more than a pixel (7 px x 0.17 rad).
+MAX_UNROTATED_ROLL_DEG = 10.0
+ROLL_FIT_THRESHOLD_PX = 13.0  # a descriptor cell of a VGA image: what a match may be off by
 
 
 def _parabola_peak(minus: float, centre: float, plus: float) -> float:
@@ -81,6 +86,28 @@ def refine_by_correlation(gray_a: np.ndarray, gray_b: np.ndarray, xy_a: np.ndarr
     return pixels_a.astype(np.float64), refined, accepted
 
 
+def roll_similarity(xy_a: np.ndarray, xy_b: np.ndarray) -> np.ndarray | None:
+    """Return the similarity A -> B fitted to the matches when it rolls far, else None.
+
+    Args:
+        xy_a: (M, 2) matched points in A.
+        xy_b: (M, 2) their positions in B.
+
+    Returns:
+        (2, 3) float64 ``p_b = S @ (x, y, 1)`` (OpenCV ``estimateAffinePartial2D``, RANSAC
+        at :data:`ROLL_FIT_THRESHOLD_PX`) when it turns by more than
+        :data:`MAX_UNROTATED_ROLL_DEG`; None for a smaller roll or no fit.
+    """
+    if len(xy_a) < 3:
+        return None
+    similarity, _ = cv2.estimateAffinePartial2D(xy_a, xy_b, method=cv2.RANSAC,
+                                                ransacReprojThreshold=ROLL_FIT_THRESHOLD_PX)
+    if similarity is None:
+        return None
+    roll = np.degrees(np.arctan2(similarity[1, 0], similarity[0, 0]))
+    return similarity if abs(roll) > MAX_UNROTATED_ROLL_DEG else None
+
+
 def correlated_matches(rgb_a: np.ndarray, rgb_b: np.ndarray, xy_a: np.ndarray,
                        xy_b: np.ndarray, min_matches: int = MIN_MATCHES) -> tuple:
     """Refine matches by correlation and keep the placed ones (all, when too few are placed).
@@ -96,8 +123,18 @@ def correlated_matches(rgb_a: np.ndarray, rgb_b: np.ndarray, xy_a: np.ndarray,
         (xy_a, xy_b, placed): the placed matches (A at its pixels) and True, or the matches as
         given and False when fewer than ``min_matches`` were placed.
     """
-    grays = [cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) for rgb in (rgb_a, rgb_b)]
-    pixels_a, refined, accepted = refine_by_correlation(*grays, xy_a, xy_b)
+    gray_a, gray_b = (cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+                      for rgb in (rgb_a, rgb_b))
+    similarity = roll_similarity(xy_a, xy_b)
+    if similarity is None:
+        pixels_a, refined, accepted = refine_by_correlation(gray_a, gray_b, xy_a, xy_b)
+    else:  # place in B turned back into A's orientation, then map to B
+        turned_b = cv2.warpAffine(gray_b, similarity, gray_b.shape[::-1],
+                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        back = cv2.invertAffineTransform(similarity)  # B pixel -> turned B pixel
+        pixels_a, placed, accepted = refine_by_correlation(
+            gray_a, turned_b, xy_a, xy_b @ back[:, :2].T + back[:, 2])
+        refined = placed @ similarity[:, :2].T + similarity[:, 2]
     if accepted.sum() < min_matches:
         return xy_a, xy_b, False
     return pixels_a[accepted], refined[accepted], True

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from training.eval.correlation_refinement import correlated_matches, refine_by_correlation
+from training.eval.correlation_refinement import (correlated_matches, refine_by_correlation,
+                                                  roll_similarity)
 from training.eval.frames import seven_scenes_frame
 
 
@@ -84,3 +85,26 @@ def test_a_real_pair_places_most_textured_points(shared_data):
     # SIFT's own positions carry about a pixel of error; the guesses up to 5.7.
     moved = np.linalg.norm(refined - (xy_b + pixels_a - xy_a), axis=1)[accepted]
     assert accepted.mean() > 0.5 and np.median(moved) < 1.0, (accepted.mean(), np.median(moved))
+
+
+def test_a_rolled_pair_is_placed_after_turning_b_back():
+    # B: A's scene with the camera rolled by 40 degrees about the image centre.
+    gray_a = textured(size=(240, 320))
+    turn = cv2.getRotationMatrix2D((160.0, 120.0), 40.0, 1.0)  # p_b = turn @ (p_a, 1)
+    gray_b = cv2.warpAffine(gray_a, turn, (320, 240), flags=cv2.INTER_CUBIC)
+    rgb_a, rgb_b = (np.repeat(g[..., None], 3, axis=2).clip(0, 255).astype(np.uint8)
+                    for g in (gray_a, gray_b))
+    rows, cols = np.mgrid[90:160:10, 120:210:10]
+    xy_a = np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float64)  # 63 points
+    truth_b = xy_a @ turn[:, :2].T + turn[:, 2]
+    guess = truth_b + np.random.default_rng(0).uniform(-3, 3, truth_b.shape)
+    similarity = roll_similarity(xy_a, guess)
+    assert similarity is not None and abs(np.degrees(np.arctan2(
+        similarity[1, 0], similarity[0, 0])) + 40.0) < 2.0  # image rows point down
+    kept_a, kept_b, placed = correlated_matches(rgb_a, rgb_b, xy_a, guess)
+    assert placed and len(kept_a) > 50
+    error = np.linalg.norm(kept_b - (kept_a @ turn[:, :2].T + turn[:, 2]), axis=1)
+    assert np.median(error) < 0.3, np.median(error)
+    # Unturned, the same patches do not correlate: few or none are placed.
+    assert refine_by_correlation(gray_a, gray_b, xy_a, guess)[2].sum() < 20
+    assert roll_similarity(xy_a, xy_a + 2.0) is None  # no roll: no turn
