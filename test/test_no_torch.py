@@ -17,12 +17,17 @@ print(len(names), ' '.join(heavy))
 """
 
 
-def test_importing_every_runtime_module_never_imports_torch():
+def run_probe(code: str) -> str:
+    """Run ``code`` in a fresh interpreter at the repository root; return what it printed."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
-    result = subprocess.run([sys.executable, '-c', PROBE], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             cwd=ROOT, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    count, *heavy = result.stdout.split()
+    return result.stdout
+
+
+def test_importing_every_runtime_module_never_imports_torch():
+    count, *heavy = run_probe(PROBE).split()
     assert int(count) >= 2, f'only {count} vd_ros modules found'
     assert heavy == [], f'vd_ros imports {heavy}'
 
@@ -31,8 +36,4 @@ def test_the_matching_helpers_a_robot_may_use_never_import_torch():
     # The README points users of ~/descriptors at these two modules.
     probe = ('import sys, training.eval.feature_matching, training.eval.correlation_refinement\n'
              "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')))")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
-    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
-                            cwd=ROOT, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == []
+    assert run_probe(probe).split() == []
