@@ -116,3 +116,22 @@ def test_a_short_stream_that_starts_late_in_a_window_is_judged_when_it_stops():
     assert watch.counts == {'rgb': 82, 'depth': 90, 'camera_info': 90}
     assert len(node.logged) == 1 and node.logged[0].startswith('/rgb: ') \
         and 'images are lost' in node.logged[0], node.logged
+
+
+def test_a_stalled_check_does_not_cut_the_stream_into_windows_too_small_to_judge():
+    subscriptions = {name: SimpleNamespace(topic_name=f'/{name}', get_publisher_count=lambda: 1)
+                     for name in ('rgb', 'depth', 'camera_info')}
+    node = FakeNode()
+    watch = InputWatch(node, subscriptions, 'camera_info', True, 'the vd_ros profile')
+    start = time.monotonic()
+    # 8 Hz, every second RGB image lost, and an executor that stalls: every other check sees
+    # no new camera_info (each second's 8 frames land at once). Windows closed at each stall
+    # would hold 8 frames each, too few to judge.
+    for tick in range(8 * 2):  # checks every 0.5 s for 8 s
+        if tick % 2 == 0:
+            for frame in range(8):
+                for name in subscriptions if frame % 2 == 0 else ('depth', 'camera_info'):
+                    watch.count(name)
+        watch.check(start + tick * 0.5)
+    assert len(node.logged) == 1 and node.logged[0].startswith('/rgb: ') \
+        and 'images are lost' in node.logged[0], node.logged

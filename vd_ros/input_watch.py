@@ -13,7 +13,8 @@ publisher, nothing (or only camera_info) arrives, and no error is raised anywher
   camera_info arrived within :data:`LOSS_WINDOW_S` (camera-sized samples lost on the way: a
   sender's shared-memory segment smaller than one image and a best-effort subscription). A
   window starts with the stream's first camera_info and ends after :data:`LOSS_WINDOW_S`, or
-  early when camera_info stops: a short recording's losses are judged too.
+  early when camera_info stops (a short recording's losses are judged too), once it holds
+  :data:`LOSS_MIN_FRAMES` camera_info messages; a smaller one stays open.
 """
 
 import threading
@@ -28,8 +29,8 @@ LOSS_WINDOW_S = 3.0  # images are compared with camera_info over windows this lo
 # Fewer images than this share of camera_info messages: warn. The share a set-up must
 # deliver to count as working (README, DDS transport): below it the node never loses silently.
 LOSS_FRACTION = 0.95
-# camera_info messages a window needs before a loss is judged: with 20, one image that lands
-# in the next window (19 of 20) is not a loss.
+# camera_info messages a window needs before it is judged: with 20, one image that lands in
+# the next window (19 of 20) is not a loss.
 LOSS_MIN_FRAMES = 20
 CHECK_PERIOD_S = 0.5
 
@@ -82,9 +83,12 @@ class InputWatch:
         start, before = self._window
         stopped = counts[self._reference] == self._reference_seen  # none since the last check
         self._reference_seen = counts[self._reference]
-        if counts[self._reference] == before[self._reference]:
+        frames = counts[self._reference] - before[self._reference]
+        if frames == 0:
             self._window = (now, counts)  # no frame yet: the window starts with the first
-        elif now - start >= LOSS_WINDOW_S or stopped:
+        elif (now - start >= LOSS_WINDOW_S or stopped) and frames >= LOSS_MIN_FRAMES:
+            # A window too small to judge stays open: a stalled executor (no camera_info for
+            # one check) or a slow camera must not cut the stream into windows never judged.
             self._window = (now, counts)
             self._check_losses({name: counts[name] - before[name] for name in counts},
                                now - start)
@@ -122,8 +126,6 @@ class InputWatch:
 
     def _check_losses(self, arrived: dict, window_s: float) -> None:
         frames = arrived[self._reference]
-        if frames < LOSS_MIN_FRAMES:
-            return
         for name, subscription in self._subscriptions.items():
             if name == self._reference or arrived[name] >= LOSS_FRACTION * frames:
                 continue
