@@ -97,11 +97,23 @@ class FakeNode:
         return [None]  # one publisher, matched
 
 
-def test_a_short_stream_that_starts_late_in_a_window_is_judged_when_it_stops():
+def fake_watch() -> tuple:
+    """Return (FakeNode, its InputWatch, the subscriptions) of rgb, depth and camera_info."""
     subscriptions = {name: SimpleNamespace(topic_name=f'/{name}', get_publisher_count=lambda: 1)
                      for name in ('rgb', 'depth', 'camera_info')}
     node = FakeNode()
-    watch = InputWatch(node, subscriptions, 'camera_info', True, 'the vd_ros profile')
+    return node, InputWatch(node, subscriptions, 'camera_info', True, 'the vd_ros profile'), \
+        subscriptions
+
+
+def assert_one_rgb_loss_warning(logged: list) -> None:
+    """Check that the only warning logged is the RGB input's loss."""
+    assert len(logged) == 1 and logged[0].startswith('/rgb: ') \
+        and 'images are lost' in logged[0], logged
+
+
+def test_a_short_stream_that_starts_late_in_a_window_is_judged_when_it_stops():
+    node, watch, subscriptions = fake_watch()
     start = time.monotonic()
     # The timer checks every 0.5 s from the start. The camera sends 3 s at 30 Hz from 2.5 s on,
     # its first 8 RGB images lost (a link that starts badly): a window fixed at the watch's
@@ -114,15 +126,11 @@ def test_a_short_stream_that_starts_late_in_a_window_is_judged_when_it_stops():
         if tick % 15 == 0:
             watch.check(start + tick / 30.0)
     assert watch.counts == {'rgb': 82, 'depth': 90, 'camera_info': 90}
-    assert len(node.logged) == 1 and node.logged[0].startswith('/rgb: ') \
-        and 'images are lost' in node.logged[0], node.logged
+    assert_one_rgb_loss_warning(node.logged)
 
 
 def test_a_stalled_check_does_not_cut_the_stream_into_windows_too_small_to_judge():
-    subscriptions = {name: SimpleNamespace(topic_name=f'/{name}', get_publisher_count=lambda: 1)
-                     for name in ('rgb', 'depth', 'camera_info')}
-    node = FakeNode()
-    watch = InputWatch(node, subscriptions, 'camera_info', True, 'the vd_ros profile')
+    node, watch, subscriptions = fake_watch()
     start = time.monotonic()
     # 8 Hz, every second RGB image lost, and an executor that stalls: every other check sees
     # no new camera_info (each second's 8 frames land at once). Windows closed at each stall
@@ -133,5 +141,4 @@ def test_a_stalled_check_does_not_cut_the_stream_into_windows_too_small_to_judge
                 for name in subscriptions if frame % 2 == 0 else ('depth', 'camera_info'):
                     watch.count(name)
         watch.check(start + tick * 0.5)
-    assert len(node.logged) == 1 and node.logged[0].startswith('/rgb: ') \
-        and 'images are lost' in node.logged[0], node.logged
+    assert_one_rgb_loss_warning(node.logged)
