@@ -263,10 +263,13 @@ def play(frames, goods: list, plan: list, rate_hz: float, clock, rng, every=None
         if cut and index < len(plan) - settle and time.monotonic() > deadline:
             continue
         time.sleep(max(0.0, due - time.monotonic()))
-        stamps.append(send(frames, goods[index % len(goods)], kind, clock.now().nanoseconds,
-                           rng))
+        now_ns = clock.now().nanoseconds
+        stamped_at = time.monotonic()
+        stamps.append(send(frames, goods[index % len(goods)], kind, now_ns, rng))
         sent.append(kind)
-        due = max(due + 1.0 / rate_hz, time.monotonic())
+        # A sender that fell behind stamps the next frame a period after this one, not at
+        # once: frames closer than the node's slop would take each other's camera_info.
+        due = max(due + 1.0 / rate_hz, stamped_at + 1.0 / rate_hz)
         if kind == FIRST:
             due += 1.0
             deadline += 1.0

@@ -1,7 +1,14 @@
-"""bench.fuzz_frames.account: the fuzz mix's bookkeeping, on counters written by hand."""
+"""bench.fuzz_frames: the fuzz mix's bookkeeping on counters written by hand, and its pacing."""
 
-from bench.fuzz_frames import account
+import time
+from types import SimpleNamespace
+
+from bench.fuzz_frames import account, play
+import numpy as np
+from std_msgs.msg import Header
+
 from vd_ros.diagnostics import DROP_CAUSES
+from vd_ros.replay import frame_messages, load_frames
 
 PLAN = ['no_camera_info', 'good', 'info_size', 'good', 'depth_zero', 'good']
 STAMPS = list(range(len(PLAN)))
@@ -42,3 +49,23 @@ def test_other_causes_are_never_over_counted():
     drops = {'camera_info_missing': 1, 'camera_info_mismatch': 1, 'empty_depth': 2}
     problems = account(PLAN, STAMPS, values(5, **drops), {1, 3})[1]
     assert problems == ['empty_depth: 2 counted but only 1 such frames sent']
+
+
+def test_a_sender_that_falls_behind_never_bursts():
+    # Frames closer than the node's slop would take each other's camera_info. Here the sender
+    # stalls for 60 ms once, just before a stamp (a starved thread on a loaded machine).
+    calls = []
+
+    def now():
+        calls.append(None)
+        if len(calls) == 3:
+            time.sleep(0.06)
+        return SimpleNamespace(nanoseconds=time.monotonic_ns())
+
+    publisher = SimpleNamespace(publish=lambda message: None)
+    frames = SimpleNamespace(rgb=publisher, depth=publisher, info=publisher)
+    goods = [frame_messages(frame, Header(frame_id='cam'))
+             for frame in load_frames('sample', scale=0.25)]
+    _, stamps = play(frames, goods, ['good'] * 6, 15.0, SimpleNamespace(now=now),
+                     np.random.default_rng(0), settle=0, cut=False)
+    assert min(np.diff(stamps)) >= 10**9 / 15.0 * 0.99, np.diff(stamps)
