@@ -62,8 +62,8 @@ from training.eval.frames import (completion_frames, holdout_frames, posed_holdo
                                   RGBDFrame)
 from training.eval.pose_protocol import (AUC_THRESHOLDS_DEG, dense_extractor,
                                          HOLDOUT_POSE_GAPS, keypoint_extractor, POSE_GAPS,
-                                         run_holdout_pose_protocol, run_pose_protocol,
-                                         sequence_gap, summarize_pose)
+                                         recent_frames_memo, run_holdout_pose_protocol,
+                                         run_pose_protocol, sequence_gap, summarize_pose)
 from training.eval.report import (completion_markdown, plot_completion_examples,
                                   plot_metric_by_pattern, plot_pose_by_gap, pose_markdown)
 from training.eval.rolled_frames import rolled_sequences
@@ -274,7 +274,8 @@ def pose_extractors(runner: VDRunner | None, descriptor_head) -> dict:
     if runner is not None:
         extractors['vd tokens'] = dense_extractor(runner.dense_features)
         if descriptor_head is not None:
-            descriptors = functools.partial(runner.dense_descriptors, head=descriptor_head)
+            descriptors = recent_frames_memo(functools.partial(runner.dense_descriptors,
+                                                               head=descriptor_head))
             extractors['vd descriptors'] = dense_extractor(descriptors)
             extractors['vd descriptors sub-cell'] = dense_extractor(descriptors, TEMPERATURE)
             extractors['vd descriptors correlated'] = dense_extractor(descriptors, TEMPERATURE,

@@ -91,6 +91,27 @@ def dense_extractor(features_fn: Callable[[RGBDFrame], np.ndarray],
     return extract
 
 
+def recent_frames_memo(features_fn: Callable[[RGBDFrame], np.ndarray],
+                       size: int = 2) -> Callable[[RGBDFrame], np.ndarray]:
+    """Wrap ``features_fn`` so that the last ``size`` frames it saw are not computed again.
+
+    The protocols visit the methods of a pair one after the other, so several methods on one
+    dense map (cell centres, sub-cell, correlated) share one run of the model per frame.
+    Frames are recognised by identity: an equal copy is a new frame.
+    """
+    recent: list[tuple[RGBDFrame, np.ndarray]] = []
+
+    def features(frame: RGBDFrame) -> np.ndarray:
+        for seen, result in recent:
+            if seen is frame:
+                return result
+        result = features_fn(frame)
+        recent.append((frame, result))
+        del recent[:-size]
+        return result
+    return features
+
+
 def frame_pairs(gap: int, pairs_per_gap: int,
                 num_frames: int = SEVEN_SCENES_NUM_FRAMES) -> list[tuple[int, int]]:
     """Evenly spaced index pairs (i, i + gap) of a sequence, each start at most once.

@@ -12,8 +12,9 @@ from training.eval.feature_matching import (dense_feature_points, mutual_nearest
 from training.eval.frames import seven_scenes_frame
 from training.eval.pose_estimation import (backproject, estimate_relative_pose, Intrinsics,
                                            lookup_depth)
-from training.eval.pose_protocol import (evaluate_pair, frame_pairs, keypoint_extractor,
-                                         sequence_gap)
+from training.eval.pose_protocol import (dense_extractor, evaluate_pair, frame_pairs,
+                                         keypoint_extractor, recent_frames_memo,
+                                         run_holdout_pose_protocol, sequence_gap)
 from training.evaluate import check_pose_split
 
 
@@ -160,6 +161,37 @@ def test_holdout_pairs_use_each_start_once_and_convert_gaps():
     assert frame_pairs(45, 10, 50) == [(i, i + 45) for i in range(5)]
     assert [sequence_gap(gap, 10.0) for gap in (5, 10, 20, 40, 60)] == [2, 3, 7, 13, 20]
     assert sequence_gap(5, 30.0) == 5
+
+
+def test_recent_frames_memo_runs_once_per_frame_in_the_protocol(shared_data):
+    """Three rows on one dense map run the model once per frame of the protocol, not thrice."""
+    frames = [seven_scenes_frame(shared_data, index) for index in range(7)]
+    rng = np.random.default_rng(0)
+    calls = []
+
+    def features(frame):
+        calls.append(frame)
+        return rng.standard_normal((8, 9, 12)).astype(np.float32)  # (D, h, w)
+
+    shared = recent_frames_memo(features)
+    extractors = {'cells': dense_extractor(shared), 'sub-cell': dense_extractor(shared, 0.07),
+                  'correlated': dense_extractor(shared, 0.07, correlation=True)}
+    results = run_holdout_pose_protocol({'seq': frames}, {'seq': 30.0}, extractors, gaps=(5,),
+                                        pairs_per_gap=2)
+    assert len(results) == 6  # 2 pairs x 3 rows
+    assert [frames.index(frame) for frame in calls] == [0, 5, 1, 6]
+
+
+def test_recent_frames_memo_keeps_only_the_last_frames():
+    """A frame older than the memo's size, or an equal copy, is computed again."""
+    calls = []
+    memo = recent_frames_memo(lambda frame: calls.append(frame) or len(calls), size=2)
+    first, second, third = [1.0], [2.0], [3.0]
+    assert [memo(first), memo(second), memo(first), memo(second)] == [1, 2, 1, 2]
+    assert memo(third) == 3 and memo(second) == 2
+    assert memo(first) == 4  # pushed out by the third
+    assert memo([3.0]) == 5  # equal to the third, but another frame
+    assert len(calls) == 5
 
 
 def test_pose_split_refuses_test_frames_near_training_frames():
