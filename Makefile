@@ -24,7 +24,7 @@ export VD_ROS_SHARED := $(SHARED)
 export PYTHONPATH := $(CURDIR):$(THIRD_PARTY)/launch_pkgs:$(THIRD_PARTY)/shims:$(THIRD_PARTY)
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv demo test lint bench int8 soak adapt-bench gpu-pack clean
+.PHONY: venv demo test lint bench descriptors int8 soak adapt-bench gpu-pack clean
 
 venv: $(PACKAGE_STAMP)
 
@@ -55,6 +55,19 @@ bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.output_subgraphs
 	$(PY) -m bench.node_latency --model models/vd_cpu_int8.onnx --model models/vd_cpu.onnx --seconds 60
 	$(PY) -m bench.dds_matrix
+	$(MAKE) descriptors
+	$(PY) -m bench.descriptor_cost --models models/vd_cpu.onnx $(DESCRIPTOR_MODEL) --calls 40
+	$(PY) -m bench.node_latency --model models/vd_cpu.onnx --model $(DESCRIPTOR_MODEL) \
+		--points off --seconds 30 --rounds 2
+
+# models/vd_cpu_descriptors.onnx (not in git): models/vd_cpu.onnx with the shipped descriptor
+# head models/descriptor_head.pt added (contract v4, ~/descriptors), written only when the
+# float file's outputs are unchanged; about 15 s.
+DESCRIPTOR_MODEL := models/vd_cpu_descriptors.onnx
+descriptors: $(DESCRIPTOR_MODEL)
+
+$(DESCRIPTOR_MODEL): models/vd_cpu.onnx models/descriptor_head.pt $(PACKAGE_STAMP)
+	$(PY) -m training.descriptor_model --output $@
 
 # models/vd_cpu_int8.onnx from models/vd_cpu.onnx: static int8, written only if the held-out
 # accuracy gates pass (docs/results/int8.md); bench.ort_settings then times it against fp32.

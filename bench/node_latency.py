@@ -3,7 +3,8 @@
 Replays real 7-Scenes 640x480 frames at 30 Hz (``vd_ros_replay`` in its own process, as a
 camera driver is) through the node (another process) over real DDS with every output
 subscribed (``~/depth/confidence`` too for a model with ``depth_uncertainty``, unless
-``--confidence off``), once without
+``--confidence off``, and ``~/descriptors`` with ``~/descriptors/pca`` for a model with
+``descriptors``), once without
 and once with ``~/points``, and prints for each run: the sustained
 output rate, the end-to-end latency (input stamp to ``~/depth`` received) p50/p99 (and both
 for the first and the second half of the run: a queue would make them grow) and to the last
@@ -107,16 +108,20 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def run_node(model_path: str, providers, args, folder: str, points: bool,
-             segmentation: bool = True, confidence: bool = False, label: str = '') -> dict:
+             segmentation: bool = True, confidence: bool = False, label: str = '',
+             descriptors: bool = False) -> dict:
     """Start the node, replay, and return the figures of the run.
 
-    ``segmentation`` / ``confidence``: subscribe those topics (the model has the outputs).
+    ``segmentation`` / ``confidence`` / ``descriptors``: subscribe those topics (the model has
+    the outputs).
     """
     topics = [topic for topic in OUTPUTS if points or topic != 'points']
     if not segmentation:
         topics = [topic for topic in topics if not topic.startswith('segmentation')]
     if confidence:
         topics.append('depth/confidence')
+    if descriptors:
+        topics += ['descriptors', 'descriptors/pca']
     parameters = {'outputs.points': str(points).lower(),
                   **dict(p.split('=', 1) for p in args.param)}
     loops = max(1, round(args.seconds * args.rate / FRAMES))
@@ -208,7 +213,8 @@ def main():
                     for points in args.points.split(','):
                         run = run_node(model_path, providers, args, folder, points == 'on',
                                        'seg_logits' in outputs, wanted,
-                                       f'{round_index}_{model_index}_{wanted}_')
+                                       f'{round_index}_{model_index}_{wanted}_',
+                                       'descriptors' in outputs)
                         run['round'], run['variant'] = round_index, (model_index, wanted)
                         runs.append(run)
     paired = paired_bare_ms([path for path, _ in models], providers, threads, frames[0]) \

@@ -9,16 +9,21 @@ all take it; a resume does not (no optimiser). The shipped model's weights are f
 (``export_onnx --fp16-weights``). ``tools/gpu_train.sh`` uses it in both directions (``python
 -m training.weights_checkpoint``): the recovered shipped model goes to the GPU machine this way
 and the trained model comes back.
+
+A descriptor-head checkpoint (``training/train_descriptors.py``) is copied without its
+optimiser, the head's weights kept in float32 as trained (they are small), so that
+``export_onnx --descriptor-head`` and ``evaluate --descriptor-head`` give what the full file
+gives; ``models/descriptor_head.pt`` is such a copy.
 """
 
 import os
 from typing import Any, Dict
 
-from training.checkpoint.files import atomic_save
-from training.checkpoint.formats import check_format, PRETRAIN
-from training.checkpoint.pretrain import read_pretrain
+from training.checkpoint.files import atomic_save, load_checkpoint
+from training.checkpoint.formats import check_format, DESCRIPTOR, PRETRAIN
 
 KEPT_KEYS = ('format', 'step', 'model', 'model_config', 'config')
+DROPPED_DESCRIPTOR_KEYS = ('optimizer',)
 
 
 def weights_only(state: Dict[str, Any], path: str = 'checkpoint') -> Dict[str, Any]:
@@ -39,6 +44,17 @@ def weights_only(state: Dict[str, Any], path: str = 'checkpoint') -> Dict[str, A
 
 
 def write_weights_checkpoint(source: str, destination: str) -> int:
-    """Write the float16 weights-only copy of ``source``; return its size in bytes."""
-    atomic_save(weights_only(read_pretrain(source), source), destination)
+    """Write the weights-only copy of ``source``; return its size in bytes.
+
+    Raises:
+        CheckpointFormatError: ``source`` is neither a pretraining nor a descriptor-head
+            checkpoint.
+    """
+    state = load_checkpoint(source)
+    if isinstance(state, dict) and state.get('format') == DESCRIPTOR.name:
+        slim = {key: value for key, value in state.items()
+                if key not in DROPPED_DESCRIPTOR_KEYS}
+    else:
+        slim = weights_only(state, source)
+    atomic_save(slim, destination)
     return os.path.getsize(destination)

@@ -133,6 +133,7 @@ def test_train_descriptors_writes_atomic_checkpoints_and_resumes(shared_data, tm
     """Three steps, then a resume to five, on real posed frames with a tiny frozen model."""
     from training.checkpoint.descriptor import load_descriptor_head
     from training.checkpoint.files import load_checkpoint
+    from training.checkpoint.weights import write_weights_checkpoint
     from training.models import build_model
     from training.train_descriptors import main
 
@@ -163,6 +164,16 @@ def test_train_descriptors_writes_atomic_checkpoints_and_resumes(shared_data, tm
     head, _ = load_descriptor_head(str(folder / 'best.pt'), model.eval())
     assert head.dim == 16 and head.config['channels'] == 8 and head.config['stem_channels'] == 4
     assert head.stem[0][0].out_channels == 4 and head.project.in_channels == 16
+    # The shippable copy: no optimiser, the same head and sources.
+    slim = str(tmp_path / 'head.pt')
+    assert write_weights_checkpoint(str(folder / 'best.pt'), slim) < os.path.getsize(
+        folder / 'best.pt')
+    copy, copy_state = load_descriptor_head(slim, model)
+    assert 'optimizer' in load_checkpoint(str(folder / 'best.pt'))
+    assert 'optimizer' not in copy_state
+    assert copy_state['training_sources'] == state['training_sources']
+    for name, value in head.state_dict().items():
+        assert torch.equal(copy.state_dict()[name], value), name
 
 
 def test_a_pair_shown_rotated_has_its_targets_rotated_with_it():

@@ -1,0 +1,59 @@
+"""The shipped descriptor head added to the shipped float model (``make descriptors``)."""
+
+import os
+
+import numpy as np
+import torch
+
+from training import descriptor_model
+from vd_ros import SAMPLE_DIR
+from vd_ros.core.depth_codec import read_depth, read_rgb
+from vd_ros.core.preprocess import prepare_inputs
+from vd_ros.inference import VDModel
+
+
+def sample_inputs(contract):
+    """Return (rgb, pde) of the first in-repo sample frame."""
+    rgb = read_rgb(os.path.join(SAMPLE_DIR, 'color', '00000.jpg'))
+    depth = read_depth(os.path.join(SAMPLE_DIR, 'depth', '00000.png'), 'mm')
+    rgb_in, pde, _ = prepare_inputs(rgb, depth, contract)
+    return rgb_in, pde
+
+
+def test_shipped_head_gives_the_shipped_model_with_descriptors(tmp_path):
+    """Contract v4, the float file's outputs as they were, unit descriptors 4x the patch grid."""
+    output = str(tmp_path / 'with_descriptors.onnx')
+    assert descriptor_model.main(['--output', output]) == 0
+    assert not os.path.exists(f'{output}.partial')
+    shipped, model = VDModel('models/vd_cpu.onnx', ['cpu']), VDModel(output, ['cpu'])
+    assert model.contract.contract_version == 4
+    assert model.output_names == shipped.output_names + ('descriptors',)
+    rgb_in, pde = sample_inputs(model.contract)
+    expected, found = shipped.run(rgb_in, pde), model.run(rgb_in, pde)
+    for name, value in expected.items():
+        assert np.abs(found[name] - value).max() <= 1e-4 * np.abs(value).max(), name
+    descriptors = found['descriptors']  # (1, dim, 4h, 4w)
+    patches = np.array(model.contract.input_size) // model.contract.patch_size
+    assert descriptors.shape[2:] == tuple(4 * patches)
+    assert np.allclose(np.linalg.norm(descriptors[0], axis=0), 1.0, atol=1e-3)
+
+
+def test_a_changed_output_writes_nothing(tmp_path, monkeypatch):
+    """When the new file would change an output of the float file, it is not written."""
+    output = str(tmp_path / 'with_descriptors.onnx')
+    monkeypatch.setattr(descriptor_model, 'output_changes',
+                        lambda source, candidate: {'depth': 0.1, 'features': 0.0})
+    assert descriptor_model.main(['--output', output]) == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_head_of_another_encoder_is_refused(tmp_path):
+    """A head whose checkpoint names other encoder weights writes nothing."""
+    state = torch.load('models/descriptor_head.pt', weights_only=True)
+    state['encoder']['fingerprint'] = '0' * 64
+    head = str(tmp_path / 'head.pt')
+    torch.save(state, head)
+    output = str(tmp_path / 'out' / 'with_descriptors.onnx')
+    os.makedirs(os.path.dirname(output))
+    assert descriptor_model.main(['--head', head, '--output', output]) == 1
+    assert os.listdir(os.path.dirname(output)) == []
