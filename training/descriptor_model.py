@@ -37,10 +37,9 @@ def output_changes(source: str, candidate: str) -> dict:
 
     Both run on the in-repo sample frames at the densities ``training.onnx_recover`` checks.
     """
-    contract = read_contract(source)
     old, new = VDModel(source, ['cpu']), VDModel(candidate, ['cpu'])
     changes = dict.fromkeys(old.output_names, 0.0)
-    for rgb_in, pde in calibration_inputs(contract):
+    for rgb_in, pde in calibration_inputs(old.contract):
         expected = old.run(rgb_in.numpy(), pde.numpy())
         found = new.run(rgb_in.numpy(), pde.numpy(), list(expected))
         for name, value in expected.items():

@@ -6,18 +6,8 @@ import numpy as np
 import torch
 
 from training import descriptor_model
-from vd_ros import SAMPLE_DIR
-from vd_ros.core.depth_codec import read_depth, read_rgb
-from vd_ros.core.preprocess import prepare_inputs
+from training.export.recover import calibration_inputs
 from vd_ros.inference import VDModel
-
-
-def sample_inputs(contract):
-    """Return (rgb, pde) of the first in-repo sample frame."""
-    rgb = read_rgb(os.path.join(SAMPLE_DIR, 'color', '00000.jpg'))
-    depth = read_depth(os.path.join(SAMPLE_DIR, 'depth', '00000.png'), 'mm')
-    rgb_in, pde, _ = prepare_inputs(rgb, depth, contract)
-    return rgb_in, pde
 
 
 def test_shipped_head_gives_the_shipped_model_with_descriptors(tmp_path):
@@ -28,7 +18,7 @@ def test_shipped_head_gives_the_shipped_model_with_descriptors(tmp_path):
     shipped, model = VDModel('models/vd_cpu.onnx', ['cpu']), VDModel(output, ['cpu'])
     assert model.contract.contract_version == 4
     assert model.output_names == shipped.output_names + ('descriptors',)
-    rgb_in, pde = sample_inputs(model.contract)
+    rgb_in, pde = (tensor.numpy() for tensor in calibration_inputs(model.contract)[0])
     expected, found = shipped.run(rgb_in, pde), model.run(rgb_in, pde)
     for name, value in expected.items():
         assert np.abs(found[name] - value).max() <= 1e-4 * np.abs(value).max(), name
