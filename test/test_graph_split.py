@@ -1,4 +1,4 @@
-"""The model cut before the completion head: two parts that compute what the whole graph does."""
+"""The model cut before its heads: parts that compute what the whole graph does."""
 
 import logging
 
@@ -9,7 +9,7 @@ from onnx import helper, numpy_helper, TensorProto
 import onnxruntime as ort
 import pytest
 
-from vd_ros.graph_split import split_outputs
+from vd_ros.graph_split import split_heads, split_outputs
 from vd_ros.inference import VDModel
 
 
@@ -72,21 +72,40 @@ def test_a_split_needs_a_head_output_with_nodes_of_its_own():
         split_outputs(shared, ['completed_depth'])
 
 
+def test_two_heads_are_cut_off_in_order_and_their_parts_compute_the_whole_graph(
+        full_model_file):
+    model = onnx.load(full_model_file)
+    wanted = ['depth', 'features', 'completed_depth', 'descriptors']
+    early, early_names, lates = split_heads(model, wanted)
+    assert [names for _, names in lates] == [['completed_depth'], ['descriptors']]
+    assert sorted(early_names) == ['depth', 'features']  # and the cuts: 'depth', 'features'
+    assert [node.op_type for node in lates[1][0].graph.node] == ['Resize', 'LpNormalization']
+    rgb, pde = random_inputs(tiny_contract())
+    whole, first = run(model, {'rgb': rgb, 'pde': pde}), run(early, {'rgb': rgb, 'pde': pde})
+    for late, names in lates:
+        second = run(late, {'rgb': rgb, 'pde': pde, **first})
+        for name in names:
+            np.testing.assert_array_equal(second[name], whole[name])
+
+
 def test_staged_runs_give_the_full_graph_outputs_once_built(full_model_file, caplog):
     model = VDModel(full_model_file, providers=['cpu'])
     assert model.splits
     rgb, pde = random_inputs(model.contract)
     full = VDModel(full_model_file, providers=['cpu'], prune=False).run(rgb, pde)
-    wanted = ['depth', 'completed_depth', 'depth_uncertainty', 'features']
+    wanted = ['depth', 'completed_depth', 'depth_uncertainty', 'features', 'descriptors']
     with caplog.at_level(logging.INFO, logger='vd_ros.inference'):
         first = model.run_staged(rgb, pde, wanted)  # split or not: built in the background
         model.wait_for_sub_sessions()
     assert sorted(first.complete()) == sorted(wanted)
-    assert 'in two parts' in caplog.text
+    assert 'in 3 parts' in caplog.text
     staged = model.run_staged(rgb, pde, wanted)
     assert staged.split and sorted(staged.early) == ['depth', 'features']
-    out = staged.complete()
-    assert sorted(out) == sorted(wanted)
+    batches = list(staged.batches())  # the descriptors after the depth and the early outputs
+    assert [sorted(batch) for batch in batches] == [
+        ['completed_depth', 'depth', 'depth_uncertainty', 'features'], ['descriptors']]
+    assert staged.late_s > 0
+    out = {**batches[0], **batches[1]}
     for name in wanted:
         np.testing.assert_array_equal(out[name], full[name])
     late_only = model.run_staged(rgb, pde, ['completed_depth'])  # 'depth' only as the cut
@@ -95,6 +114,10 @@ def test_staged_runs_give_the_full_graph_outputs_once_built(full_model_file, cap
     assert late_only.split and late_only.early == {}
     np.testing.assert_array_equal(late_only.complete()['completed_depth'],
                                   full['completed_depth'])
+    model.prepare(['depth', 'descriptors'])  # no completion head: the early outputs go first
+    model.wait_for_sub_sessions()
+    batches = list(model.run_staged(rgb, pde, ['depth', 'descriptors']).batches())
+    assert [sorted(batch) for batch in batches] == [['depth'], ['descriptors']]
 
 
 def test_without_split_or_a_head_output_the_first_part_computes_everything(full_model_file):
@@ -114,16 +137,18 @@ def test_a_head_without_nodes_of_its_own_runs_pruned_in_one_part(tmp_path, monke
     path = tmp_path / 'full.onnx'
     build_contract_model(str(path), tiny_contract(completed_depth=True))
 
-    def no_cut(model, names):
+    def no_cut(model, names, head):
         raise ValueError('no nodes of their own: no cut')
 
-    monkeypatch.setattr('vd_ros.inference.split_outputs', no_cut)
+    monkeypatch.setattr('vd_ros.graph_split.split_outputs', no_cut)
     model = VDModel(str(path), providers=['cpu'])
     rgb, pde = random_inputs(model.contract)
-    with caplog.at_level(logging.INFO, logger='vd_ros.inference'):
+    with caplog.at_level(logging.INFO):
         model.prepare(['completed_depth'])
         model.wait_for_sub_sessions()
     staged = model.run_staged(rgb, pde, ['completed_depth'])
     assert not staged.split and list(staged.complete()) == ['completed_depth']
     assert model.sub_graph_for(['completed_depth'], True).early is not model.session
-    assert 'run in one part (no nodes of their own: no cut)' in caplog.text
+    assert "['completed_depth', 'depth_uncertainty'] stay in the early part: no nodes of " \
+        'their own: no cut' in caplog.text
+    assert 'run in one part (no head has a cut)' in caplog.text

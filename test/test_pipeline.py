@@ -14,7 +14,7 @@ import pytest
 
 from vd_ros.diagnostics import NodeStatistics
 from vd_ros.frame_check import FrameDropped
-from vd_ros.model_parts import StagedOutputs
+from vd_ros.model_parts import LatePart, StagedOutputs
 from vd_ros.pipeline import Pipeline
 from vd_ros.stage_timer import StageTimer
 
@@ -41,31 +41,36 @@ class Model:
         self.prepared.append(list(outputs))
 
 
-class LatePart:
-    """The late part of a split call: records the thread it runs in."""
+class LateSession:
+    """The session of a split call's late part: records the thread it runs in and when."""
 
-    def __init__(self, error=None):
-        self.threads, self.error = [], error
+    def __init__(self, error=None, log=None):
+        self.threads, self.error, self.log = [], error, log
 
     def run(self, names, feeds):
         self.threads.append(threading.current_thread().name)
+        if self.log is not None:
+            self.log.append(('run', tuple(names)))
         if self.error:
             raise self.error
         return [feeds['cut'] + 1.0 for _ in names]
 
 
 class SplitModel(Model):
-    """Computes 'completed_depth' in a late part (``vd_ros.graph_split``)."""
+    """Computes 'completed_depth' and 'descriptors' in late parts (``vd_ros.graph_split``)."""
 
-    def __init__(self, late):
+    def __init__(self, late, descriptors_late=None):
         super().__init__()
-        self.late = late
+        self.late, self.descriptors_late = late, descriptors_late
 
     def run_staged(self, rgb_in, pde, outputs):
+        heads = [('completed_depth', self.late), ('descriptors', self.descriptors_late)]
         early = super().run_staged(rgb_in, pde, [name for name in outputs
-                                                 if name != 'completed_depth'])
+                                                 if name not in dict(heads)])
         cut = np.zeros((1, 1, H, W), np.float32)
-        return StagedOutputs(early.early, 1e-6, self.late, {'cut': cut}, ['completed_depth'])
+        lates = [LatePart(session, ['cut'], [name]) for name, session in heads
+                 if name in outputs]
+        return StagedOutputs(early.early, 1e-6, lates, {'cut': cut})
 
 
 class Outputs:
@@ -130,7 +135,7 @@ def test_a_pair_goes_through_both_threads_and_its_outputs_are_published_with_its
 
 
 def test_a_split_call_runs_its_late_part_in_the_second_stage_and_times_it():
-    late, outputs = LatePart(), Outputs(('depth', 'completed_depth'))
+    late, outputs = LateSession(), Outputs(('depth', 'completed_depth'))
     part, stats, drops = pipeline(SplitModel(late), outputs)
     part.start()
     try:
@@ -145,8 +150,25 @@ def test_a_split_call_runs_its_late_part_in_the_second_stage_and_times_it():
     assert 'stage_model_late_p50_ms' in part._stages.snapshot()
 
 
+def test_the_descriptor_head_runs_after_the_depth_and_the_early_outputs_are_published():
+    log = []
+    late, descriptors = LateSession(log=log), LateSession(log=log)
+    outputs = Outputs(('depth', 'completed_depth', 'descriptors'))
+    outputs.publish = lambda frame, result: log.append(('publish', tuple(sorted(result))))
+    part, stats, drops = pipeline(SplitModel(late, descriptors), outputs)
+    part.start()
+    try:
+        part.put(msg(5), msg(5), time.monotonic())
+        wait(lambda: stats.snapshot()['frames_processed'] == 1)
+    finally:
+        part.stop()
+    assert drops == [] and descriptors.threads == ['vd_ros_outputs']
+    assert log == [('run', ('completed_depth',)), ('publish', ('completed_depth', 'depth')),
+                   ('run', ('descriptors',)), ('publish', ('descriptors',))]
+
+
 def test_a_failed_late_part_is_a_model_error_drop_and_the_worker_goes_on():
-    late = LatePart(RuntimeError('late ORT failed'))
+    late = LateSession(RuntimeError('late ORT failed'))
     outputs = Outputs(('completed_depth',))
     part, stats, drops = pipeline(SplitModel(late), outputs)
     part.start()

@@ -6,9 +6,9 @@ contract (``shared/docs/model-contract.md``), picks execution providers and repo
 is really active. :meth:`VDModel.run` computes only the outputs asked for: on the CPU provider
 through a session over the sub-graph that feeds them (``vd_ros.graph_prune``), built in the
 background the first time a set of outputs is asked for (the full graph answers until then).
-:meth:`VDModel.run_staged` runs such a sub-graph in two parts (``vd_ros.graph_split``): the
-completion head's outputs come from :meth:`StagedOutputs.complete`, which another thread may
-call while this one runs the next frame's first part.
+:meth:`VDModel.run_staged` runs such a sub-graph in parts (``vd_ros.graph_split``): the heads'
+outputs come from :meth:`StagedOutputs.batches`, which another thread may run while this one
+runs the next frame's first part.
 """
 
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -24,8 +24,8 @@ import onnxruntime as ort
 from vd_ros.core.contract import (
     ContractError, INPUT_NAMES, METADATA_KEY, ModelContract, parse_metadata)
 from vd_ros.graph_prune import prune_outputs
-from vd_ros.graph_split import LATE_OUTPUTS, split_outputs
-from vd_ros.model_parts import StagedOutputs, SubGraph
+from vd_ros.graph_split import LATE_OUTPUTS, split_heads
+from vd_ros.model_parts import LatePart, StagedOutputs, SubGraph
 
 _logger = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ class VDModel:
         intra_op_threads: ORT intra-op threads in use.
         prunes: Whether :meth:`run` uses sub-graph sessions (CPU provider only: a TensorRT or
             CUDA session per output set would build its engines again).
-        splits: Whether :meth:`run_staged` runs the completion head as a late part (CPU
-            provider only, as ``prunes``).
+        splits: Whether :meth:`run_staged` runs the heads as late parts (CPU provider only, as
+            ``prunes``).
     """
 
     def __init__(self, path: str, providers=DEFAULT_PROVIDERS, tensorrt_cache_path: str = '',
@@ -127,7 +127,7 @@ class VDModel:
             tensorrt_fp16: Allow fp16 TensorRT engines.
             intra_op_threads: ORT intra-op threads; 0 = :func:`auto_intra_op_threads`.
             prune: Run a call that asks for some outputs on the sub-graph that feeds them.
-            split: Let :meth:`run_staged` run the completion head apart (needs ``prune``).
+            split: Let :meth:`run_staged` run the heads apart (needs ``prune``).
 
         Raises:
             ModelLoadError: The file is missing or not a loadable ONNX model.
@@ -252,12 +252,12 @@ class VDModel:
         return self._run(rgb_in, pde, outputs, split=False).complete()
 
     def run_staged(self, rgb_in: np.ndarray, pde: np.ndarray, outputs=None) -> StagedOutputs:
-        """Run the first part of the model; :meth:`StagedOutputs.complete` runs the rest.
+        """Run the first part of the model; :meth:`StagedOutputs.batches` runs the rest.
 
-        With ``splits`` and a completion-head output asked for, the first part computes every
-        other output asked for and what the head reads, and ``complete`` runs the head (in any
-        thread). Otherwise (or until the two parts' sessions are built) the first part computes
-        everything. Arguments and errors as :meth:`run`.
+        With ``splits`` and a head's output asked for (completion or descriptors), the first
+        part computes every other output asked for and what the heads read, and ``batches``
+        runs the heads (in any thread). Otherwise (or until the parts' sessions are built) the
+        first part computes everything. Arguments and errors as :meth:`run`.
         """
         return self._run(rgb_in, pde, outputs, split=True)
 
@@ -267,7 +267,7 @@ class VDModel:
             self.sub_graph_for(outputs, self._splits_for(outputs))
 
     def _splits_for(self, names) -> bool:
-        """Whether a staged call for ``names`` runs in two parts (a head output among them)."""
+        """Whether a staged call for ``names`` runs in parts (a head's output among them)."""
         return self.splits and any(name in LATE_OUTPUTS for name in names)
 
     def _run(self, rgb_in, pde, outputs, split: bool) -> StagedOutputs:
@@ -290,7 +290,7 @@ class VDModel:
         """Return the session(s) to compute ``names`` with: their sub-graph's once it is built.
 
         The first call for a set of outputs (and ``split``) starts building that sub-graph's
-        session (its two parts' with ``split``) in a background thread and returns the full
+        session (its parts' with ``split``) in a background thread and returns the full
         session; so does every call until it is ready, every call after a build failed (logged
         once), and every call for a set beyond the first ``MAX_SUB_SESSIONS``.
         """
@@ -332,23 +332,21 @@ class VDModel:
             raise
         _logger.info('%s: outputs %s now computed by their sub-graph%s (%s of %d nodes), built '
                      'in %.2f s', self.path, names,
-                     '' if graph.late is None else ' in two parts', nodes,
+                     f' in {len(graph.lates) + 1} parts' if graph.lates else '', nodes,
                      len(model.graph.node), time.perf_counter() - started)
         return graph
 
     def _parts(self, model: onnx.ModelProto, names, split: bool) -> tuple:
-        """Return the SubGraph of ``names`` and its node count ('early + late' when split)."""
+        """Return the SubGraph of ``names`` and its node count ('early + late ...' when split)."""
         if split:
-            try:
-                early, late, cut = split_outputs(model, names)
-            except ValueError as error:  # the head shares its nodes: one part
-                _logger.info('%s: outputs %s run in one part (%s)', self.path, names, error)
-            else:
-                early_names = [name for name in names if name not in LATE_OUTPUTS]
-                graph = SubGraph(self._session(early), list(dict.fromkeys(early_names + cut)),
-                                 self._session(late), [value.name for value in late.graph.input],
-                                 [name for name in names if name in LATE_OUTPUTS])
-                return graph, f'{len(early.graph.node)} + {len(late.graph.node)}'
+            early, early_names, lates = split_heads(model, names)
+            if lates:
+                parts = [LatePart(self._session(late), [value.name for value in late.graph.input],
+                                  late_names) for late, late_names in lates]
+                counts = [len(part.graph.node) for part in [early, *(late for late, _ in lates)]]
+                return (SubGraph(self._session(early), early_names, parts),
+                        ' + '.join(map(str, counts)))
+            _logger.info('%s: outputs %s run in one part (no head has a cut)', self.path, names)
         pruned = prune_outputs(model, names)
         return SubGraph(self._session(pruned), names), str(len(pruned.graph.node))
 

@@ -4,11 +4,11 @@ The subscription callbacks only :meth:`Pipeline.put` the newest RGB-depth pair; 
 (:meth:`Pipeline.process`, its own thread) decodes and checks it (``vd_ros.frame_check``),
 prepares the inputs and runs the model on the outputs somebody subscribes to, and hands the
 outputs over to the second stage (:meth:`Pipeline.publish_outputs`, another thread), which runs
-the model's late part (the completion head, ``vd_ros.graph_split``) and post-processes and
-publishes the outputs (``vd_ros.outputs``) while the first already runs the model on the next
-pair (:mod:`vd_ros.mailbox_worker`). A slow stage drops frames (counted as ``stale``)
-instead of queueing them, and latency stays bounded. A pair that fails a check is counted and
-logged by cause; a bug in a stage too (``processing_error``): the workers go on.
+the model's late parts (the heads, ``vd_ros.graph_split``) and post-processes and publishes the
+outputs (``vd_ros.outputs``; the descriptors after the depth) while the first already runs the
+model on the next pair (:mod:`vd_ros.mailbox_worker`). A slow stage drops frames (counted as
+``stale``) instead of queueing them, and latency stays bounded. A pair that fails a check is
+counted and logged by cause; a bug in a stage too (``processing_error``): the workers go on.
 """
 
 import threading
@@ -147,7 +147,7 @@ class Pipeline:
             raise FrameDropped('size_mismatch', str(error))
         self._prepared()  # the previous frame's post-processing may start now
         prepare_cpu_s = time.thread_time() - start_cpu
-        try:  # with a completion head, its part runs in the second stage (vd_ros.graph_split)
+        try:  # with a head, its part runs in the second stage (vd_ros.graph_split)
             staged = model.run_staged(rgb_in, pde, outputs)
         except Exception as error:  # ORT raises pybind classes with no common base
             raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
@@ -165,30 +165,39 @@ class Pipeline:
         self._next_prepared.set()
 
     def publish_outputs(self, frame: ModelFrame, staged: StagedOutputs) -> None:
-        """Second stage: run the model's late part, then publish the frame's outputs.
+        """Second stage: run the model's late parts and publish the frame's outputs.
+
+        The completion head runs first and its depth goes out with the early outputs; a
+        further head (the descriptors) runs after them (``StagedOutputs.batches``).
 
         Raises:
-            FrameDropped: The late part of the model call failed (counted by the caller).
+            FrameDropped: A late part of the model call failed (counted by the caller).
         """
         worker = self._worker
         if self._preparing or (worker is not None and worker.pending):
             self._next_prepared.wait(OUTPUT_GATE_S)
-        start = time.perf_counter()
-        try:
-            result = staged.complete()  # runs the late part when the call was split
-        except Exception as error:  # as in the first stage
-            raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
-        late_s = time.perf_counter() - start
-        if staged.split:
-            self._stages.record('model_late', late_s)
         start, start_cpu = time.perf_counter(), time.thread_time()
-        self.outputs.publish(frame, result)
-        non_model_s = frame.first_stage_s - frame.model_s + time.perf_counter() - start
-        model_s = frame.model_s + late_s
+        batches = staged.batches()  # runs the late parts when the call was split
+        late_cpu_s = 0.0
+        while True:
+            before = time.thread_time()
+            try:
+                result = next(batches, None)
+            except Exception as error:  # ORT raises pybind classes with no common base
+                raise FrameDropped('model_error', f'{type(error).__name__}: {error}')
+            late_cpu_s += time.thread_time() - before
+            if result is None:
+                break
+            self.outputs.publish(frame, result)
+        if staged.split:
+            self._stages.record('model_late', staged.late_s)
+        non_model_s = frame.first_stage_s - frame.model_s + (
+            time.perf_counter() - start - staged.late_s)
+        model_s = frame.model_s + staged.late_s
         self._stages.record('process', model_s + non_model_s)
         self._stages.record('non_model', non_model_s)
         # The CPU time of the same work: the wall time less the waits for a core (other
         # processes) and for the GIL (the executor thread).
         self._stages.record('non_model_cpu',
-                            frame.prepare_cpu_s + time.thread_time() - start_cpu)
+                            frame.prepare_cpu_s + time.thread_time() - start_cpu - late_cpu_s)
         self._stats.record_frame(time.monotonic() - frame.received, model_s)

@@ -26,6 +26,13 @@ def test_shipped_head_gives_the_shipped_model_with_descriptors(tmp_path):
     patches = np.array(model.contract.input_size) // model.contract.patch_size
     assert descriptors.shape[2:] == tuple(4 * patches)
     assert np.allclose(np.linalg.norm(descriptors[0], axis=0), 1.0, atol=1e-3)
+    model.prepare(model.output_names)  # the node's parts: the descriptor head runs last
+    model.wait_for_sub_sessions()
+    batches = list(model.run_staged(rgb_in, pde).batches())
+    assert [sorted(batch) for batch in batches] == [sorted(shipped.output_names),
+                                                    ['descriptors']]
+    for name, value in {**batches[0], **batches[1]}.items():
+        np.testing.assert_array_equal(value, found[name], err_msg=name)
 
 
 def test_a_changed_output_writes_nothing(tmp_path, monkeypatch):
