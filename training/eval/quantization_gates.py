@@ -12,7 +12,8 @@ dense inputs prepared as the node prepares them):
 * segmentation: mIoU (``training.eval.segmentation_metrics``) on the held-out frames with
   labels in the model's class layout may drop by at most ``max_miou_drop`` points;
 * features: cosine similarity of every patch's feature vector to the parent's (whole measured
-  depth as input), averaged over patches and frames, at least ``min_cosine``;
+  depth as input), averaged over patches and frames, at least ``min_cosine``; the same for
+  every cell of the dense descriptors of a file with ``descriptors`` (contract v4);
 * uncertainty (files with ``depth_uncertainty``): the confidence protocol of
   ``training.evaluate --task confidence`` (``training.eval.confidence_protocol``, the
   completion protocol's inputs) over all frames per pattern; the sparsification ratio (RMSE of
@@ -58,6 +59,8 @@ class GateReport:
         limits: The gate limits used.
         confidence: pattern -> {'half_ratio': (parent, candidate), 'scale': (parent,
             candidate)} over all frames, or None without ``depth_uncertainty``.
+        descriptor_cosine: (mean, lowest frame mean) cosine similarity of the descriptors, or
+            None without ``descriptors``.
     """
 
     rmse_mm: dict
@@ -67,6 +70,7 @@ class GateReport:
     seg_frames: int
     limits: dict
     confidence: dict | None = None
+    descriptor_cosine: tuple | None = None
 
     def confidence_failures(self) -> list[str]:
         """Return one phrase per failed uncertainty gate (empty without the output)."""
@@ -94,9 +98,10 @@ class GateReport:
         if self.miou is not None and self.miou[1] < self.miou[0] - self.limits['miou']:
             failed.append(f'segmentation mIoU ({self.miou[1]:.2f} % vs {self.miou[0]:.2f} %, '
                           f'more than {self.limits["miou"]:g} point lower)')
-        if self.cosine[0] < self.limits['cosine']:
-            failed.append(f'feature cosine similarity ({self.cosine[0]:.6f} < '
-                          f'{self.limits["cosine"]:g})')
+        for name, cosine in (('feature', self.cosine), ('descriptor', self.descriptor_cosine)):
+            if cosine is not None and cosine[0] < self.limits['cosine']:
+                failed.append(f'{name} cosine similarity ({cosine[0]:.6f} < '
+                              f'{self.limits["cosine"]:g})')
         return failed + self.confidence_failures()
 
     @property
@@ -115,8 +120,10 @@ class GateReport:
             lines.append(f'| mIoU ({self.seg_frames} frames) [%] | {self.miou[0]:.2f} | '
                          f'{self.miou[1]:.2f} | {self.miou[1] - self.miou[0]:+.2f} pt | '
                          f'-{self.limits["miou"]:g} pt |')
-        lines.append(f'| feature cosine, mean (lowest frame) | 1 | {self.cosine[0]:.5f} '
-                     f'({self.cosine[1]:.5f}) | - | >= {self.limits["cosine"]:g} |')
+        for name, cosine in (('feature', self.cosine), ('descriptor', self.descriptor_cosine)):
+            if cosine is not None:
+                lines.append(f'| {name} cosine, mean (lowest frame) | 1 | {cosine[0]:.5f} '
+                             f'({cosine[1]:.5f}) | - | >= {self.limits["cosine"]:g} |')
         for pattern, figures in (self.confidence or {}).items():
             for key, name, limit in (
                     ('half_ratio', 'sparsification ratio', f'+{self.limits["half_ratio"]:g}'),
@@ -134,6 +141,8 @@ class GateReport:
                             for key, value in self.rmse_mm.items()},
                 'miou': None if self.miou is None else [round(v, 3) for v in self.miou],
                 'cosine_mean': round(self.cosine[0], 6), 'cosine_lowest': round(self.cosine[1], 6),
+                'descriptor_cosine': None if self.descriptor_cosine is None else [
+                    round(value, 6) for value in self.descriptor_cosine],
                 'confidence': None if self.confidence is None else {
                     pattern: {key: [round(v, 4) for v in value] for key, value in figures.items()}
                     for pattern, figures in self.confidence.items()},
@@ -193,14 +202,14 @@ def segmentation_miou(samples: list[tuple], parent: OnnxRunner,
     return tuple(100.0 * mean_iou(matrix) for matrix in matrices)
 
 
-def feature_cosine(frames: list[RGBDFrame], parent: OnnxRunner,
-                   candidate: OnnxRunner) -> tuple[float, float]:
-    """Return the (mean, lowest) per-frame mean patch cosine similarity of the features."""
+def feature_cosine(frames: list[RGBDFrame], parent: OnnxRunner, candidate: OnnxRunner,
+                   output: str = 'features') -> tuple[float, float]:
+    """Return the (mean, lowest) per-frame mean cell cosine similarity of a (D, h, w) output."""
     means = []
     for frame in frames:
         # float64: in float32 the rounding of near-equal vectors gives cosines above 1.
-        ours = parent.run(frame.rgb, frame.depth_m)[0]['features'].astype(np.float64)
-        theirs = candidate.run(frame.rgb, frame.depth_m)[0]['features'].astype(np.float64)
+        ours = parent.run(frame.rgb, frame.depth_m)[0][output].astype(np.float64)
+        theirs = candidate.run(frame.rgb, frame.depth_m)[0][output].astype(np.float64)
         dot = (ours * theirs).sum(axis=0)  # (h, w)
         norms = np.linalg.norm(ours, axis=0) * np.linalg.norm(theirs, axis=0)  # (h, w)
         means.append(float(np.mean(np.clip(dot / np.maximum(norms, 1e-300), -1.0, 1.0))))
@@ -257,7 +266,10 @@ def run_gates(parent_path: str, candidate_path: str, frames: list[RGBDFrame],
         if samples:
             miou = segmentation_miou(samples, parent, candidate)
     cosine = feature_cosine(frames, parent, candidate)
-    confidence = None
+    confidence = descriptors = None
     if 'depth_uncertainty' in parent.model.output_names:
         confidence = confidence_ratios(frames, parent, candidate, patterns, seed)
-    return GateReport(rmse, miou, cosine, len(frames), len(samples), limits, confidence)
+    if 'descriptors' in parent.model.output_names:
+        descriptors = feature_cosine(frames, parent, candidate, 'descriptors')
+    return GateReport(rmse, miou, cosine, len(frames), len(samples), limits, confidence,
+                      descriptors)

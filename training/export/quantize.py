@@ -25,12 +25,12 @@ measured depth and with one sparse pattern (1500 / 500 / 150 points or Perlin ho
 The accuracy gates compare the int8 file with its float parent on the config's held-out test
 split (``holdout.sources``) with identical inputs (``training.eval.quantization_gates``):
 completed-depth RMSE within 2 % at every pattern, segmentation mIoU within 1 point, feature
-cosine similarity at least 0.98, and for a model with ``depth_uncertainty`` the sparsification
-ratio at most 0.02 higher and mean |error| / mean u within 5 % of the parent's (every
-pattern). When a gate fails nothing is written and the exit status is
-2. The file written keeps the parent's metadata and adds ``training.quantization``
-(precision int8, format, the parent's file name and SHA-256, calibration, float groups, the
-gate figures).
+cosine similarity at least 0.98 (and descriptor cosine similarity for a model with
+``descriptors``), and for a model with ``depth_uncertainty`` the sparsification ratio at most
+0.02 higher and mean |error| / mean u within 5 % of the parent's (every pattern). When a gate
+fails nothing is written and the exit status is 2. The file written keeps the parent's metadata
+and adds ``training.quantization`` (precision int8, format, the parent's file name and SHA-256,
+calibration, float groups, the gate figures).
 """
 
 import argparse
@@ -73,6 +73,7 @@ KEEP_FLOAT_GROUPS = {
     'seg_head': 'the segmentation head',
     'attention': 'the attention products q.k and attn.v (activation x activation)',
     'se_gates': 'the squeeze-excitation fusion gates',
+    'descriptor_head': 'the descriptor head (contract v4 files)',
 }
 # The completion head's modules (``training.models.completion_head.CompletionHead``): an export
 # that traces the head on its own names its nodes '/stem/...', '/uncertainty/...', not
@@ -94,7 +95,7 @@ def group_of(node: onnx.NodeProto, weights: set[str]) -> str | None:
     name = node.name
     if 'patch_embed' in name:
         return 'patch_embed'
-    for group in ('completion_head', 'decoder', 'seg_head'):
+    for group in ('completion_head', 'decoder', 'seg_head', 'descriptor_head'):
         if f'/{group}/' in f'/{name}':
             return group
     if name.lstrip('/').split('/')[0] in COMPLETION_HEAD_MODULES:
@@ -213,7 +214,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument('--max-miou-drop', type=float, default=MAX_MIOU_DROP,
                         help='segmentation mIoU drop allowed (points)')
     parser.add_argument('--min-cosine', type=float, default=MIN_COSINE,
-                        help='lowest mean feature cosine similarity to the parent')
+                        help='lowest mean feature (and descriptor) cosine similarity to the '
+                        'parent')
     parser.add_argument('--max-half-ratio-increase', type=float,
                         default=MAX_HALF_RATIO_INCREASE,
                         help='growth allowed of the sparsification ratio (RMSE of the most '

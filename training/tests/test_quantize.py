@@ -18,6 +18,7 @@ from training.export.quantize import main as quantize_main
 from training.export.weight_storage import restore_weights_fp32, store_weights_fp16
 from training.models import build_model
 from training.models.completion_head import build_completion_head
+from training.models.descriptor_head import DescriptorHead
 from training.models.heads import build_seg_head
 from vd_ros.core.depth_codec import read_depth, read_rgb
 from vd_ros.core.preprocess import prepare_inputs
@@ -53,6 +54,18 @@ def tiny_uncertain_export(tmp_path_factory):
                                          'feature_channels': 4}).eval()
     path = str(tmp_path_factory.mktemp('quantize_unc') / 'tiny_unc.onnx')
     export_onnx(model, None, path, SIZE, training_info={'data': 'none'}, completion_head=head)
+    return path
+
+
+@pytest.fixture(scope='module')
+def tiny_descriptor_export(tmp_path_factory):
+    """Export a 2-block model with a small descriptor head (contract v4)."""
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = build_model({'timm_kwargs': {'depth': 2, 'embed_dim': 64, 'num_heads': 2}}).eval()
+    head = DescriptorHead(model.feature_dim, dim=16, channels=8, stem_channels=4).eval()
+    path = str(tmp_path_factory.mktemp('quantize_desc') / 'tiny_desc.onnx')
+    export_onnx(model, None, path, SIZE, training_info={'data': 'none'}, descriptor_head=head)
     return path
 
 
@@ -149,6 +162,18 @@ def test_gate_report_gates_every_pattern_and_only_the_overall_rmse():
     assert failed[2].startswith('feature cosine similarity (0.970000 < 0.98')
 
 
+def test_gate_report_gates_the_descriptors_of_a_file_that_has_them():
+    """Check: descriptor cosine 0.97 fails with the features' limit; none without the output."""
+    limits = {'rmse': 0.02, 'miou': 1.0, 'cosine': 0.98}
+    plain = GateReport({}, None, (0.99, 0.99), 3, 0, limits)
+    assert plain.passed and 'descriptor' not in plain.text()
+    assert plain.to_dict()['descriptor_cosine'] is None
+    report = GateReport({}, None, (0.99, 0.99), 3, 0, limits, None, (0.97, 0.95))
+    assert report.failures() == ['descriptor cosine similarity (0.970000 < 0.98)']
+    assert '| descriptor cosine, mean (lowest frame) | 1 | 0.97000 (0.95000) |' in report.text()
+    assert report.to_dict()['descriptor_cosine'] == [0.97, 0.95]
+
+
 def test_uncertainty_model_is_gated_on_its_confidence(tiny_uncertain_export, shared_data,
                                                       tmp_path, caplog):
     """Check: depth_uncertainty gets the sparsification / calibration gates; impossible refuses."""
@@ -165,6 +190,27 @@ def test_uncertainty_model_is_gated_on_its_confidence(tiny_uncertain_export, sha
                                        '--max-scale-change', '-1')) == 2
     assert not refused.exists()
     assert 'fails calibration ratio at' in caplog.text
+
+
+def test_descriptor_model_is_gated_on_its_descriptors(tiny_descriptor_export, shared_data,
+                                                     tmp_path, caplog):
+    """Check: a v4 file gets the descriptor gate, kept float or not; its head can stay float."""
+    out = str(tmp_path / 'desc_int8.onnx')
+    args = quantize_args(tiny_descriptor_export, out, shared_data)
+    assert quantize_main([*args, '--keep-float', 'patch_embed', 'descriptor_head']) == 0
+    meta = json.loads(VDModel(out, ['cpu']).session.get_modelmeta().custom_metadata_map['vd_ros'])
+    gates = meta['training']['quantization']['gates']
+    assert gates['passed'] and min(gates['descriptor_cosine']) >= 0.98
+    float_convs = [node for node in onnx.load(out).graph.node
+                   if node.op_type == 'Conv' and '/descriptor_head/' in node.name]
+    assert float_convs, 'the descriptor head has no Conv left'
+    int8 = {tensor.name for tensor in onnx.load(out).graph.initializer
+            if tensor.data_type == TensorProto.INT8}
+    assert not any(name in int8 for node in float_convs for name in node.input)
+    refused = tmp_path / 'refused.onnx'
+    assert quantize_main([*quantize_args(tiny_descriptor_export, str(refused), shared_data),
+                          '--min-cosine', '1.01']) == 2
+    assert not refused.exists() and 'descriptor cosine similarity' in caplog.text
 
 
 def test_gate_report_gates_the_confidence_ratios():
@@ -194,3 +240,7 @@ def test_completion_head_nodes_are_found_by_their_module_names():
                         {'w'}) == 'completion_head'
     assert group_of(onnx.helper.make_node('MatMul', ['x', 'w'], ['y'],
                                           name='/blocks.0/mlp/fc1/MatMul'), {'w'}) is None
+    assert group_of(onnx.helper.make_node('Conv', ['x', 'w'], ['y'],
+                                          name='/descriptor_head/stem/stem.0/stem.0.0/Conv'),
+                    {'w'}) == 'descriptor_head'  # not the completion head's 'stem'
+
