@@ -12,7 +12,9 @@ the file's input size): contract v4, the file's outputs plus ``descriptors``. Th
 have been trained on this encoder (its checkpoint records the encoder's fingerprint; another
 encoder is refused). The new file is written only when every output of the source file is
 unchanged on the in-repo sample frames (largest difference at most ``TOLERANCE`` of the
-output's range), so it is the shipped model plus descriptors and nothing else.
+output's range), so it is the shipped model plus descriptors and nothing else. Its metadata
+names the recovered checkpoints ``onnx_recover(<model>)/pretrain.pt`` (and so on), not the
+temporary folder they were in.
 """
 
 import argparse
@@ -24,8 +26,10 @@ import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
+import onnx
 
 from training.export.recover import calibration_inputs, read_contract
+from vd_ros.core.contract import METADATA_KEY
 from vd_ros.inference import VDModel
 
 _logger = logging.getLogger('training.descriptor_model')
@@ -75,6 +79,15 @@ def export_with_head(args: argparse.Namespace, work: str, candidate: str) -> Non
                '--fp16-weights', '--output', candidate)
 
 
+def name_recovered_files(path: str, work: str, model: str) -> None:
+    """Rename the files recovered into ``work`` to ``onnx_recover(model)/...`` in the metadata."""
+    proto = onnx.load(path)
+    for prop in proto.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = prop.value.replace(f'{work}{os.sep}', f'onnx_recover({model})/')
+    onnx.save(proto, path)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Write the model with descriptors from the command line; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
@@ -90,6 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as work:
             export_with_head(args, work, candidate)
+            name_recovered_files(candidate, work, args.model)
     except subprocess.CalledProcessError as error:
         if os.path.exists(candidate):
             os.remove(candidate)

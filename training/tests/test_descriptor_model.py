@@ -1,6 +1,7 @@
 """The shipped descriptor head added to the shipped float model (``make descriptors``)."""
 
 import os
+import tempfile
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ def test_shipped_head_gives_the_shipped_model_with_descriptors(tmp_path):
     shipped, model = VDModel('models/vd_cpu.onnx', ['cpu']), VDModel(output, ['cpu'])
     assert model.contract.contract_version == 4
     assert model.output_names == shipped.output_names + ('descriptors',)
+    metadata = model.session.get_modelmeta().custom_metadata_map['vd_ros']
+    assert '"onnx_recover(models/vd_cpu.onnx)/pretrain.pt"' in metadata
+    assert tempfile.gettempdir() not in metadata  # the recovery's folder is gone
     rgb_in, pde = (tensor.numpy() for tensor in calibration_inputs(model.contract)[0])
     expected, found = shipped.run(rgb_in, pde), model.run(rgb_in, pde)
     for name, value in expected.items():

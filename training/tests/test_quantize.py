@@ -192,21 +192,29 @@ def test_uncertainty_model_is_gated_on_its_confidence(tiny_uncertain_export, sha
     assert 'fails calibration ratio at' in caplog.text
 
 
+def head_conv_weights(path: str) -> set:
+    """Return the op types that feed the weights of the descriptor head's Conv nodes."""
+    proto = onnx.load(path)
+    producers = {name: node.op_type for node in proto.graph.node for name in node.output}
+    producers.update((tensor.name, 'float initializer') for tensor in proto.graph.initializer
+                     if tensor.data_type == TensorProto.FLOAT)
+    return {producers.get(node.input[1]) for node in proto.graph.node
+            if node.op_type == 'Conv' and '/descriptor_head/' in node.name}
+
+
 def test_descriptor_model_is_gated_on_its_descriptors(tiny_descriptor_export, shared_data,
-                                                     tmp_path, caplog):
-    """Check: a v4 file gets the descriptor gate, kept float or not; its head can stay float."""
-    out = str(tmp_path / 'desc_int8.onnx')
-    args = quantize_args(tiny_descriptor_export, out, shared_data)
-    assert quantize_main([*args, '--keep-float', 'patch_embed', 'descriptor_head']) == 0
-    meta = json.loads(VDModel(out, ['cpu']).session.get_modelmeta().custom_metadata_map['vd_ros'])
-    gates = meta['training']['quantization']['gates']
-    assert gates['passed'] and min(gates['descriptor_cosine']) >= 0.98
-    float_convs = [node for node in onnx.load(out).graph.node
-                   if node.op_type == 'Conv' and '/descriptor_head/' in node.name]
-    assert float_convs, 'the descriptor head has no Conv left'
-    int8 = {tensor.name for tensor in onnx.load(out).graph.initializer
-            if tensor.data_type == TensorProto.INT8}
-    assert not any(name in int8 for node in float_convs for name in node.input)
+                                                      tmp_path, caplog):
+    """Check: a v4 file gets the descriptor gate; its head is quantised or kept float."""
+    for keep, weights in ((['patch_embed', 'descriptor_head'], {'float initializer'}),
+                          (['patch_embed'], {'DequantizeLinear'})):
+        out = str(tmp_path / f'desc_int8_{len(keep)}.onnx')
+        args = quantize_args(tiny_descriptor_export, out, shared_data)
+        assert quantize_main([*args, '--keep-float', *keep]) == 0
+        meta = json.loads(
+            VDModel(out, ['cpu']).session.get_modelmeta().custom_metadata_map['vd_ros'])
+        gates = meta['training']['quantization']['gates']
+        assert gates['passed'] and min(gates['descriptor_cosine']) >= 0.98
+        assert head_conv_weights(out) == weights
     refused = tmp_path / 'refused.onnx'
     assert quantize_main([*quantize_args(tiny_descriptor_export, str(refused), shared_data),
                           '--min-cosine', '1.01']) == 2
@@ -243,4 +251,3 @@ def test_completion_head_nodes_are_found_by_their_module_names():
     assert group_of(onnx.helper.make_node('Conv', ['x', 'w'], ['y'],
                                           name='/descriptor_head/stem/stem.0/stem.0.0/Conv'),
                     {'w'}) == 'descriptor_head'  # not the completion head's 'stem'
-
