@@ -118,6 +118,15 @@ def test_staged_runs_give_the_full_graph_outputs_once_built(full_model_file, cap
     model.wait_for_sub_sessions()
     batches = list(model.run_staged(rgb, pde, ['depth', 'descriptors']).batches())
     assert [sorted(batch) for batch in batches] == [['depth'], ['descriptors']]
+    first = VDModel(full_model_file, providers=['cpu'], split_descriptors=False)
+    first.prepare(wanted)
+    first.wait_for_sub_sessions()
+    staged = first.run_staged(rgb, pde, wanted)  # the descriptor head in the early part
+    assert sorted(staged.early) == ['depth', 'descriptors', 'features']
+    batches = list(staged.batches())
+    assert len(batches) == 1 and sorted(batches[0]) == sorted(wanted)
+    for name in wanted:
+        np.testing.assert_array_equal(batches[0][name], full[name])
 
 
 def test_without_split_or_a_head_output_the_first_part_computes_everything(full_model_file):

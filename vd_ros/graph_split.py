@@ -25,7 +25,6 @@ _logger = logging.getLogger(__name__)
 COMPLETION_HEAD = ('completed_depth', 'depth_uncertainty')
 DESCRIPTOR_HEAD = ('descriptors',)
 HEADS = (COMPLETION_HEAD, DESCRIPTOR_HEAD)
-LATE_OUTPUTS = COMPLETION_HEAD + DESCRIPTOR_HEAD
 
 
 def _constant_nodes(graph: onnx.GraphProto) -> Set[int]:
@@ -89,15 +88,17 @@ def split_outputs(model: onnx.ModelProto, outputs: Iterable[str],
     return early, late, cut
 
 
-def split_heads(model: onnx.ModelProto, outputs: Iterable[str]) -> Tuple[
+def split_heads(model: onnx.ModelProto, outputs: Iterable[str], heads=HEADS) -> Tuple[
         onnx.ModelProto, List[str], List[Tuple[onnx.ModelProto, List[str]]]]:
-    """Cut the sub-graph that computes ``outputs`` before every head of ``HEADS`` it has a cut for.
+    """Cut the sub-graph that computes ``outputs`` before every head it has a cut for.
 
     A head whose cut :func:`split_outputs` refuses stays in the early part (logged at info).
 
     Args:
         model: A loaded ONNX model.
         outputs: Graph outputs wanted.
+        heads: The heads to cut off, in the order of ``HEADS`` (a head left out stays in the
+            early part).
 
     Returns:
         ``(early, early_names, lates)``: ``early`` computes ``early_names`` (the wanted outputs
@@ -106,7 +107,7 @@ def split_heads(model: onnx.ModelProto, outputs: Iterable[str]) -> Tuple[
         inputs of the same names) and computes ``names``.
     """
     early, early_names, lates = model, list(outputs), []
-    for head in HEADS:
+    for head in heads:
         if not any(name in head for name in early_names):
             continue
         try:

@@ -24,7 +24,7 @@ import onnxruntime as ort
 from vd_ros.core.contract import (
     ContractError, INPUT_NAMES, METADATA_KEY, ModelContract, parse_metadata)
 from vd_ros.graph_prune import prune_outputs
-from vd_ros.graph_split import LATE_OUTPUTS, split_heads
+from vd_ros.graph_split import COMPLETION_HEAD, HEADS, split_heads
 from vd_ros.model_parts import LatePart, StagedOutputs, SubGraph
 
 _logger = logging.getLogger(__name__)
@@ -113,11 +113,13 @@ class VDModel:
             CUDA session per output set would build its engines again).
         splits: Whether :meth:`run_staged` runs the heads as late parts (CPU provider only, as
             ``prunes``).
+        heads: The heads it cuts off (``vd_ros.graph_split.HEADS``, or the completion head
+            alone).
     """
 
     def __init__(self, path: str, providers=DEFAULT_PROVIDERS, tensorrt_cache_path: str = '',
                  tensorrt_fp16: bool = True, intra_op_threads: int = 0, prune: bool = True,
-                 split: bool = True):
+                 split: bool = True, split_descriptors: bool = True):
         """Open and validate a model file.
 
         Args:
@@ -128,6 +130,7 @@ class VDModel:
             intra_op_threads: ORT intra-op threads; 0 = :func:`auto_intra_op_threads`.
             prune: Run a call that asks for some outputs on the sub-graph that feeds them.
             split: Let :meth:`run_staged` run the heads apart (needs ``prune``).
+            split_descriptors: The descriptor head too (false: it runs in the early part).
 
         Raises:
             ModelLoadError: The file is missing or not a loadable ONNX model.
@@ -165,8 +168,9 @@ class VDModel:
         self._check_graph()
         self._log_providers()
         self.prunes = prune and self.active_provider == CPU
+        self.heads = HEADS if split_descriptors else (COMPLETION_HEAD,)
         self.splits = split and self.prunes and any(name in self.output_names
-                                                    for name in LATE_OUTPUTS)
+                                                    for head in self.heads for name in head)
         self._sub_sessions = {}  # (frozenset of output names, split) -> Future of SubGraph
         self._lock = threading.Lock()
         self._builder = None
@@ -268,7 +272,7 @@ class VDModel:
 
     def _splits_for(self, names) -> bool:
         """Whether a staged call for ``names`` runs in parts (a head's output among them)."""
-        return self.splits and any(name in LATE_OUTPUTS for name in names)
+        return self.splits and any(name in head for head in self.heads for name in names)
 
     def _run(self, rgb_in, pde, outputs, split: bool) -> StagedOutputs:
         names = list(self.output_names if outputs is None else outputs)
@@ -339,7 +343,7 @@ class VDModel:
     def _parts(self, model: onnx.ModelProto, names, split: bool) -> tuple:
         """Return the SubGraph of ``names`` and its node count ('early + late ...' when split)."""
         if split:
-            early, early_names, lates = split_heads(model, names)
+            early, early_names, lates = split_heads(model, names, self.heads)
             if lates:
                 parts = [LatePart(self._session(late), [value.name for value in late.graph.input],
                                   late_names) for late, late_names in lates]

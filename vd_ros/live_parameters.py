@@ -27,6 +27,9 @@ PARAMETERS = {
                          (0, 256)),
     'split_model': (True, 'run the completion head in the second worker thread, beside the '
                     'post-processing (CPU provider; false: the whole model in the first)', None),
+    'split_descriptor_head': (True, 'with split_model, run the descriptor head in the second '
+                              'worker thread too, after the depth is published (false: in the '
+                              'first, beside the encoder)', None),
     'qos': ('sensor_data', "input QoS: 'sensor_data' (best effort) or 'reliable'", None),
     'sync.slop': (0.02, 'largest RGB-depth stamp difference in a pair, seconds', (0.0, 1.0)),
     'sync.queue_size': (5, 'messages kept per input while waiting for a partner', (1, 100)),

@@ -155,7 +155,8 @@ class PerceptionNode(LifecycleNode):
         """Load ``path`` with the node's providers, TensorRT cache and threads."""
         p = self.parameters.values
         return VDModel(path, p['providers'], os.path.expanduser(p['tensorrt_cache_path']),
-                       intra_op_threads=p['intra_op_threads'], split=p['split_model'])
+                       intra_op_threads=p['intra_op_threads'], split=p['split_model'],
+                       split_descriptors=p['split_descriptor_head'])
 
     def _swap_model(self, model: VDModel) -> None:
         """Serve the next frames with ``model`` (``ros2 param set model_path``)."""
