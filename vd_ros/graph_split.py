@@ -8,7 +8,8 @@ first stage and each *late* part (a head) in its second stage, beside the post-p
 while the first stage already runs the early part of the next frame: on two cores each stage
 then has about one core's work (README "Performance"). The second stage runs the completion
 head, publishes the depth and the early outputs, and only then runs the descriptor head, so
-the descriptors never delay the depth. The parts compute exactly what the whole graph
+the descriptors never delay the depth (node parameter ``split_descriptor_head: false`` keeps
+the descriptor head in the early part). The parts compute exactly what the whole graph
 computes: a late part runs the same nodes on the same values.
 """
 

@@ -11,7 +11,7 @@ from typing import Iterator, List, NamedTuple
 
 import onnxruntime as ort
 
-from vd_ros.graph_split import HEADS
+from vd_ros.graph_split import COMPLETION_HEAD
 
 
 class LatePart(NamedTuple):
@@ -63,7 +63,7 @@ class StagedOutputs:
         """
         batch = dict(self.early)
         for late in self._lates:
-            if batch and late.names[0] not in HEADS[0]:
+            if batch and late.names[0] not in COMPLETION_HEAD:
                 yield batch
                 batch = {}
             batch.update(self._run_late(late))
