@@ -59,6 +59,9 @@ bench: $(PACKAGE_STAMP)
 	$(PY) -m bench.descriptor_cost --models models/vd_cpu.onnx $(DESCRIPTOR_MODEL) --calls 40
 	$(PY) -m bench.node_latency --model models/vd_cpu.onnx --model $(DESCRIPTOR_MODEL) \
 		--points off --seconds 30 --rounds 2
+	$(MAKE) int8-descriptors
+	$(PY) -m bench.node_latency --model models/vd_cpu_int8.onnx --model $(INT8_DESCRIPTOR_MODEL) \
+		--points off --seconds 30 --rounds 2 --param split_descriptor_head=false
 
 # models/vd_cpu_descriptors.onnx (not in git): models/vd_cpu.onnx with the shipped descriptor
 # head models/descriptor_head.pt added (contract v4, ~/descriptors), written only when the
