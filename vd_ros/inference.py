@@ -169,8 +169,9 @@ class VDModel:
         self._log_providers()
         self.prunes = prune and self.active_provider == CPU
         self.heads = HEADS if split_descriptors else (COMPLETION_HEAD,)
-        self.splits = split and self.prunes and any(name in self.output_names
-                                                    for head in self.heads for name in head)
+        self._late_outputs = {name for head in self.heads for name in head}
+        self.splits = split and self.prunes and not self._late_outputs.isdisjoint(
+            self.output_names)
         self._sub_sessions = {}  # (frozenset of output names, split) -> Future of SubGraph
         self._lock = threading.Lock()
         self._builder = None
@@ -272,7 +273,7 @@ class VDModel:
 
     def _splits_for(self, names) -> bool:
         """Whether a staged call for ``names`` runs in parts (a head's output among them)."""
-        return self.splits and any(name in head for head in self.heads for name in names)
+        return self.splits and not self._late_outputs.isdisjoint(names)
 
     def _run(self, rgb_in, pde, outputs, split: bool) -> StagedOutputs:
         names = list(self.output_names if outputs is None else outputs)
